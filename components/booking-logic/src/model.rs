@@ -1,0 +1,189 @@
+//! Plain data shared by the ports and the workflow. Field for field the
+//! records of `wit/booking.wit`.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Timestamp = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Showtime {
+    pub id: String,
+    pub movie_id: String,
+    pub movie_title: String,
+    pub theater: String,
+    pub starts_at: Timestamp,
+    pub currency: String,
+    pub total_seats: u32,
+    pub available_seats: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatStatus {
+    Available,
+    Locked,
+    Booked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    pub number: String,
+    pub row: String,
+    pub price_cents: u64,
+    pub status: SeatStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedSeat {
+    pub number: String,
+    pub price_cents: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatLock {
+    pub id: String,
+    pub showtime_id: String,
+    pub seats: Vec<PricedSeat>,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    pub idempotency_key: String,
+    pub amount_cents: u64,
+    pub currency: String,
+    pub method: String,
+    pub details: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub transaction_id: String,
+    pub amount_cents: u64,
+    pub currency: String,
+    pub charged_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundReceipt {
+    pub refund_id: String,
+    pub transaction_id: String,
+    pub amount_cents: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, async_graphql::Enum)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BookingStatus {
+    Pending,
+    Confirmed,
+    PaymentFailed,
+    Failed,
+    Cancelled,
+    Expired,
+    Refunded,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    pub id: String,
+    pub user_id: String,
+    pub showtime_id: String,
+    pub seats: Vec<String>,
+    pub total_cents: u64,
+    pub currency: String,
+    pub status: BookingStatus,
+    pub lock_id: String,
+    pub lock_expires_at: Timestamp,
+    pub payment_transaction_id: Option<String>,
+    pub failure_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingPage {
+    pub items: Vec<Booking>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "booking.created")]
+    BookingCreated,
+    #[serde(rename = "booking.confirmed")]
+    BookingConfirmed,
+    #[serde(rename = "booking.payment_failed")]
+    BookingPaymentFailed,
+    #[serde(rename = "booking.failed")]
+    BookingFailed,
+    #[serde(rename = "booking.cancelled")]
+    BookingCancelled,
+    #[serde(rename = "booking.expired")]
+    BookingExpired,
+    #[serde(rename = "booking.refunded")]
+    BookingRefunded,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 7] = [
+        EventKind::BookingCreated,
+        EventKind::BookingConfirmed,
+        EventKind::BookingPaymentFailed,
+        EventKind::BookingFailed,
+        EventKind::BookingCancelled,
+        EventKind::BookingExpired,
+        EventKind::BookingRefunded,
+    ];
+
+    /// The routing key / wire name, e.g. `booking.created`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::BookingCreated => "booking.created",
+            EventKind::BookingConfirmed => "booking.confirmed",
+            EventKind::BookingPaymentFailed => "booking.payment_failed",
+            EventKind::BookingFailed => "booking.failed",
+            EventKind::BookingCancelled => "booking.cancelled",
+            EventKind::BookingExpired => "booking.expired",
+            EventKind::BookingRefunded => "booking.refunded",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// A domain event; its JSON form (see `Event::to_json`) is what event
+/// sinks carry on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub occurred_at: Timestamp,
+    pub booking_id: String,
+    pub user_id: String,
+    pub showtime_id: String,
+    pub seats: Vec<String>,
+    pub amount_cents: u64,
+    pub currency: String,
+    pub status: BookingStatus,
+    pub reason: Option<String>,
+}

@@ -1,0 +1,94 @@
+//! The logic's ports: one trait per WIT interface, with the same
+//! operations and the same error kinds (`wit/booking.wit` is the source of
+//! truth). The component implements them by calling WIT imports; the
+//! native build and the tests implement them directly.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::model::{
+    Booking, BookingPage, ChargeRequest, Event, PageRequest, Receipt, RefundReceipt, Seat,
+    SeatLock, Showtime, Timestamp, User,
+};
+
+/// Why a port call failed (WIT `types.error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("rejected: {0}")]
+    Rejected(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The call may have taken effect.
+    #[error("timeout: {0}")]
+    Timeout(String),
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+#[async_trait]
+pub trait Seats: Send + Sync {
+    async fn get_showtime(&self, showtime_id: &str) -> PortResult<Showtime>;
+    async fn seat_map(&self, showtime_id: &str) -> PortResult<Vec<Seat>>;
+    async fn lock_seats(
+        &self,
+        showtime_id: &str,
+        seats: &[String],
+        holder: &str,
+        ttl_seconds: u32,
+    ) -> PortResult<SeatLock>;
+    async fn confirm_seats(&self, lock_id: &str) -> PortResult<()>;
+    async fn release_seats(&self, lock_id: &str) -> PortResult<()>;
+}
+
+#[async_trait]
+pub trait Users: Send + Sync {
+    async fn get_user(&self, user_id: &str) -> PortResult<User>;
+}
+
+#[async_trait]
+pub trait Payments: Send + Sync {
+    async fn charge(&self, request: &ChargeRequest) -> PortResult<Receipt>;
+    async fn refund(&self, transaction_id: &str) -> PortResult<RefundReceipt>;
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// Stores a new booking with version 1; `Conflict` if the id exists.
+    async fn insert(&self, booking: &Booking) -> PortResult<()>;
+    async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>>;
+    /// Replaces the booking if its stored version is `expected_version`;
+    /// returns the new version.
+    async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64>;
+    async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage>;
+    async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>>;
+}
+
+#[async_trait]
+pub trait Events: Send + Sync {
+    async fn publish(&self, event: &Event) -> PortResult<()>;
+    async fn history(&self, booking_id: &str) -> PortResult<Vec<Event>>;
+}
+
+/// Time and identity. In the component these come from WASI (wall clock,
+/// random); tests and simulations control them.
+pub trait Environment: Send + Sync {
+    fn now(&self) -> Timestamp;
+    /// A fresh unique id (used for bookings and events).
+    fn new_id(&self) -> String;
+}
+
+/// Everything the logic talks to, bundled.
+#[derive(Clone)]
+pub struct Ports {
+    pub seats: Arc<dyn Seats>,
+    pub users: Arc<dyn Users>,
+    pub payments: Arc<dyn Payments>,
+    pub storage: Arc<dyn Storage>,
+    pub events: Arc<dyn Events>,
+    pub env: Arc<dyn Environment>,
+}
