@@ -1,1 +1,199 @@
+//! Test harness: starts the reference peers and the booking host in-process
+//! on loopback ports (real gRPC, real HTTP), with the built component, and
+//! talks GraphQL to it like any client.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use booking_host::app::RunningService;
+use booking_peers::{PaymentBehaviour, PeersConfig, RunningPeers};
+use clap::Parser;
+use serde_json::{Value, json};
+
+/// A built component, `scripts/build-components.sh` makes them.
+pub fn component(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("wasm32-wasip2/guest").join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: run scripts/build-components.sh first", path.display());
+    path
+}
+
+pub struct Options {
+    pub component: PathBuf,
+    pub seat_lock_seconds: u32,
+    pub payment_timeout_seconds: u64,
+    pub sweep_interval_seconds: u64,
+    pub payments: PaymentBehaviour,
+    pub extra_args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            component: component("booking_component"),
+            seat_lock_seconds: 300,
+            payment_timeout_seconds: 5,
+            sweep_interval_seconds: 3600,
+            payments: PaymentBehaviour::default(),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+pub struct TestService {
+    pub base_url: String,
+    pub peers: RunningPeers,
+    pub component_sha256: String,
+    pub client: reqwest::Client,
+    service: RunningService,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestService {
+    pub async fn start(options: Options) -> TestService {
+        let peers = booking_peers::start(PeersConfig { payments: options.payments, ..PeersConfig::default() })
+            .await
+            .expect("starting the reference peers");
+        let data_dir = tempfile::tempdir().expect("a temporary data directory");
+        let mut args: Vec<String> = [
+            "booking-host",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-concurrent-requests",
+            "64",
+        ]
+        .map(String::from)
+        .to_vec();
+        let settings = [
+            ("--component", options.component.display().to_string()),
+            ("--data-dir", data_dir.path().display().to_string()),
+            ("--cinema-service-url", peers.cinema_url.clone()),
+            ("--user-service-url", peers.users_url.clone()),
+            ("--payment-service-url", peers.payments_url.clone()),
+            ("--seat-lock-duration", options.seat_lock_seconds.to_string()),
+            ("--payment-timeout", options.payment_timeout_seconds.to_string()),
+            ("--api-timeout", "5".to_owned()),
+            ("--sweep-interval", options.sweep_interval_seconds.to_string()),
+        ];
+        for (flag, value) in settings {
+            args.push(flag.to_owned());
+            args.push(value);
+        }
+        args.extend(options.extra_args);
+        let config = booking_host::config::Cli::parse_from(args).config;
+        let service = booking_host::app::start(config).await.expect("starting the booking host");
+        TestService {
+            base_url: format!("http://{}", service.address),
+            component_sha256: service.component_sha256.clone(),
+            peers,
+            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+            service,
+            _data_dir: data_dir,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.service.stop().await.expect("clean shutdown");
+    }
+
+    /// POSTs a GraphQL document; returns (HTTP status, JSON body).
+    pub async fn graphql(&self, query: &str, variables: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.base_url))
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .expect("the service answers");
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("a JSON body");
+        (status, body)
+    }
+
+    /// The data of a GraphQL call that must succeed.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let (status, body) = self.graphql(query, variables).await;
+        assert_eq!(status, 200, "unexpected status, body: {body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Creates a booking that must succeed; returns its id.
+    pub async fn create_booking(&self, user: &str, showtime: &str, seats: &[&str]) -> String {
+        let data = self
+            .data(
+                "mutation($u: String!, $s: String!, $n: [String!]!) { createBooking(userId: $u, showtimeId: $s, seatNumbers: $n) { success booking { id } } }",
+                json!({"u": user, "s": showtime, "n": seats}),
+            )
+            .await;
+        assert_eq!(data["createBooking"]["success"], true, "{data}");
+        data["createBooking"]["booking"]["id"].as_str().expect("a booking id").to_owned()
+    }
+
+    pub async fn pay(&self, booking_id: &str, details: &str) -> (u16, Value) {
+        self.graphql(
+            "mutation($b: String!, $d: String!) { processPayment(bookingId: $b, paymentMethod: \"credit_card\", paymentDetails: $d) { success message code booking { id status paymentTransactionId failureReason } } }",
+            json!({"b": booking_id, "d": details}),
+        )
+        .await
+    }
+
+    pub async fn booking(&self, booking_id: &str) -> Value {
+        let data = self
+            .data(
+                "query($b: String!) { getBooking(bookingId: $b) { id status seats totalCents paymentTransactionId failureReason } }",
+                json!({"b": booking_id}),
+            )
+            .await;
+        data["getBooking"].clone()
+    }
+
+    /// Event types of a booking, in order.
+    pub async fn event_types(&self, booking_id: &str) -> Vec<String> {
+        let data = self
+            .data("query($b: String!) { bookingEvents(bookingId: $b) { type } }", json!({"b": booking_id}))
+            .await;
+        data["bookingEvents"]
+            .as_array()
+            .expect("a list of events")
+            .iter()
+            .map(|event| event["type"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Seat numbers of a showtime with the given status (AVAILABLE, LOCKED, BOOKED).
+    pub async fn seats_with_status(&self, showtime: &str, status: &str) -> Vec<String> {
+        let data = self
+            .data(
+                "query($s: String!) { showtimeSeats(showtimeId: $s) { seats { number status } } }",
+                json!({"s": showtime}),
+            )
+            .await;
+        data["showtimeSeats"]["seats"]
+            .as_array()
+            .expect("a seat map")
+            .iter()
+            .filter(|seat| seat["status"] == status)
+            .map(|seat| seat["number"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Polls until `booking_id` has `status` or the deadline passes.
+    pub async fn wait_for_status(&self, booking_id: &str, status: &str, deadline: Duration) -> Value {
+        let start = std::time::Instant::now();
+        loop {
+            let booking = self.booking(booking_id).await;
+            if booking["status"] == status || start.elapsed() > deadline {
+                return booking;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The first error's `extensions.code`.
+pub fn error_code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}

@@ -18,7 +18,7 @@ pub struct Showtime {
     pub available_seats: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum SeatStatus {
     Available,
     Locked,
@@ -186,4 +186,13 @@ pub struct Event {
     pub currency: String,
     pub status: BookingStatus,
     pub reason: Option<String>,
+}
+
+/// What one sweep of expired bookings did (WIT `maintenance.sweep-report`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Bookings moved to EXPIRED by this call.
+    pub expired: u32,
+    /// Bookings another sweeper or request changed first.
+    pub skipped: u32,
 }

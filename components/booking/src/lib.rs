@@ -1,1 +1,97 @@
+//! The booking component: `booking-logic` wired to WIT. Imports become the
+//! logic's ports (`imports`), and the two exports — the GraphQL-over-HTTP
+//! handler and the expiry sweep — run the logic on a fresh instance per
+//! call. No state survives a call: everything lives behind `storage`.
 
+mod imports;
+
+use std::sync::Arc;
+
+use booking_logic::http::{self as graphql_http, HttpRequest};
+use booking_logic::schema::build_schema;
+use booking_logic::settings::Settings;
+use booking_logic::workflow::Workflow;
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "booking-service",
+    with: {
+        "wasi:http/types@0.2.12": wasip2::http::types,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+    },
+});
+
+use exports::cinema::booking::maintenance::{self, SweepReport};
+use exports::wasi::http::incoming_handler;
+
+struct Component;
+
+export!(Component);
+
+/// Settings come from the component's environment (WASI `environment`),
+/// which both our host and Spin set from their configuration.
+fn workflow() -> Result<Workflow, String> {
+    let settings = Settings::from_lookup(|name| std::env::var(name).ok())?;
+    Ok(Workflow::new(imports::ports(), settings))
+}
+
+impl incoming_handler::Guest for Component {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let responder = wstd::http::server::Responder::new(response_out);
+        wstd::runtime::block_on(async move {
+            let response = match read_request(request).await {
+                Ok(request) => match workflow() {
+                    Ok(workflow) => {
+                        let schema = build_schema(Arc::new(workflow));
+                        graphql_http::handle(&schema, request).await
+                    }
+                    Err(message) => graphql_http::error_response(500, "CONFIGURATION_INVALID", &message),
+                },
+                Err(message) => graphql_http::error_response(400, "BAD_REQUEST", &message),
+            };
+            if let Err(error) = responder.respond(into_wstd(response)).await {
+                eprintln!("booking component: sending the response failed: {error:?}");
+            }
+        });
+    }
+}
+
+impl maintenance::Guest for Component {
+    fn sweep_expired(limit: u32) -> Result<SweepReport, imports::WitError> {
+        let workflow = workflow().map_err(imports::WitError::Unavailable)?;
+        let report = futures::executor::block_on(workflow.sweep_expired(limit))
+            .map_err(|error| imports::WitError::Unavailable(error.to_string()))?;
+        Ok(SweepReport { expired: report.expired, skipped: report.skipped })
+    }
+}
+
+async fn read_request(request: IncomingRequest) -> Result<HttpRequest, String> {
+    let request = wstd::http::request::try_from_incoming(request).map_err(|e| e.to_string())?;
+    let (parts, mut body) = request.into_parts();
+    let body = body.contents().await.map_err(|e| format!("reading the body failed: {e}"))?.to_vec();
+    Ok(HttpRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .collect(),
+        body,
+    })
+}
+
+fn into_wstd(response: graphql_http::HttpResponse) -> wstd::http::Response<wstd::http::Body> {
+    let mut builder = wstd::http::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(wstd::http::Body::from(response.body))
+        .unwrap_or_else(|_| wstd::http::Response::new(wstd::http::Body::from("invalid response headers")))
+}

@@ -3,6 +3,7 @@
 //! implements the port trait and reports its own health.
 
 pub mod events;
+pub mod sqlite;
 pub mod payments;
 pub mod seats;
 pub mod storage;

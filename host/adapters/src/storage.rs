@@ -1,0 +1,258 @@
+//! `storage` on the embedded SQLite database: versioned single-row updates
+//! (`UPDATE … WHERE id = ? AND version = ?`), keyset paging per user.
+
+use async_trait::async_trait;
+use booking_logic::model::{Booking, BookingPage, BookingStatus, PageRequest, Timestamp};
+use booking_logic::ports::{PortError, PortResult, Storage};
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::sqlite::{Database, unavailable};
+
+/// Largest page a caller may ask for.
+const MAX_PAGE: u32 = 200;
+
+#[derive(Clone)]
+pub struct SqliteStorage {
+    db: Database,
+}
+
+impl SqliteStorage {
+    pub fn new(db: Database) -> SqliteStorage {
+        SqliteStorage { db }
+    }
+
+    pub async fn health(&self) -> Result<(), String> {
+        self.db.health().await
+    }
+}
+
+const COLUMNS: &str = "id, user_id, showtime_id, seats, total_cents, currency, status, lock_id, \
+     lock_expires_at, payment_transaction_id, failure_reason, created_at, updated_at, version";
+
+fn status_name(status: BookingStatus) -> &'static str {
+    match status {
+        BookingStatus::Pending => "PENDING",
+        BookingStatus::Confirmed => "CONFIRMED",
+        BookingStatus::PaymentFailed => "PAYMENT_FAILED",
+        BookingStatus::Failed => "FAILED",
+        BookingStatus::Cancelled => "CANCELLED",
+        BookingStatus::Expired => "EXPIRED",
+        BookingStatus::Refunded => "REFUNDED",
+    }
+}
+
+fn parse_status(name: &str) -> Option<BookingStatus> {
+    [
+        BookingStatus::Pending,
+        BookingStatus::Confirmed,
+        BookingStatus::PaymentFailed,
+        BookingStatus::Failed,
+        BookingStatus::Cancelled,
+        BookingStatus::Expired,
+        BookingStatus::Refunded,
+    ]
+    .into_iter()
+    .find(|status| status_name(*status) == name)
+}
+
+fn invalid_column(index: usize, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        rusqlite::types::Type::Text,
+        message.into(),
+    )
+}
+
+fn read_booking(row: &Row<'_>) -> rusqlite::Result<Booking> {
+    let seats: String = row.get(3)?;
+    let status: String = row.get(6)?;
+    Ok(Booking {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        showtime_id: row.get(2)?,
+        seats: serde_json::from_str(&seats).map_err(|e| invalid_column(3, e.to_string()))?,
+        total_cents: row.get::<_, i64>(4)? as u64,
+        currency: row.get(5)?,
+        status: parse_status(&status).ok_or_else(|| invalid_column(6, format!("unknown status {status}")))?,
+        lock_id: row.get(7)?,
+        lock_expires_at: row.get::<_, i64>(8)? as u64,
+        payment_transaction_id: row.get(9)?,
+        failure_reason: row.get(10)?,
+        created_at: row.get::<_, i64>(11)? as u64,
+        updated_at: row.get::<_, i64>(12)? as u64,
+        version: row.get::<_, i64>(13)? as u64,
+    })
+}
+
+/// SQLite integers are i64; our timestamps and cents fit comfortably, but
+/// refuse rather than wrap if a caller sends something absurd.
+fn sql_int(value: u64, what: &str) -> PortResult<i64> {
+    i64::try_from(value).map_err(|_| PortError::Rejected(format!("{what} is too large")))
+}
+
+/// Cursor = "<created_at>:<id>" of the last item of the previous page.
+fn parse_cursor(cursor: &str) -> PortResult<(i64, String)> {
+    let (created_at, id) = cursor
+        .split_once(':')
+        .ok_or_else(|| PortError::Rejected("malformed cursor".into()))?;
+    let created_at = created_at.parse().map_err(|_| PortError::Rejected("malformed cursor".into()))?;
+    Ok((created_at, id.to_owned()))
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn insert(&self, booking: &Booking) -> PortResult<()> {
+        let b = booking.clone();
+        let seats = serde_json::to_string(&b.seats).map_err(|e| PortError::Rejected(e.to_string()))?;
+        let (total, expires, created, updated) = (
+            sql_int(b.total_cents, "total")?,
+            sql_int(b.lock_expires_at, "lock expiry")?,
+            sql_int(b.created_at, "created-at")?,
+            sql_int(b.updated_at, "updated-at")?,
+        );
+        self.db
+            .run(move |connection| {
+                let inserted = connection
+                    .execute(
+                        &format!(
+                            "INSERT INTO bookings ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1) \
+                             ON CONFLICT (id) DO NOTHING"
+                        ),
+                        params![
+                            b.id,
+                            b.user_id,
+                            b.showtime_id,
+                            seats,
+                            total,
+                            b.currency,
+                            status_name(b.status),
+                            b.lock_id,
+                            expires,
+                            b.payment_transaction_id,
+                            b.failure_reason,
+                            created,
+                            updated
+                        ],
+                    )
+                    .map_err(unavailable)?;
+                if inserted == 0 {
+                    return Err(PortError::Conflict(format!("booking {} already exists", b.id)));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>> {
+        let id = booking_id.to_owned();
+        self.db
+            .run(move |connection| {
+                connection
+                    .query_row(&format!("SELECT {COLUMNS} FROM bookings WHERE id = ?1"), [id], read_booking)
+                    .optional()
+                    .map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64> {
+        let b = booking.clone();
+        let seats = serde_json::to_string(&b.seats).map_err(|e| PortError::Rejected(e.to_string()))?;
+        let (total, expires, updated, expected) = (
+            sql_int(b.total_cents, "total")?,
+            sql_int(b.lock_expires_at, "lock expiry")?,
+            sql_int(b.updated_at, "updated-at")?,
+            sql_int(expected_version, "version")?,
+        );
+        self.db
+            .run(move |connection| {
+                // Identity fields (user, showtime, created-at) never change.
+                let updated_rows = connection
+                    .execute(
+                        "UPDATE bookings SET seats = ?1, total_cents = ?2, currency = ?3, status = ?4, \
+                         lock_id = ?5, lock_expires_at = ?6, payment_transaction_id = ?7, \
+                         failure_reason = ?8, updated_at = ?9, version = version + 1 \
+                         WHERE id = ?10 AND version = ?11",
+                        params![
+                            seats,
+                            total,
+                            b.currency,
+                            status_name(b.status),
+                            b.lock_id,
+                            expires,
+                            b.payment_transaction_id,
+                            b.failure_reason,
+                            updated,
+                            b.id,
+                            expected
+                        ],
+                    )
+                    .map_err(unavailable)?;
+                if updated_rows == 1 {
+                    return Ok(expected_version + 1);
+                }
+                let exists = connection
+                    .query_row("SELECT 1 FROM bookings WHERE id = ?1", [&b.id], |_| Ok(()))
+                    .optional()
+                    .map_err(unavailable)?
+                    .is_some();
+                Err(if exists {
+                    PortError::Conflict(format!("booking {} changed since version {expected_version}", b.id))
+                } else {
+                    PortError::NotFound(format!("booking {}", b.id))
+                })
+            })
+            .await
+    }
+
+    async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage> {
+        let user_id = user_id.to_owned();
+        let limit = page.limit.clamp(1, MAX_PAGE);
+        let after = page.cursor.as_deref().map(parse_cursor).transpose()?;
+        self.db
+            .run(move |connection| {
+                let (after_created, after_id) = after.unwrap_or((i64::MAX, String::new()));
+                // Without a cursor every row qualifies: created_at < i64::MAX.
+                let mut statement = connection
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM bookings WHERE user_id = ?1 \
+                         AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
+                         ORDER BY created_at DESC, id DESC LIMIT ?4"
+                    ))
+                    .map_err(unavailable)?;
+                let mut items = statement
+                    .query_map(params![user_id, after_created, after_id, i64::from(limit) + 1], read_booking)
+                    .map_err(unavailable)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(unavailable)?;
+                let next_cursor = if items.len() > limit as usize {
+                    items.truncate(limit as usize);
+                    items.last().map(|last| format!("{}:{}", last.created_at, last.id))
+                } else {
+                    None
+                };
+                Ok(BookingPage { items, next_cursor })
+            })
+            .await
+    }
+
+    async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
+        let now = sql_int(now, "now")?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        self.db
+            .run(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM bookings WHERE status = 'PENDING' AND lock_expires_at < ?1 \
+                         ORDER BY lock_expires_at LIMIT ?2"
+                    ))
+                    .map_err(unavailable)?;
+                statement
+                    .query_map(params![now, limit], read_booking)
+                    .map_err(unavailable)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(unavailable)
+            })
+            .await
+    }
+}

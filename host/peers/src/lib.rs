@@ -1,1 +1,168 @@
+//! Reference implementations of the services the booking host talks to,
+//! as real servers: Cinema (gRPC, `proto/cinema.proto`), Users and
+//! Payments (REST). The host's end-to-end tests and local runs use them in
+//! place of the other teams' deployments; `start` runs all three on
+//! loopback in the current tokio runtime.
 
+pub mod catalog;
+pub mod cinema;
+mod clock;
+pub mod payments;
+pub mod users;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use anyhow::{Context, anyhow};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tonic::transport::server::TcpIncoming;
+
+pub use cinema::CinemaState;
+pub use payments::{PaymentBehaviour, PaymentsState};
+
+/// Where the peers listen. Port 0 picks a free port.
+#[derive(Debug, Clone)]
+pub struct PeersConfig {
+    pub cinema_addr: SocketAddr,
+    pub users_addr: SocketAddr,
+    pub payments_addr: SocketAddr,
+    pub payments: PaymentBehaviour,
+}
+
+impl Default for PeersConfig {
+    /// All three on 127.0.0.1, ephemeral ports.
+    fn default() -> Self {
+        let ephemeral = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        PeersConfig {
+            cinema_addr: ephemeral,
+            users_addr: ephemeral,
+            payments_addr: ephemeral,
+            payments: PaymentBehaviour::default(),
+        }
+    }
+}
+
+/// The three servers, running. Dropping this stops them.
+pub struct RunningPeers {
+    /// e.g. "http://127.0.0.1:50051".
+    pub cinema_url: String,
+    pub users_url: String,
+    pub payments_url: String,
+    pub cinema: CinemaState,
+    pub payments: PaymentsState,
+    shutdown: watch::Sender<()>,
+    /// Aborts the servers when dropped.
+    servers: JoinSet<anyhow::Result<()>>,
+}
+
+/// Binds all three addresses, then serves them on spawned tasks.
+pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
+    let cinema_listener = bind("cinema", config.cinema_addr).await?;
+    let users_listener = bind("users", config.users_addr).await?;
+    let payments_listener = bind("payments", config.payments_addr).await?;
+    let cinema_url = url_of(&cinema_listener)?;
+    let users_url = url_of(&users_listener)?;
+    let payments_url = url_of(&payments_listener)?;
+
+    let cinema = CinemaState::new(catalog::showtimes());
+    let payments = PaymentsState::new(config.payments);
+    let (shutdown, stop) = watch::channel(());
+    let mut servers = JoinSet::new();
+    servers.spawn(serve_cinema(
+        cinema_listener,
+        cinema.clone(),
+        stopped(stop.clone()),
+    ));
+    servers.spawn(serve_http(
+        "users",
+        users_listener,
+        users::router(),
+        stopped(stop.clone()),
+    ));
+    servers.spawn(serve_http(
+        "payments",
+        payments_listener,
+        payments::router(payments.clone()),
+        stopped(stop),
+    ));
+    tracing::info!(%cinema_url, %users_url, %payments_url, "reference peers listening");
+
+    Ok(RunningPeers {
+        cinema_url,
+        users_url,
+        payments_url,
+        cinema,
+        payments,
+        shutdown,
+        servers,
+    })
+}
+
+impl RunningPeers {
+    /// Stops accepting, lets in-flight requests finish (a held-back
+    /// `card_lost_reply` answer included) and waits for all three servers.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.shutdown.send_replace(());
+        while let Some(server) = self.servers.join_next().await {
+            server??;
+        }
+        Ok(())
+    }
+
+    /// Resolves when a server stops by itself, which only a failure does.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        match self.servers.join_next().await {
+            Some(Ok(Err(error))) => error,
+            Some(Ok(Ok(()))) => anyhow!("a peer server stopped"),
+            Some(Err(join)) => join.into(),
+            None => anyhow!("no peer server is running"),
+        }
+    }
+}
+
+/// `GET /health` of every REST peer.
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {name} peer to {addr}"))
+}
+
+fn url_of(listener: &TcpListener) -> anyhow::Result<String> {
+    Ok(format!("http://{}", listener.local_addr()?))
+}
+
+/// Completes on shutdown, also when the sender is gone.
+async fn stopped(mut stop: watch::Receiver<()>) {
+    stop.changed().await.ok();
+}
+
+async fn serve_cinema(
+    listener: TcpListener,
+    state: CinemaState,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tonic::transport::Server::builder()
+        .add_service(cinema::service(state))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop)
+        .await
+        .context("cinema peer")
+}
+
+async fn serve_http(
+    name: &'static str,
+    listener: TcpListener,
+    router: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stop)
+        .await
+        .with_context(|| format!("{name} peer"))
+}

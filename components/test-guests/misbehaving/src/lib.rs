@@ -1,1 +1,75 @@
+//! Implements the `booking-service` world badly on purpose. The host must
+//! contain each failure to the one request that caused it:
+//!
+//! - `/loop`   spins forever (the CPU deadline must stop it)
+//! - `/trap`   panics, which traps (panic = "abort")
+//! - `/memory` allocates until the memory limit refuses
+//! - `/lock-then-trap?seat=A1` locks a seat of `showtime_456` for 1 s, then
+//!   traps mid-mutation (the lock's TTL must free the seat)
+//! - anything else answers 200 "ok"
 
+use wasip2::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "booking-service",
+    with: {
+        "wasi:http/types@0.2.12": wasip2::http::types,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+    },
+});
+
+use exports::cinema::booking::maintenance::{self, SweepReport};
+use exports::wasi::http::incoming_handler;
+
+struct Misbehaving;
+
+export!(Misbehaving);
+
+impl incoming_handler::Guest for Misbehaving {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        match path.split('?').next().unwrap_or_default() {
+            "/loop" => {
+                let mut counter = 0u64;
+                loop {
+                    counter = std::hint::black_box(counter.wrapping_add(1));
+                }
+            }
+            "/trap" => panic!("deliberate trap"),
+            "/memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "/lock-then-trap" => {
+                let seat = path.split("seat=").nth(1).unwrap_or("A1").to_owned();
+                let locked = cinema::booking::seats::lock_seats("showtime_456", &[seat], "misbehaving-guest", 1);
+                panic!("trapping after lock_seats answered {:?}", locked.map(|lock| lock.id));
+            }
+            _ => respond(response_out, 200, b"ok"),
+        }
+    }
+}
+
+impl maintenance::Guest for Misbehaving {
+    fn sweep_expired(_limit: u32) -> Result<SweepReport, cinema::booking::types::Error> {
+        Ok(SweepReport { expired: 0, skipped: 0 })
+    }
+}
+
+fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
+    let response = OutgoingResponse::new(Fields::new());
+    let _ = response.set_status_code(status);
+    let Ok(outgoing_body) = response.body() else { return };
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(stream) = outgoing_body.write() {
+        let _ = stream.blocking_write_and_flush(body);
+    }
+    let _ = OutgoingBody::finish(outgoing_body, None);
+}

@@ -1,0 +1,144 @@
+//! Tunables of the booking logic. They are read through a lookup function
+//! rather than `std::env` directly so the component (which passes
+//! `std::env::var`), native hosts and tests all configure it the same way.
+
+/// How the workflow is tuned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// How long seats stay locked for a PENDING booking
+    /// (`SEAT_LOCK_DURATION`, seconds, default 300).
+    pub seat_lock_seconds: u32,
+    /// Most seats one booking may hold (`MAX_SEATS_PER_BOOKING`, default 10).
+    pub max_seats_per_booking: u32,
+    /// Label reported by the `logicVersion` query (`LOGIC_VERSION`, default
+    /// the crate version), so operators can tell which logic is serving
+    /// after a hot swap.
+    pub logic_version: String,
+}
+
+/// Upper bounds that keep a typo (an extra zero) from locking seats for
+/// days or letting one booking take a whole theater.
+const MAX_SEAT_LOCK_SECONDS: u32 = 86_400;
+const MAX_SEATS_LIMIT: u32 = 1_000;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            seat_lock_seconds: 300,
+            max_seats_per_booking: 10,
+            logic_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+impl Settings {
+    /// Builds settings from `lookup` (a variable name to its value); unset
+    /// variables keep their defaults, malformed ones are an error naming
+    /// the variable, so a bad deployment fails loudly instead of running
+    /// with a surprising value.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let defaults = Settings::default();
+        let seat_lock_seconds = bounded(
+            &lookup,
+            "SEAT_LOCK_DURATION",
+            defaults.seat_lock_seconds,
+            MAX_SEAT_LOCK_SECONDS,
+        )?;
+        let max_seats_per_booking = bounded(
+            &lookup,
+            "MAX_SEATS_PER_BOOKING",
+            defaults.max_seats_per_booking,
+            MAX_SEATS_LIMIT,
+        )?;
+        let logic_version = match lookup("LOGIC_VERSION") {
+            None => defaults.logic_version,
+            Some(label) if label.trim().is_empty() => {
+                return Err("LOGIC_VERSION must not be empty".to_string());
+            }
+            Some(label) => label.trim().to_string(),
+        };
+        Ok(Settings {
+            seat_lock_seconds,
+            max_seats_per_booking,
+            logic_version,
+        })
+    }
+}
+
+/// Reads a whole number in `1..=max`; zero is refused because a zero lock
+/// or a zero seat limit would make every booking fail.
+fn bounded(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+    max: u32,
+) -> Result<u32, String> {
+    let Some(raw) = lookup(name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<u32>() {
+        Ok(value) if (1..=max).contains(&value) => Ok(value),
+        _ => Err(format!(
+            "{name} must be a whole number from 1 to {max}, got {raw:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup_from(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        }
+    }
+
+    #[test]
+    fn unset_variables_keep_the_defaults() {
+        let settings = Settings::from_lookup(|_| None).unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.seat_lock_seconds, 300);
+        assert_eq!(settings.max_seats_per_booking, 10);
+        assert_eq!(settings.logic_version, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn set_variables_override_the_defaults() {
+        let settings = Settings::from_lookup(lookup_from(&[
+            ("SEAT_LOCK_DURATION", " 60 "),
+            ("MAX_SEATS_PER_BOOKING", "4"),
+            ("LOGIC_VERSION", "canary-7"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.seat_lock_seconds, 60);
+        assert_eq!(settings.max_seats_per_booking, 4);
+        assert_eq!(settings.logic_version, "canary-7");
+    }
+
+    #[test]
+    fn malformed_numbers_are_refused_with_the_variable_name() {
+        for (name, value) in [
+            ("SEAT_LOCK_DURATION", "five minutes"),
+            ("SEAT_LOCK_DURATION", "0"),
+            ("SEAT_LOCK_DURATION", "-5"),
+            ("SEAT_LOCK_DURATION", "86401"),
+            ("MAX_SEATS_PER_BOOKING", "1.5"),
+            ("MAX_SEATS_PER_BOOKING", ""),
+            ("MAX_SEATS_PER_BOOKING", "99999999999"),
+        ] {
+            let error = Settings::from_lookup(|key| (key == name).then(|| value.to_string()))
+                .expect_err(value);
+            assert!(error.starts_with(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_empty_version_label_is_refused() {
+        let error = Settings::from_lookup(lookup_from(&[("LOGIC_VERSION", "  ")])).unwrap_err();
+        assert!(error.contains("LOGIC_VERSION"));
+    }
+}

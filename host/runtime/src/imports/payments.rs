@@ -1,0 +1,39 @@
+//! `cinema:booking/payments` → `ports::Payments`.
+
+use booking_logic::model;
+
+use super::wit_error;
+use crate::bindings::payments::{ChargeRequest, Host, Receipt, RefundReceipt};
+use crate::bindings::types::Error;
+use crate::state::RequestState;
+
+impl Host for RequestState {
+    async fn charge(&mut self, request: ChargeRequest) -> Result<Receipt, Error> {
+        let request = model::ChargeRequest {
+            idempotency_key: request.idempotency_key,
+            amount_cents: request.amount_cents,
+            currency: request.currency,
+            method: request.method,
+            details: request.details,
+            description: request.description,
+        };
+        let payments = self.ports.payments.clone();
+        let receipt = self.host_call(payments.charge(&request)).await.map_err(wit_error)?;
+        Ok(Receipt {
+            transaction_id: receipt.transaction_id,
+            amount_cents: receipt.amount_cents,
+            currency: receipt.currency,
+            charged_at: receipt.charged_at,
+        })
+    }
+
+    async fn refund(&mut self, transaction_id: String) -> Result<RefundReceipt, Error> {
+        let payments = self.ports.payments.clone();
+        let refund = self.host_call(payments.refund(&transaction_id)).await.map_err(wit_error)?;
+        Ok(RefundReceipt {
+            refund_id: refund.refund_id,
+            transaction_id: refund.transaction_id,
+            amount_cents: refund.amount_cents,
+        })
+    }
+}

@@ -1,0 +1,103 @@
+//! `cinema:booking/storage` → `ports::Storage`.
+
+use booking_logic::model;
+
+use super::wit_error;
+use crate::bindings::storage::{Booking, BookingPage, BookingStatus, Host, PageRequest};
+use crate::bindings::types::{Error, Timestamp};
+use crate::state::RequestState;
+
+pub(super) fn to_model_status(status: BookingStatus) -> model::BookingStatus {
+    match status {
+        BookingStatus::Pending => model::BookingStatus::Pending,
+        BookingStatus::Confirmed => model::BookingStatus::Confirmed,
+        BookingStatus::PaymentFailed => model::BookingStatus::PaymentFailed,
+        BookingStatus::Failed => model::BookingStatus::Failed,
+        BookingStatus::Cancelled => model::BookingStatus::Cancelled,
+        BookingStatus::Expired => model::BookingStatus::Expired,
+        BookingStatus::Refunded => model::BookingStatus::Refunded,
+    }
+}
+
+pub(super) fn to_wit_status(status: model::BookingStatus) -> BookingStatus {
+    match status {
+        model::BookingStatus::Pending => BookingStatus::Pending,
+        model::BookingStatus::Confirmed => BookingStatus::Confirmed,
+        model::BookingStatus::PaymentFailed => BookingStatus::PaymentFailed,
+        model::BookingStatus::Failed => BookingStatus::Failed,
+        model::BookingStatus::Cancelled => BookingStatus::Cancelled,
+        model::BookingStatus::Expired => BookingStatus::Expired,
+        model::BookingStatus::Refunded => BookingStatus::Refunded,
+    }
+}
+
+fn to_model(b: Booking) -> model::Booking {
+    model::Booking {
+        id: b.id,
+        user_id: b.user_id,
+        showtime_id: b.showtime_id,
+        seats: b.seats,
+        total_cents: b.total_cents,
+        currency: b.currency,
+        status: to_model_status(b.status),
+        lock_id: b.lock_id,
+        lock_expires_at: b.lock_expires_at,
+        payment_transaction_id: b.payment_transaction_id,
+        failure_reason: b.failure_reason,
+        created_at: b.created_at,
+        updated_at: b.updated_at,
+        version: b.version,
+    }
+}
+
+fn to_wit(b: model::Booking) -> Booking {
+    Booking {
+        id: b.id,
+        user_id: b.user_id,
+        showtime_id: b.showtime_id,
+        seats: b.seats,
+        total_cents: b.total_cents,
+        currency: b.currency,
+        status: to_wit_status(b.status),
+        lock_id: b.lock_id,
+        lock_expires_at: b.lock_expires_at,
+        payment_transaction_id: b.payment_transaction_id,
+        failure_reason: b.failure_reason,
+        created_at: b.created_at,
+        updated_at: b.updated_at,
+        version: b.version,
+    }
+}
+
+impl Host for RequestState {
+    async fn insert(&mut self, booking: Booking) -> Result<(), Error> {
+        let storage = self.ports.storage.clone();
+        self.host_call(storage.insert(&to_model(booking))).await.map_err(wit_error)
+    }
+
+    async fn get(&mut self, booking_id: String) -> Result<Option<Booking>, Error> {
+        let storage = self.ports.storage.clone();
+        let booking = self.host_call(storage.get(&booking_id)).await.map_err(wit_error)?;
+        Ok(booking.map(to_wit))
+    }
+
+    async fn update_if_version(&mut self, booking: Booking, expected_version: u64) -> Result<u64, Error> {
+        let storage = self.ports.storage.clone();
+        self.host_call(storage.update_if_version(&to_model(booking), expected_version))
+            .await
+            .map_err(wit_error)
+    }
+
+    async fn list_by_user(&mut self, user_id: String, page: PageRequest) -> Result<BookingPage, Error> {
+        let page = model::PageRequest { cursor: page.cursor, limit: page.limit };
+        let storage = self.ports.storage.clone();
+        let page = self.host_call(storage.list_by_user(&user_id, &page)).await.map_err(wit_error)?;
+        Ok(BookingPage { items: page.items.into_iter().map(to_wit).collect(), next_cursor: page.next_cursor })
+    }
+
+    async fn list_expired_pending(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Booking>, Error> {
+        let storage = self.ports.storage.clone();
+        let expired = self.host_call(storage.list_expired_pending(now, limit)).await.map_err(wit_error)?;
+        Ok(expired.into_iter().map(to_wit).collect())
+    }
+}

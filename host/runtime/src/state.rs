@@ -1,0 +1,68 @@
+//! What one request's `Store` holds: WASI and WASI-HTTP contexts, the
+//! ports the imports forward to, memory limits, and the time spent in host
+//! calls (so the CPU deadline only counts guest execution).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use booking_logic::ports::Ports;
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    pub limits: StoreLimits,
+    pub ports: Ports,
+    started: Instant,
+    time_in_host: Duration,
+}
+
+impl RequestState {
+    pub fn new(ports: Ports, guest_env: &[(String, String)], memory_bytes: usize) -> RequestState {
+        // No files, no sockets, no inherited environment: the guest sees only
+        // its settings and reaches the world through the booking imports.
+        let wasi = WasiCtx::builder().envs(guest_env).inherit_stderr().build();
+        RequestState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build(),
+            ports,
+            started: Instant::now(),
+            time_in_host: Duration::ZERO,
+        }
+    }
+
+    /// Runs one host call, booking its duration as host time.
+    pub async fn host_call<T>(&mut self, call: impl Future<Output = T>) -> T {
+        let start = Instant::now();
+        let result = call.await;
+        self.time_in_host += start.elapsed();
+        result
+    }
+
+    /// Wall time since the request started minus time spent in host calls.
+    pub fn guest_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.time_in_host)
+    }
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: wasmtime_wasi_http::default_hooks(),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Start-up: dependencies → sandbox engine → component → sweeper → HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use booking_logic::ports::Events;
+use booking_runtime::{EngineLimits, Runtime, SandboxEngine};
+
+use crate::config::Config;
+use crate::dependencies::Dependencies;
+
+/// What request handlers share.
+pub(crate) struct AppState {
+    pub runtime: Runtime,
+    pub dependencies: Dependencies,
+}
+
+/// A started service: its address and a handle to stop it.
+pub struct RunningService {
+    pub address: std::net::SocketAddr,
+    pub component_sha256: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningService {
+    /// Stops accepting, lets requests in flight finish, then returns.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.await?
+    }
+}
+
+/// Runs until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let service = start(config).await?;
+    shutdown_signal().await;
+    service.stop().await
+}
+
+/// Starts the service and returns once it accepts connections.
+pub async fn start(config: Config) -> anyhow::Result<RunningService> {
+    let dependencies = Dependencies::connect(&config).await?;
+    let engine = SandboxEngine::new(EngineLimits {
+        memory_bytes: config.request_memory_mb << 20,
+        cpu_time: Duration::from_millis(config.request_cpu_ms),
+        max_concurrent_instances: config.max_concurrent_requests,
+    })?;
+    let bytes = std::fs::read(&config.component).with_context(|| {
+        format!(
+            "reading the booking component {} (build it with scripts/build-components.sh)",
+            config.component.display()
+        )
+    })?;
+    let started = std::time::Instant::now();
+    let runtime = Runtime::new(
+        engine,
+        &bytes,
+        &config.component.display().to_string(),
+        dependencies.ports(),
+        config.guest_env(),
+    )?;
+    tracing::info!(
+        sha256 = %runtime.component().sha256,
+        compile_ms = started.elapsed().as_millis() as u64,
+        "booking component loaded"
+    );
+
+    let state = Arc::new(AppState { runtime, dependencies });
+    let sweeper = tokio::spawn(crate::sweeper::run(state.clone(), Duration::from_secs(config.sweep_interval.max(1))));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!("serving GraphQL on http://{address}/graphql");
+    let component_sha256 = state.runtime.component().sha256.clone();
+    let (shutdown, shutdown_received) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, crate::http::router(state))
+            .with_graceful_shutdown(async {
+                let _ = shutdown_received.await;
+            })
+            .await;
+        sweeper.abort();
+        Ok(served?)
+    });
+    Ok(RunningService { address, component_sha256, shutdown: Some(shutdown), task })
+}
+
+pub async fn print_events(config: &Config, booking_id: Option<String>, limit: u32) -> anyhow::Result<()> {
+    let db = booking_adapters::sqlite::Database::open(&config.data_dir.join("booking.sqlite3"))?;
+    let log = booking_adapters::events::SqliteEventLog::new(db);
+    let events = match booking_id {
+        Some(id) => log.history(&id).await?,
+        None => log.tail(limit).await?,
+    };
+    for event in events {
+        println!("{}", serde_json::to_string(&event)?);
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}

@@ -1,0 +1,121 @@
+//! Configuration: the original service's variables plus our own, each
+//! settable by flag or environment variable (`.env.example` lists them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "booking-host", version, about = "Movie-ticket booking service (WebAssembly logic, native host)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve GraphQL over HTTP (the default).
+    Serve,
+    /// Print the newest events of the embedded event log as JSON lines.
+    Events {
+        /// Only the events of this booking.
+        #[arg(long)]
+        booking_id: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address of the GraphQL endpoint.
+    #[arg(long, env = "BOOKING_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+
+    /// The booking logic component (.wasm).
+    #[arg(long, env = "BOOKING_COMPONENT", default_value = "target/wasm32-wasip2/guest/booking_component.wasm")]
+    pub component: PathBuf,
+
+    /// Directory of the embedded database (bookings and the event log).
+    #[arg(long, env = "BOOKING_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// MongoDB connection string. Unset: the embedded store.
+    #[arg(long, env = "MONGODB_URL")]
+    pub mongodb_url: Option<String>,
+
+    /// RabbitMQ connection string. Unset: the embedded event log.
+    #[arg(long, env = "RABBITMQ_URL")]
+    pub rabbitmq_url: Option<String>,
+
+    /// Cinema service gRPC endpoint (`host:port` or `http://host:port`).
+    /// Unset: the reference Cinema service, started in-process.
+    #[arg(long, env = "CINEMA_SERVICE_URL")]
+    pub cinema_service_url: Option<String>,
+
+    /// User service base URL. Unset: the reference User service, in-process.
+    #[arg(long, env = "USER_SERVICE_URL")]
+    pub user_service_url: Option<String>,
+
+    /// Payment service base URL. Unset: the reference Payment service, in-process.
+    #[arg(long, env = "PAYMENT_SERVICE_URL")]
+    pub payment_service_url: Option<String>,
+
+    /// Seconds a booking holds its seats before it must be paid.
+    #[arg(long, env = "SEAT_LOCK_DURATION", default_value_t = 300)]
+    pub seat_lock_duration: u32,
+
+    /// Seconds to wait for the payment service to answer a charge.
+    #[arg(long, env = "PAYMENT_TIMEOUT", default_value_t = 300)]
+    pub payment_timeout: u64,
+
+    /// Seconds to wait for any other dependency call.
+    #[arg(long, env = "API_TIMEOUT", default_value_t = 30)]
+    pub api_timeout: u64,
+
+    /// Most seats one booking may hold.
+    #[arg(long, env = "MAX_SEATS_PER_BOOKING", default_value_t = 10)]
+    pub max_seats_per_booking: u32,
+
+    /// Seconds between sweeps for expired unpaid bookings.
+    #[arg(long, env = "SWEEP_INTERVAL", default_value_t = 5)]
+    pub sweep_interval: u64,
+
+    /// Linear memory one request may use, in MiB.
+    #[arg(long, env = "REQUEST_MEMORY_MB", default_value_t = 64)]
+    pub request_memory_mb: usize,
+
+    /// Milliseconds of guest CPU time one request may use.
+    #[arg(long, env = "REQUEST_CPU_MS", default_value_t = 2000)]
+    pub request_cpu_ms: u64,
+
+    /// Requests that may run at once (instance pool size).
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: u32,
+
+    /// Verbose logs.
+    #[arg(long, env = "DEBUG", default_value_t = false, action = clap::ArgAction::Set)]
+    pub debug: bool,
+}
+
+impl Config {
+    pub fn payment_timeout(&self) -> Duration {
+        Duration::from_secs(self.payment_timeout)
+    }
+
+    pub fn api_timeout(&self) -> Duration {
+        Duration::from_secs(self.api_timeout)
+    }
+
+    /// Settings the booking logic reads from its environment.
+    pub fn guest_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("SEAT_LOCK_DURATION".into(), self.seat_lock_duration.to_string()),
+            ("MAX_SEATS_PER_BOOKING".into(), self.max_seats_per_booking.to_string()),
+        ]
+    }
+}

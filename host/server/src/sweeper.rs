@@ -1,0 +1,34 @@
+//! Calls the component's `sweep-expired` on a timer. The expiry rule lives
+//! in the logic; this only decides when to run it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::AppState;
+
+/// Bookings expired per component call; a full batch means "run again".
+const BATCH: u32 = 100;
+
+pub async fn run(state: Arc<AppState>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        loop {
+            match state.runtime.sweep_expired(BATCH).await {
+                Ok(report) => {
+                    if report.expired > 0 || report.skipped > 0 {
+                        tracing::info!(expired = report.expired, skipped = report.skipped, "expiry sweep");
+                    }
+                    if report.expired + report.skipped < BATCH {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!("expiry sweep failed: {error:#}");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the booking service on embedded defaults (SQLite store and event
+# log in ./data, reference peers in-process) at http://localhost:8000/graphql.
+# Any variable of .env.example switches a part to a real server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/build-components.sh
+exec cargo run --release --locked -p booking-host -- "$@"

@@ -1,0 +1,52 @@
+//! A guest that loops, traps or hoards memory fails only its own request;
+//! the host keeps serving and no seat stays locked beyond its TTL.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e_tests::{Options, TestService, component};
+
+async fn get(service: &TestService, path: &str) -> (u16, String) {
+    let response = service.client.get(format!("{}{path}", service.base_url)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn misbehaving_requests_fail_alone_and_the_host_keeps_serving() {
+    let service = Arc::new(
+        TestService::start(Options {
+            component: component("misbehaving_guest"),
+            extra_args: vec!["--request-cpu-ms".into(), "300".into(), "--request-memory-mb".into(), "32".into()],
+            ..Options::default()
+        })
+        .await,
+    );
+
+    // A runaway request does not block others while it runs.
+    let looping = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            (get(&service, "/loop").await, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get(&service, "/").await, (200, "ok".to_owned()));
+    let ((status, body), took) = looping.await.unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("\"code\":\"INTERNAL\""), "{body}");
+    assert!(took < Duration::from_secs(5), "the CPU deadline took {took:?}");
+
+    for path in ["/trap", "/memory"] {
+        let (status, body) = get(&service, path).await;
+        assert_eq!(status, 500, "{path}: {body}");
+        assert_eq!(get(&service, "/").await.0, 200, "the host serves after {path}");
+    }
+
+    // Trapping in the middle of a mutation leaves a lock that expires.
+    let (status, _) = get(&service, "/lock-then-trap?seat=E9").await;
+    assert_eq!(status, 500);
+    assert!(service.peers.cinema.live_locks("showtime_456").iter().any(|lock| lock.seats.contains(&"E9".to_owned())));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(service.peers.cinema.live_locks("showtime_456").is_empty(), "the trapped request's lock outlived its TTL");
+}
