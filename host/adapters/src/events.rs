@@ -85,3 +85,44 @@ impl Events for SqliteEventLog {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use booking_logic::model::{BookingStatus, EventKind};
+
+    use super::*;
+
+    fn event(id: &str, booking: &str, kind: EventKind) -> Event {
+        Event {
+            id: id.into(),
+            kind,
+            occurred_at: 1,
+            booking_id: booking.into(),
+            user_id: "u1".into(),
+            showtime_id: "s1".into(),
+            seats: vec!["A1".into()],
+            amount_cents: 1500,
+            currency: "USD".into(),
+            status: BookingStatus::Pending,
+            reason: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn history_is_in_publication_order_and_republishing_does_not_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SqliteEventLog::new(Database::open(&dir.path().join("events.sqlite3")).unwrap());
+        log.publish(&event("e1", "b1", EventKind::BookingCreated)).await.unwrap();
+        log.publish(&event("x1", "b2", EventKind::BookingCreated)).await.unwrap();
+        log.publish(&event("e2", "b1", EventKind::BookingConfirmed)).await.unwrap();
+        log.publish(&event("e1", "b1", EventKind::BookingCreated)).await.unwrap();
+
+        let history = log.history("b1").await.unwrap();
+        let kinds: Vec<_> = history.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::BookingCreated, EventKind::BookingConfirmed]);
+        assert_eq!(history[0], event("e1", "b1", EventKind::BookingCreated));
+
+        let tail: Vec<_> = log.tail(2).await.unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(tail, vec!["x1", "e2"]);
+    }
+}

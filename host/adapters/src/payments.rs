@@ -1,0 +1,208 @@
+//! The `payments` port over the Payment service's REST API
+//! (`POST /payments`, `POST /payments/{id}/refund`).
+//!
+//! Once a request may have reached the service and its outcome is unknown
+//! (no answer in time, a connection broken mid-request, a 500/502/504, an
+//! unreadable success body for a charge) the error is `Timeout`: the logic
+//! then retries with the same idempotency key, which cannot charge twice.
+//! `Unavailable` is kept for failures where nothing can have happened.
+
+use std::time::Duration;
+
+use anyhow::ensure;
+use async_trait::async_trait;
+use booking_logic::model::{ChargeRequest, Receipt, RefundReceipt};
+use booking_logic::ports::{Payments, PortError, PortResult};
+use reqwest::{StatusCode, Url};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone)]
+pub struct PaymentsConfig {
+    /// e.g. `http://localhost:8002`.
+    pub url: String,
+    /// Per charge (the seed's PAYMENT_TIMEOUT).
+    pub charge_timeout: Duration,
+    /// Per refund or health check (the seed's API_TIMEOUT).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+pub struct RestPayments {
+    client: reqwest::Client,
+    base: Url,
+    charge_timeout: Duration,
+    timeout: Duration,
+}
+
+#[derive(Serialize)]
+struct ChargeBody<'a> {
+    idempotency_key: &'a str,
+    amount_cents: u64,
+    currency: &'a str,
+    method: &'a str,
+    details: &'a str,
+    description: &'a str,
+}
+
+#[derive(Deserialize)]
+struct ReceiptBody {
+    transaction_id: String,
+    amount_cents: u64,
+    currency: String,
+    created_at_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct RefundBody {
+    refund_id: String,
+    transaction_id: String,
+    amount_cents: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    message: String,
+}
+
+impl RestPayments {
+    pub fn new(config: &PaymentsConfig) -> anyhow::Result<Self> {
+        let base = Url::parse(&config.url)?;
+        ensure!(
+            !base.cannot_be_a_base(),
+            "payment service URL {base} cannot have paths"
+        );
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .build()?;
+        Ok(RestPayments {
+            client,
+            base,
+            charge_timeout: config.charge_timeout,
+            timeout: config.timeout,
+        })
+    }
+
+    pub async fn health(&self) -> Result<(), String> {
+        let response = self
+            .client
+            .get(url(&self.base, &["health"]))
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| transport_error(e).to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "payments: health answered HTTP {}",
+                response.status()
+            ))
+        }
+    }
+}
+
+#[async_trait]
+impl Payments for RestPayments {
+    async fn charge(&self, request: &ChargeRequest) -> PortResult<Receipt> {
+        let body = ChargeBody {
+            idempotency_key: &request.idempotency_key,
+            amount_cents: request.amount_cents,
+            currency: &request.currency,
+            method: &request.method,
+            details: &request.details,
+            description: &request.description,
+        };
+        let response = self
+            .client
+            .post(url(&self.base, &["payments"]))
+            .timeout(self.charge_timeout)
+            .json(&body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport_error)?;
+        if !status.is_success() {
+            return Err(status_error(status, &body));
+        }
+        // The service charged; only a retry with the key can tell us how.
+        let receipt: ReceiptBody = serde_json::from_slice(&body)
+            .map_err(|e| PortError::Timeout(format!("payments: unreadable charge receipt: {e}")))?;
+        Ok(Receipt {
+            transaction_id: receipt.transaction_id,
+            amount_cents: receipt.amount_cents,
+            currency: receipt.currency,
+            charged_at: receipt.created_at_ms,
+        })
+    }
+
+    async fn refund(&self, transaction_id: &str) -> PortResult<RefundReceipt> {
+        // These would address another resource, not a transaction.
+        if matches!(transaction_id, "" | "." | "..") {
+            return Err(PortError::NotFound(format!(
+                "payments: no transaction {transaction_id:?}"
+            )));
+        }
+        let response = self
+            .client
+            .post(url(&self.base, &["payments", transaction_id, "refund"]))
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport_error)?;
+        if !status.is_success() {
+            return Err(status_error(status, &body));
+        }
+        let refund: RefundBody = serde_json::from_slice(&body)
+            .map_err(|e| PortError::Unavailable(format!("payments: malformed refund: {e}")))?;
+        Ok(RefundReceipt {
+            refund_id: refund.refund_id,
+            transaction_id: refund.transaction_id,
+            amount_cents: refund.amount_cents,
+        })
+    }
+}
+
+/// `base` with the segments appended, each percent-encoded.
+fn url(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    // `new` checked that the base can have path segments.
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+/// Only a failed connect proves the request never arrived.
+fn transport_error(error: reqwest::Error) -> PortError {
+    let message = format!("payments: {error}");
+    if error.is_connect() || error.is_builder() {
+        PortError::Unavailable(message)
+    } else {
+        PortError::Timeout(message)
+    }
+}
+
+fn status_error(status: StatusCode, body: &[u8]) -> PortError {
+    let message = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => format!("payments: HTTP {status}: {}: {}", e.error, e.message),
+        Err(_) => format!("payments: HTTP {status}"),
+    };
+    match status {
+        StatusCode::NOT_FOUND => PortError::NotFound(message),
+        StatusCode::CONFLICT => PortError::Conflict(message),
+        // The service may have acted before failing.
+        StatusCode::REQUEST_TIMEOUT
+        | StatusCode::INTERNAL_SERVER_ERROR
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::GATEWAY_TIMEOUT => PortError::Timeout(message),
+        StatusCode::TOO_MANY_REQUESTS => PortError::Unavailable(message),
+        s if s.is_server_error() => PortError::Unavailable(message),
+        // 402 declined, 400 invalid, and any other refusal.
+        _ => PortError::Rejected(message),
+    }
+}

@@ -1,0 +1,195 @@
+//! The `seats` port over the Cinema service's gRPC API.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use booking_logic::model::{PricedSeat, Seat, SeatLock, SeatStatus, Showtime};
+use booking_logic::ports::{PortError, PortResult, Seats};
+use cinema_grpc::cinema_service_client::CinemaServiceClient;
+use cinema_grpc::{
+    ConfirmSeatsRequest, GetSeatMapRequest, GetShowtimeRequest, LockSeatsRequest,
+    ReleaseSeatsRequest,
+};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+#[derive(Debug, Clone)]
+pub struct SeatsConfig {
+    /// `http://host:port`, or the seed's `host:port` (plain HTTP/2).
+    pub url: String,
+    /// Per call (the seed's API_TIMEOUT).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+pub struct GrpcSeats {
+    client: CinemaServiceClient<Channel>,
+}
+
+impl GrpcSeats {
+    /// Connects lazily, so the host starts while the cinema is down. Must
+    /// be called inside a tokio runtime.
+    pub fn new(config: &SeatsConfig) -> anyhow::Result<Self> {
+        let url = if config.url.contains("://") {
+            config.url.clone()
+        } else {
+            format!("http://{}", config.url)
+        };
+        let channel = Endpoint::from_shared(url)?
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(GrpcSeats {
+            client: CinemaServiceClient::new(channel),
+        })
+    }
+
+    /// A cheap round trip: an unknown showtime answered NOT_FOUND proves
+    /// the cinema is up.
+    pub async fn health(&self) -> Result<(), String> {
+        let probe = GetShowtimeRequest {
+            showtime_id: "__health_probe__".into(),
+        };
+        match self.client.clone().get_showtime(probe).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::NotFound => Ok(()),
+            Err(status) => Err(port_error(status).to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl Seats for GrpcSeats {
+    async fn get_showtime(&self, showtime_id: &str) -> PortResult<Showtime> {
+        let request = GetShowtimeRequest {
+            showtime_id: showtime_id.to_owned(),
+        };
+        let showtime = self
+            .client
+            .clone()
+            .get_showtime(request)
+            .await
+            .map_err(port_error)?
+            .into_inner();
+        Ok(Showtime {
+            id: showtime.id,
+            movie_id: showtime.movie_id,
+            movie_title: showtime.movie_title,
+            theater: showtime.theater,
+            starts_at: showtime.starts_at_ms,
+            currency: showtime.currency,
+            total_seats: showtime.total_seats,
+            available_seats: showtime.available_seats,
+        })
+    }
+
+    async fn seat_map(&self, showtime_id: &str) -> PortResult<Vec<Seat>> {
+        let request = GetSeatMapRequest {
+            showtime_id: showtime_id.to_owned(),
+        };
+        let map = self
+            .client
+            .clone()
+            .get_seat_map(request)
+            .await
+            .map_err(port_error)?
+            .into_inner();
+        map.seats
+            .into_iter()
+            .map(|seat| {
+                Ok(Seat {
+                    status: seat_status(seat.status, &seat.number)?,
+                    number: seat.number,
+                    row: seat.row,
+                    price_cents: seat.price_cents,
+                })
+            })
+            .collect()
+    }
+
+    async fn lock_seats(
+        &self,
+        showtime_id: &str,
+        seats: &[String],
+        holder: &str,
+        ttl_seconds: u32,
+    ) -> PortResult<SeatLock> {
+        let request = LockSeatsRequest {
+            showtime_id: showtime_id.to_owned(),
+            seat_numbers: seats.to_vec(),
+            holder: holder.to_owned(),
+            ttl_seconds,
+        };
+        let lock = self
+            .client
+            .clone()
+            .lock_seats(request)
+            .await
+            .map_err(port_error)?
+            .into_inner();
+        Ok(SeatLock {
+            id: lock.lock_id,
+            showtime_id: lock.showtime_id,
+            seats: lock
+                .seats
+                .into_iter()
+                .map(|seat| PricedSeat {
+                    number: seat.number,
+                    price_cents: seat.price_cents,
+                })
+                .collect(),
+            expires_at: lock.expires_at_ms,
+        })
+    }
+
+    async fn confirm_seats(&self, lock_id: &str) -> PortResult<()> {
+        let request = ConfirmSeatsRequest {
+            lock_id: lock_id.to_owned(),
+        };
+        self.client
+            .clone()
+            .confirm_seats(request)
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn release_seats(&self, lock_id: &str) -> PortResult<()> {
+        let request = ReleaseSeatsRequest {
+            lock_id: lock_id.to_owned(),
+        };
+        self.client
+            .clone()
+            .release_seats(request)
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+}
+
+fn seat_status(status: i32, number: &str) -> PortResult<SeatStatus> {
+    match cinema_grpc::SeatStatus::try_from(status) {
+        Ok(cinema_grpc::SeatStatus::Available) => Ok(SeatStatus::Available),
+        Ok(cinema_grpc::SeatStatus::Locked) => Ok(SeatStatus::Locked),
+        Ok(cinema_grpc::SeatStatus::Booked) => Ok(SeatStatus::Booked),
+        Ok(cinema_grpc::SeatStatus::Unspecified) | Err(_) => Err(PortError::Unavailable(format!(
+            "cinema sent seat {number} with unknown status {status}"
+        ))),
+    }
+}
+
+/// gRPC status → port error. tonic reports its own per-call timeout as
+/// CANCELLED and a failed connect as UNAVAILABLE.
+fn port_error(status: Status) -> PortError {
+    let message = format!("cinema {:?}: {}", status.code(), status.message());
+    match status.code() {
+        Code::NotFound => PortError::NotFound(message),
+        Code::InvalidArgument => PortError::Rejected(message),
+        Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => {
+            PortError::Conflict(message)
+        }
+        Code::DeadlineExceeded | Code::Cancelled => PortError::Timeout(message),
+        _ => PortError::Unavailable(message),
+    }
+}

@@ -256,3 +256,134 @@ impl Storage for SqliteStorage {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn booking(id: &str, user: &str, created_at: u64, status: BookingStatus, lock_expires_at: u64) -> Booking {
+        Booking {
+            id: id.into(),
+            user_id: user.into(),
+            showtime_id: "showtime_456".into(),
+            seats: vec!["A1".into(), "A2".into()],
+            total_cents: 3000,
+            currency: "USD".into(),
+            status,
+            lock_id: format!("lock-{id}"),
+            lock_expires_at,
+            payment_transaction_id: None,
+            failure_reason: None,
+            created_at,
+            updated_at: created_at,
+            version: 0,
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("test.sqlite3")).unwrap();
+        (dir, SqliteStorage::new(db))
+    }
+
+    #[tokio::test]
+    async fn versioned_updates_let_exactly_one_writer_win() {
+        let (_dir, storage) = open();
+        let original = booking("b1", "u1", 10, BookingStatus::Pending, 100);
+        storage.insert(&original).await.unwrap();
+        assert!(matches!(storage.insert(&original).await, Err(PortError::Conflict(_))));
+
+        let stored = storage.get("b1").await.unwrap().unwrap();
+        assert_eq!(stored.version, 1);
+        assert_eq!(stored.seats, original.seats);
+
+        let mut confirmed = stored.clone();
+        confirmed.status = BookingStatus::Confirmed;
+        confirmed.payment_transaction_id = Some("tx".into());
+        assert_eq!(storage.update_if_version(&confirmed, 1).await.unwrap(), 2);
+
+        let mut expired = stored;
+        expired.status = BookingStatus::Expired;
+        assert!(matches!(storage.update_if_version(&expired, 1).await, Err(PortError::Conflict(_))));
+        let now = storage.get("b1").await.unwrap().unwrap();
+        assert_eq!((now.status, now.version), (BookingStatus::Confirmed, 2));
+        assert_eq!(now.payment_transaction_id.as_deref(), Some("tx"));
+
+        let ghost = booking("ghost", "u1", 1, BookingStatus::Pending, 1);
+        assert!(matches!(storage.update_if_version(&ghost, 1).await, Err(PortError::NotFound(_))));
+        assert_eq!(storage.get("ghost").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn concurrent_updates_of_one_version_have_one_winner() {
+        let (_dir, storage) = open();
+        storage.insert(&booking("b1", "u1", 10, BookingStatus::Pending, 100)).await.unwrap();
+        let stored = storage.get("b1").await.unwrap().unwrap();
+        let attempts = (0..20).map(|_| {
+            let (storage, mut update) = (storage.clone(), stored.clone());
+            update.status = BookingStatus::Cancelled;
+            tokio::spawn(async move { storage.update_if_version(&update, 1).await })
+        });
+        let mut winners = 0;
+        for attempt in attempts {
+            if attempt.await.unwrap().is_ok() {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1);
+    }
+
+    #[tokio::test]
+    async fn user_listing_pages_newest_first_without_gaps_or_repeats() {
+        let (_dir, storage) = open();
+        for n in 0..7u64 {
+            storage.insert(&booking(&format!("b{n}"), "u1", 100 + n / 2, BookingStatus::Pending, 1)).await.unwrap();
+        }
+        storage.insert(&booking("other", "u2", 500, BookingStatus::Pending, 1)).await.unwrap();
+
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = storage.list_by_user("u1", &PageRequest { cursor, limit: 3 }).await.unwrap();
+            assert!(page.items.len() <= 3);
+            seen.extend(page.items.iter().map(|b| (b.created_at, b.id.clone())));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let mut expected = seen.clone();
+        expected.sort_by(|a, b| b.cmp(a));
+        assert_eq!(seen, expected, "newest first");
+        assert_eq!(seen.len(), 7);
+        assert!(matches!(
+            storage.list_by_user("u1", &PageRequest { cursor: Some("garbage".into()), limit: 3 }).await,
+            Err(PortError::Rejected(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn only_pending_bookings_past_their_lock_are_expired_candidates() {
+        let (_dir, storage) = open();
+        storage.insert(&booking("late", "u1", 1, BookingStatus::Pending, 50)).await.unwrap();
+        storage.insert(&booking("later", "u1", 1, BookingStatus::Pending, 40)).await.unwrap();
+        storage.insert(&booking("fresh", "u1", 1, BookingStatus::Pending, 500)).await.unwrap();
+        storage.insert(&booking("paid", "u1", 1, BookingStatus::Confirmed, 10)).await.unwrap();
+        let due = storage.list_expired_pending(100, 10).await.unwrap();
+        let ids: Vec<_> = due.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(ids, vec!["later", "late"], "oldest lock first, only PENDING");
+        assert_eq!(storage.list_expired_pending(100, 1).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn bookings_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("durable.sqlite3");
+        {
+            let storage = SqliteStorage::new(Database::open(&path).unwrap());
+            storage.insert(&booking("kept", "u1", 1, BookingStatus::Pending, 1)).await.unwrap();
+        }
+        let storage = SqliteStorage::new(Database::open(&path).unwrap());
+        assert!(storage.get("kept").await.unwrap().is_some());
+    }
+}

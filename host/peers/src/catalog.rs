@@ -47,9 +47,7 @@ pub fn showtimes() -> Vec<Showtime> {
             ("showtime_456", "movie_123", "Inception", "Theater 1"),
             PREMIERE_MS,
             "USD",
-            seat_grid('A'..='E', 10, |row| {
-                if row <= 'B' { 1500 } else { 1200 }
-            }),
+            seat_grid('A'..='E', 10, |row| if row <= 'B' { 1500 } else { 1200 }),
         ),
         showtime(
             ("showtime_789", "movie_234", "The Matrix", "Theater 2"),
@@ -65,7 +63,12 @@ pub fn showtimes() -> Vec<Showtime> {
         ),
         // 500 seats at one price: the flash-sale benchmark's target.
         showtime(
-            ("showtime_flash", "movie_456", "Flash Sale Premiere", "Grand Hall"),
+            (
+                "showtime_flash",
+                "movie_456",
+                "Flash Sale Premiere",
+                "Grand Hall",
+            ),
             PREMIERE_MS + 48 * HOUR_MS,
             "USD",
             seat_grid('A'..='T', 25, |_| 1000),
@@ -146,10 +149,19 @@ mod tests {
     #[test]
     fn showtime_456_matches_the_seed() {
         let all = showtimes();
-        let inception = all.iter().find(|s| s.id == "showtime_456").expect("present");
+        let inception = all
+            .iter()
+            .find(|s| s.id == "showtime_456")
+            .expect("present");
         assert_eq!(inception.movie_title, "Inception");
         assert_eq!(inception.seats.len(), 50);
-        let price = |n: &str| inception.seats.iter().find(|s| s.number == n).map(|s| s.price_cents);
+        let price = |n: &str| {
+            inception
+                .seats
+                .iter()
+                .find(|s| s.number == n)
+                .map(|s| s.price_cents)
+        };
         assert_eq!(price("A1"), Some(1500));
         assert_eq!(price("B10"), Some(1500));
         assert_eq!(price("C1"), Some(1200));
@@ -159,7 +171,10 @@ mod tests {
 
     #[test]
     fn flash_showtime_has_500_seats() {
-        let flash = showtimes().into_iter().find(|s| s.id == "showtime_flash").expect("present");
+        let flash = showtimes()
+            .into_iter()
+            .find(|s| s.id == "showtime_flash")
+            .expect("present");
         assert_eq!(flash.seats.len(), 500);
         assert!(flash.seats.iter().any(|s| s.number == "T25"));
     }

@@ -200,7 +200,11 @@ mod tests {
         let mut held = HashSet::new();
         for lock in &won {
             for seat in &lock.seats {
-                assert!(held.insert(seat.number.clone()), "{} locked twice", seat.number);
+                assert!(
+                    held.insert(seat.number.clone()),
+                    "{} locked twice",
+                    seat.number
+                );
             }
         }
         let live = state.live_locks("showtime_456");
@@ -222,7 +226,10 @@ mod tests {
         assert_eq!(unknown.map_err(|s| s.code()).err(), Some(Code::NotFound));
 
         let zero_ttl = client.lock_seats(lock_request(&seats(&["A1"]), 0)).await;
-        assert_eq!(zero_ttl.map_err(|s| s.code()).err(), Some(Code::InvalidArgument));
+        assert_eq!(
+            zero_ttl.map_err(|s| s.code()).err(),
+            Some(Code::InvalidArgument)
+        );
 
         let lock = client
             .lock_seats(lock_request(&seats(&["A1"]), 60))
@@ -230,7 +237,10 @@ mod tests {
             .expect("free")
             .into_inner();
         let again = client.lock_seats(lock_request(&seats(&["A1"]), 60)).await;
-        assert_eq!(again.map_err(|s| s.code()).err(), Some(Code::FailedPrecondition));
+        assert_eq!(
+            again.map_err(|s| s.code()).err(),
+            Some(Code::FailedPrecondition)
+        );
 
         let confirm_unknown = client
             .confirm_seats(ConfirmSeatsRequest {

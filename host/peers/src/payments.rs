@@ -291,7 +291,9 @@ mod tests {
         let requests: Vec<_> = (0..20)
             .map(|_| {
                 let url = url.clone();
-                tokio::spawn(async move { post(&url, &body("same-key", "card_token_xyz", 900)).await })
+                tokio::spawn(
+                    async move { post(&url, &body("same-key", "card_token_xyz", 900)).await },
+                )
             })
             .collect();
 
@@ -315,7 +317,10 @@ mod tests {
         let (state, url) = serve(behaviour).await;
 
         let (status, declined) = post(&url, &body("k1", "card_declined", 500)).await;
-        assert_eq!((status, declined["error"].as_str()), (402, Some("card_declined")));
+        assert_eq!(
+            (status, declined["error"].as_str()),
+            (402, Some("card_declined"))
+        );
         assert!(state.charges_for_key("k1").is_empty());
 
         let started = std::time::Instant::now();
@@ -331,16 +336,29 @@ mod tests {
         let charged = wait_for_charge(&state, "k3").await;
         let (status, replay) = post(&url, &body("k3", "card_lost_reply", 500)).await;
         assert_eq!(status, 201);
-        assert_eq!(replay["transaction_id"].as_str(), Some(charged.transaction_id.as_str()));
+        assert_eq!(
+            replay["transaction_id"].as_str(),
+            Some(charged.transaction_id.as_str())
+        );
         assert!(!first.is_finished());
         first.abort();
 
         let (status, reused) = post(&url, &body("k2", "card_slow", 501)).await;
-        assert_eq!((status, reused["error"].as_str()), (409, Some("idempotency_key_reused")));
+        assert_eq!(
+            (status, reused["error"].as_str()),
+            (409, Some("idempotency_key_reused"))
+        );
 
-        for invalid in [body("", "x", 1), body("k4", "x", 0), json!({"amount_cents": 5})] {
+        for invalid in [
+            body("", "x", 1),
+            body("k4", "x", 0),
+            json!({"amount_cents": 5}),
+        ] {
             let (status, answer) = post(&url, &invalid).await;
-            assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_request")));
+            assert_eq!(
+                (status, answer["error"].as_str()),
+                (400, Some("invalid_request"))
+            );
         }
         assert_eq!(state.charges().len(), 2);
     }

@@ -131,7 +131,9 @@ impl Inventory {
         now_ms: u64,
     ) -> Result<SeatLock, InventoryError> {
         if ttl_seconds == 0 {
-            return Err(InventoryError::Invalid("ttl_seconds must be positive".into()));
+            return Err(InventoryError::Invalid(
+                "ttl_seconds must be positive".into(),
+            ));
         }
         if seat_numbers.is_empty() {
             return Err(InventoryError::Invalid("no seats requested".into()));
@@ -312,7 +314,11 @@ mod tests {
 
     fn status_of(inv: &Inventory, number: &str, now: u64) -> SeatStatus {
         let map = inv.seat_map("showtime_456", now).expect("known showtime");
-        let seat = map.seats.iter().find(|s| s.number == number).expect("known seat");
+        let seat = map
+            .seats
+            .iter()
+            .find(|s| s.number == number)
+            .expect("known seat");
         SeatStatus::try_from(seat.status).expect("valid status")
     }
 
@@ -322,17 +328,25 @@ mod tests {
         let lock = inv
             .lock("showtime_456", &seats(&["A1", "C2"]), "b1", 60, NOW)
             .expect("free seats");
-        let prices: Vec<_> = lock.seats.iter().map(|s| (s.number.as_str(), s.price_cents)).collect();
+        let prices: Vec<_> = lock
+            .seats
+            .iter()
+            .map(|s| (s.number.as_str(), s.price_cents))
+            .collect();
         assert_eq!(prices, [("A1", 1500), ("C2", 1200)]);
         assert_eq!(lock.expires_at_ms, NOW + 60_000);
         assert_eq!(status_of(&inv, "A1", NOW), SeatStatus::Locked);
-        assert_eq!(inv.showtime("showtime_456", NOW).map(|s| s.available_seats), Ok(48));
+        assert_eq!(
+            inv.showtime("showtime_456", NOW).map(|s| s.available_seats),
+            Ok(48)
+        );
     }
 
     #[test]
     fn lock_is_all_or_nothing() {
         let mut inv = inventory();
-        inv.lock("showtime_456", &seats(&["A2"]), "b1", 60, NOW).expect("free");
+        inv.lock("showtime_456", &seats(&["A2"]), "b1", 60, NOW)
+            .expect("free");
         let err = inv.lock("showtime_456", &seats(&["A1", "A2", "A3"]), "b2", 60, NOW);
         assert!(matches!(err, Err(InventoryError::Conflict(m)) if m.contains("A2")));
         assert_eq!(status_of(&inv, "A1", NOW), SeatStatus::Available);
@@ -345,22 +359,44 @@ mod tests {
         let mut lock = |showtime: &str, numbers: &[&str], ttl| {
             inv.lock(showtime, &seats(numbers), "b", ttl, NOW)
         };
-        assert!(matches!(lock("nope", &["A1"], 60), Err(InventoryError::UnknownShowtime(_))));
-        assert!(matches!(lock("showtime_456", &[], 60), Err(InventoryError::Invalid(_))));
-        assert!(matches!(lock("showtime_456", &["A1", "A1"], 60), Err(InventoryError::Invalid(_))));
-        assert!(matches!(lock("showtime_456", &["Z9"], 60), Err(InventoryError::Invalid(_))));
-        assert!(matches!(lock("showtime_456", &["A1"], 0), Err(InventoryError::Invalid(_))));
+        assert!(matches!(
+            lock("nope", &["A1"], 60),
+            Err(InventoryError::UnknownShowtime(_))
+        ));
+        assert!(matches!(
+            lock("showtime_456", &[], 60),
+            Err(InventoryError::Invalid(_))
+        ));
+        assert!(matches!(
+            lock("showtime_456", &["A1", "A1"], 60),
+            Err(InventoryError::Invalid(_))
+        ));
+        assert!(matches!(
+            lock("showtime_456", &["Z9"], 60),
+            Err(InventoryError::Invalid(_))
+        ));
+        assert!(matches!(
+            lock("showtime_456", &["A1"], 0),
+            Err(InventoryError::Invalid(_))
+        ));
     }
 
     #[test]
     fn expired_locks_free_their_seats_and_cannot_be_confirmed() {
         let mut inv = inventory();
-        let old = inv.lock("showtime_456", &seats(&["A1", "A2"]), "b1", 1, NOW).expect("free");
+        let old = inv
+            .lock("showtime_456", &seats(&["A1", "A2"]), "b1", 1, NOW)
+            .expect("free");
         let later = NOW + 1_000;
         assert_eq!(status_of(&inv, "A1", later), SeatStatus::Available);
-        assert!(matches!(inv.confirm(&old.lock_id, later), Err(InventoryError::Conflict(_))));
+        assert!(matches!(
+            inv.confirm(&old.lock_id, later),
+            Err(InventoryError::Conflict(_))
+        ));
 
-        let new = inv.lock("showtime_456", &seats(&["A2"]), "b2", 60, later).expect("expired");
+        let new = inv
+            .lock("showtime_456", &seats(&["A2"]), "b2", 60, later)
+            .expect("expired");
         // Releasing the dead lock must not free the seat the new lock holds.
         inv.release(&old.lock_id);
         assert_eq!(status_of(&inv, "A2", later), SeatStatus::Locked);
@@ -371,9 +407,12 @@ mod tests {
     #[test]
     fn confirm_is_idempotent_and_outlives_the_ttl() {
         let mut inv = inventory();
-        let lock = inv.lock("showtime_456", &seats(&["B5"]), "b1", 1, NOW).expect("free");
+        let lock = inv
+            .lock("showtime_456", &seats(&["B5"]), "b1", 1, NOW)
+            .expect("free");
         inv.confirm(&lock.lock_id, NOW).expect("live");
-        inv.confirm(&lock.lock_id, NOW + 10_000).expect("already confirmed");
+        inv.confirm(&lock.lock_id, NOW + 10_000)
+            .expect("already confirmed");
         assert_eq!(status_of(&inv, "B5", NOW + 10_000), SeatStatus::Booked);
         assert!(inv.live_locks("showtime_456", NOW).is_empty());
     }
@@ -381,8 +420,12 @@ mod tests {
     #[test]
     fn release_frees_live_and_confirmed_locks_and_is_idempotent() {
         let mut inv = inventory();
-        let live = inv.lock("showtime_456", &seats(&["D1"]), "b1", 60, NOW).expect("free");
-        let booked = inv.lock("showtime_456", &seats(&["D2"]), "b2", 60, NOW).expect("free");
+        let live = inv
+            .lock("showtime_456", &seats(&["D1"]), "b1", 60, NOW)
+            .expect("free");
+        let booked = inv
+            .lock("showtime_456", &seats(&["D2"]), "b2", 60, NOW)
+            .expect("free");
         inv.confirm(&booked.lock_id, NOW).expect("live");
 
         inv.release(&live.lock_id);
@@ -392,14 +435,22 @@ mod tests {
 
         assert_eq!(status_of(&inv, "D1", NOW), SeatStatus::Available);
         assert_eq!(status_of(&inv, "D2", NOW), SeatStatus::Available);
-        assert!(matches!(inv.confirm(&live.lock_id, NOW), Err(InventoryError::Conflict(_))));
-        assert_eq!(inv.showtime("showtime_456", NOW).map(|s| s.available_seats), Ok(50));
+        assert!(matches!(
+            inv.confirm(&live.lock_id, NOW),
+            Err(InventoryError::Conflict(_))
+        ));
+        assert_eq!(
+            inv.showtime("showtime_456", NOW).map(|s| s.available_seats),
+            Ok(50)
+        );
     }
 
     #[test]
     fn booked_seats_cannot_be_locked() {
         let mut inv = inventory();
-        let lock = inv.lock("showtime_456", &seats(&["E1"]), "b1", 1, NOW).expect("free");
+        let lock = inv
+            .lock("showtime_456", &seats(&["E1"]), "b1", 1, NOW)
+            .expect("free");
         inv.confirm(&lock.lock_id, NOW).expect("live");
         let err = inv.lock("showtime_456", &seats(&["E1"]), "b2", 60, NOW + 5_000);
         assert!(matches!(err, Err(InventoryError::Conflict(_))));

@@ -203,7 +203,9 @@ mod tests {
     #[test]
     fn replay_returns_the_first_answer_without_charging_again() {
         let mut ledger = Ledger::default();
-        let first = ledger.charge(&request("k", 100), false, 1).expect("new key");
+        let first = ledger
+            .charge(&request("k", 100), false, 1)
+            .expect("new key");
         let mut replay = request("k", 100);
         replay.description = "retry".into();
         let second = ledger.charge(&replay, false, 2).expect("same terms");
@@ -215,7 +217,9 @@ mod tests {
     #[test]
     fn reusing_a_key_for_other_terms_is_refused() {
         let mut ledger = Ledger::default();
-        ledger.charge(&request("k", 100), false, 1).expect("new key");
+        ledger
+            .charge(&request("k", 100), false, 1)
+            .expect("new key");
         assert!(ledger.charge(&request("k", 200), false, 2).is_err());
         assert_eq!(ledger.charges().len(), 1);
     }
@@ -227,7 +231,9 @@ mod tests {
         assert_eq!(declined.answer.status, StatusCode::PAYMENT_REQUIRED);
         // The key is answered from the record even though this call would
         // not decline.
-        let replay = ledger.charge(&request("k", 100), false, 2).expect("same terms");
+        let replay = ledger
+            .charge(&request("k", 100), false, 2)
+            .expect("same terms");
         assert_eq!(replay.answer.status, StatusCode::PAYMENT_REQUIRED);
         assert!(ledger.charges().is_empty());
     }
@@ -235,8 +241,13 @@ mod tests {
     #[test]
     fn refund_is_idempotent() {
         let mut ledger = Ledger::default();
-        let attempt = ledger.charge(&request("k", 100), false, 1).expect("new key");
-        let id = attempt.answer.body["transaction_id"].as_str().expect("id").to_owned();
+        let attempt = ledger
+            .charge(&request("k", 100), false, 1)
+            .expect("new key");
+        let id = attempt.answer.body["transaction_id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
         let first = ledger.refund(&id).expect("known");
         assert_eq!(ledger.refund(&id), Some(first.clone()));
         assert_eq!(first.amount_cents, 100);

@@ -1,0 +1,523 @@
+//! The network adapters (seats, users, payments) against the real
+//! reference peers on loopback, plus a few deliberately broken servers for
+//! the failure mappings the peers never produce.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::http::StatusCode;
+use booking_adapters::payments::{PaymentsConfig, RestPayments};
+use booking_adapters::seats::{GrpcSeats, SeatsConfig};
+use booking_adapters::users::{RestUsers, UsersConfig};
+use booking_logic::model::{ChargeRequest, PricedSeat, SeatStatus};
+use booking_logic::ports::{Payments, PortError, Seats, Users};
+use booking_peers::{PaymentBehaviour, PeersConfig, RunningPeers};
+use tokio::net::TcpListener;
+
+const API_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn peers() -> RunningPeers {
+    booking_peers::start(PeersConfig {
+        payments: PaymentBehaviour {
+            slow_delay: Duration::from_millis(400),
+            lost_reply_delay: Duration::from_secs(5),
+        },
+        ..PeersConfig::default()
+    })
+    .await
+    .expect("peers start")
+}
+
+fn seats_at(url: &str, timeout: Duration) -> GrpcSeats {
+    GrpcSeats::new(&SeatsConfig {
+        url: url.to_owned(),
+        timeout,
+        connect_timeout: CONNECT_TIMEOUT,
+    })
+    .expect("valid url")
+}
+
+fn users_at(url: &str, timeout: Duration) -> RestUsers {
+    RestUsers::new(&UsersConfig {
+        url: url.to_owned(),
+        timeout,
+        connect_timeout: CONNECT_TIMEOUT,
+    })
+    .expect("valid url")
+}
+
+fn payments_at(url: &str, charge_timeout: Duration) -> RestPayments {
+    RestPayments::new(&PaymentsConfig {
+        url: url.to_owned(),
+        charge_timeout,
+        timeout: API_TIMEOUT,
+        connect_timeout: CONNECT_TIMEOUT,
+    })
+    .expect("valid url")
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn charge_request(key: &str, details: &str, amount_cents: u64) -> ChargeRequest {
+    ChargeRequest {
+        idempotency_key: key.into(),
+        amount_cents,
+        currency: "USD".into(),
+        method: "credit_card".into(),
+        details: details.into(),
+        description: "2 seats for Inception".into(),
+    }
+}
+
+fn now_ms() -> u64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970");
+    u64::try_from(since_epoch.as_millis()).expect("fits")
+}
+
+/// An address nothing listens on.
+async fn dead_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("bound")
+}
+
+/// Accepts connections and never answers.
+async fn silent_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+/// Answers every request with the same status and body.
+async fn canned_server(status: StatusCode, body: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    let app = Router::new().fallback(move || async move { (status, body) });
+    tokio::spawn(axum::serve(listener, app).into_future());
+    url
+}
+
+fn assert_kind<T: std::fmt::Debug>(result: Result<T, PortError>, kind: fn(&PortError) -> bool) {
+    match result {
+        Err(error) if kind(&error) => {}
+        other => panic!("unexpected result: {other:?}"),
+    }
+}
+
+fn not_found(e: &PortError) -> bool {
+    matches!(e, PortError::NotFound(_))
+}
+fn rejected(e: &PortError) -> bool {
+    matches!(e, PortError::Rejected(_))
+}
+fn conflict(e: &PortError) -> bool {
+    matches!(e, PortError::Conflict(_))
+}
+fn unavailable(e: &PortError) -> bool {
+    matches!(e, PortError::Unavailable(_))
+}
+fn timeout(e: &PortError) -> bool {
+    matches!(e, PortError::Timeout(_))
+}
+
+// ---- seats ----
+
+#[tokio::test]
+async fn seats_reads_showtime_and_seat_map() {
+    let peers = peers().await;
+    let seats = seats_at(&peers.cinema_url, API_TIMEOUT);
+
+    let showtime = seats.get_showtime("showtime_456").await.expect("known");
+    assert_eq!(showtime.movie_title, "Inception");
+    assert_eq!(showtime.currency, "USD");
+    assert_eq!((showtime.total_seats, showtime.available_seats), (50, 50));
+
+    let map = seats.seat_map("showtime_456").await.expect("known");
+    assert_eq!(map.len(), 50);
+    let a1 = map.iter().find(|s| s.number == "A1").expect("A1");
+    assert_eq!(
+        (a1.row.as_str(), a1.price_cents, a1.status),
+        ("A", 1500, SeatStatus::Available)
+    );
+
+    assert_kind(seats.get_showtime("showtime_nope").await, not_found);
+    assert_kind(seats.seat_map("showtime_nope").await, not_found);
+    seats.health().await.expect("healthy");
+}
+
+#[tokio::test]
+async fn seats_lock_confirm_release() {
+    let peers = peers().await;
+    let seats = seats_at(&peers.cinema_url, API_TIMEOUT);
+
+    let before = now_ms();
+    let lock = seats
+        .lock_seats("showtime_456", &strings(&["A1", "C1"]), "booking_1", 60)
+        .await
+        .expect("free seats");
+    assert_eq!(lock.showtime_id, "showtime_456");
+    assert_eq!(
+        lock.seats,
+        [
+            PricedSeat {
+                number: "A1".into(),
+                price_cents: 1500
+            },
+            PricedSeat {
+                number: "C1".into(),
+                price_cents: 1200
+            },
+        ]
+    );
+    assert!((before + 59_000..=now_ms() + 60_000).contains(&lock.expires_at));
+
+    // Overlapping request: all or nothing, so C2 stays free too.
+    let taken = seats
+        .lock_seats("showtime_456", &strings(&["C1", "C2"]), "booking_2", 60)
+        .await;
+    assert_kind(taken, conflict);
+    let map = seats.seat_map("showtime_456").await.expect("known");
+    let status = |n: &str| map.iter().find(|s| s.number == n).map(|s| s.status);
+    assert_eq!(status("A1"), Some(SeatStatus::Locked));
+    assert_eq!(status("C2"), Some(SeatStatus::Available));
+
+    seats.confirm_seats(&lock.id).await.expect("live lock");
+    seats
+        .confirm_seats(&lock.id)
+        .await
+        .expect("confirm is idempotent");
+    assert_eq!(peers.cinema.booked_seats("showtime_456"), ["A1", "C1"]);
+    let available = seats
+        .get_showtime("showtime_456")
+        .await
+        .expect("known")
+        .available_seats;
+    assert_eq!(available, 48);
+
+    // Releasing a confirmed lock frees its seats (a cancelled booking).
+    seats.release_seats(&lock.id).await.expect("release");
+    seats
+        .release_seats(&lock.id)
+        .await
+        .expect("release is idempotent");
+    assert!(peers.cinema.booked_seats("showtime_456").is_empty());
+    assert_kind(seats.confirm_seats(&lock.id).await, conflict);
+    seats
+        .lock_seats("showtime_456", &strings(&["C1", "C2"]), "booking_2", 60)
+        .await
+        .expect("freed");
+}
+
+#[tokio::test]
+async fn seats_refuses_bad_lock_requests() {
+    let peers = peers().await;
+    let seats = seats_at(&peers.cinema_url, API_TIMEOUT);
+    let lock = |showtime: &'static str, numbers: &'static [&'static str], ttl: u32| {
+        let seats = &seats;
+        async move {
+            seats
+                .lock_seats(showtime, &strings(numbers), "b", ttl)
+                .await
+        }
+    };
+
+    assert_kind(lock("showtime_nope", &["A1"], 60).await, not_found);
+    assert_kind(lock("showtime_456", &["Z99"], 60).await, rejected);
+    assert_kind(lock("showtime_456", &["A1", "A1"], 60).await, rejected);
+    assert_kind(lock("showtime_456", &[], 60).await, rejected);
+    assert_kind(lock("showtime_456", &["A1"], 0).await, rejected);
+    assert!(peers.cinema.live_locks("showtime_456").is_empty());
+
+    assert_kind(seats.confirm_seats("no-such-lock").await, conflict);
+    seats
+        .release_seats("no-such-lock")
+        .await
+        .expect("unknown release is ok");
+}
+
+#[tokio::test]
+async fn seats_lock_expires_after_its_ttl() {
+    let peers = peers().await;
+    let seats = seats_at(&peers.cinema_url, API_TIMEOUT);
+
+    let old = seats
+        .lock_seats("showtime_789", &strings(&["B1"]), "slow_booking", 1)
+        .await
+        .expect("free");
+    assert_kind(
+        seats
+            .lock_seats("showtime_789", &strings(&["B1"]), "other", 60)
+            .await,
+        conflict,
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    assert_kind(seats.confirm_seats(&old.id).await, conflict);
+    let new = seats
+        .lock_seats("showtime_789", &strings(&["B1"]), "other", 60)
+        .await
+        .expect("expired lock frees the seat");
+    // Releasing the dead lock must not free the new holder's seat.
+    seats
+        .release_seats(&old.id)
+        .await
+        .expect("release of expired is ok");
+    seats
+        .confirm_seats(&new.id)
+        .await
+        .expect("new lock is live");
+    assert_eq!(peers.cinema.booked_seats("showtime_789"), ["B1"]);
+}
+
+#[tokio::test]
+async fn seats_accepts_the_seed_url_form() {
+    let peers = peers().await;
+    let host_port = peers.cinema_url.trim_start_matches("http://");
+    let seats = seats_at(host_port, API_TIMEOUT);
+    seats.health().await.expect("healthy");
+    assert_eq!(
+        seats
+            .get_showtime("showtime_flash")
+            .await
+            .map(|s| s.total_seats),
+        Ok(500)
+    );
+}
+
+#[tokio::test]
+async fn seats_down_or_silent() {
+    // Built without a server: the host must start while the cinema is down.
+    let down = seats_at(&dead_addr().await.to_string(), API_TIMEOUT);
+    assert_kind(down.get_showtime("showtime_456").await, unavailable);
+    assert_kind(down.release_seats("lock").await, unavailable);
+    assert!(down.health().await.is_err());
+
+    let silent = seats_at(&silent_server().await, Duration::from_millis(300));
+    let locked = silent
+        .lock_seats("showtime_456", &strings(&["A1"]), "b", 60)
+        .await;
+    assert_kind(locked, timeout);
+}
+
+// ---- users ----
+
+#[tokio::test]
+async fn users_found_missing_and_inactive() {
+    let peers = peers().await;
+    let users = users_at(&peers.users_url, API_TIMEOUT);
+
+    let alice = users.get_user("user_123").await.expect("demo user");
+    assert_eq!(alice.id, "user_123");
+    assert!(alice.active && alice.email.contains('@'));
+    assert_eq!(
+        users.get_user("user_inactive").await.map(|u| u.active),
+        Ok(false)
+    );
+    assert!(users.get_user("loadtest_user_9999").await.is_ok());
+    assert_kind(users.get_user("user_nope").await, not_found);
+    users.health().await.expect("healthy");
+}
+
+#[tokio::test]
+async fn users_ids_are_path_segments() {
+    let peers = peers().await;
+    let users = users_at(&peers.users_url, API_TIMEOUT);
+    // Unencoded, these would fetch user_123 or hit /health.
+    for id in [
+        "user_123?x=1",
+        "user_123#top",
+        "../health",
+        "user_123/",
+        "..",
+        "",
+    ] {
+        assert_kind(users.get_user(id).await, not_found);
+    }
+}
+
+#[tokio::test]
+async fn users_failures() {
+    let down = users_at(&format!("http://{}", dead_addr().await), API_TIMEOUT);
+    assert_kind(down.get_user("user_123").await, unavailable);
+    assert!(down.health().await.is_err());
+
+    let silent = users_at(&silent_server().await, Duration::from_millis(300));
+    assert_kind(silent.get_user("user_123").await, timeout);
+
+    let failing = users_at(
+        &canned_server(StatusCode::BAD_GATEWAY, "").await,
+        API_TIMEOUT,
+    );
+    assert_kind(failing.get_user("user_123").await, unavailable);
+    let garbled = users_at(
+        &canned_server(StatusCode::OK, "{\"id\":").await,
+        API_TIMEOUT,
+    );
+    assert_kind(garbled.get_user("user_123").await, unavailable);
+    let refusing = users_at(&canned_server(StatusCode::FORBIDDEN, "").await, API_TIMEOUT);
+    assert_kind(refusing.get_user("user_123").await, rejected);
+}
+
+// ---- payments ----
+
+#[tokio::test]
+async fn payments_charge_is_idempotent_per_key() {
+    let peers = peers().await;
+    let payments = payments_at(&peers.payments_url, API_TIMEOUT);
+
+    let receipt = payments
+        .charge(&charge_request("booking_1", "card_token_xyz", 3000))
+        .await
+        .expect("charged");
+    assert_eq!(
+        (receipt.amount_cents, receipt.currency.as_str()),
+        (3000, "USD")
+    );
+    assert!(receipt.charged_at > 0);
+
+    let replay = payments
+        .charge(&charge_request("booking_1", "card_token_xyz", 3000))
+        .await
+        .expect("replayed");
+    assert_eq!(replay, receipt);
+    assert_eq!(peers.payments.charges_for_key("booking_1").len(), 1);
+
+    // Same key, other amount: a client bug, refused.
+    let reused = payments
+        .charge(&charge_request("booking_1", "card_token_xyz", 4500))
+        .await;
+    assert_kind(reused, conflict);
+    assert_eq!(peers.payments.charges().len(), 1);
+    payments.health().await.expect("healthy");
+}
+
+#[tokio::test]
+async fn payments_declines_and_invalid_requests_are_rejected() {
+    let peers = peers().await;
+    let payments = payments_at(&peers.payments_url, API_TIMEOUT);
+
+    let declined = charge_request("booking_2", "card_declined", 3000);
+    assert_kind(payments.charge(&declined).await, rejected);
+    assert_kind(payments.charge(&declined).await, rejected);
+    assert_kind(
+        payments
+            .charge(&charge_request("booking_3", "card_token_xyz", 0))
+            .await,
+        rejected,
+    );
+    assert!(peers.payments.charges().is_empty());
+}
+
+#[tokio::test]
+async fn payments_lost_reply_times_out_and_the_retry_finds_the_charge() {
+    let peers = peers().await;
+    let payments = payments_at(&peers.payments_url, Duration::from_millis(500));
+    let request = charge_request("booking_lost", "card_lost_reply", 2400);
+
+    assert_kind(payments.charge(&request).await, timeout);
+    let charged = peers.payments.charges_for_key("booking_lost");
+    assert_eq!(
+        charged.len(),
+        1,
+        "the money moved although the reply was lost"
+    );
+
+    let receipt = payments
+        .charge(&request)
+        .await
+        .expect("replay answers at once");
+    assert_eq!(receipt.transaction_id, charged[0].transaction_id);
+    assert_eq!(peers.payments.charges_for_key("booking_lost").len(), 1);
+}
+
+#[tokio::test]
+async fn payments_slow_card_uses_the_charge_timeout() {
+    let peers = peers().await;
+    let impatient = payments_at(&peers.payments_url, Duration::from_millis(100));
+    let patient = payments_at(&peers.payments_url, Duration::from_secs(3));
+    let request = charge_request("booking_slow", "card_slow", 1200);
+
+    assert_kind(impatient.charge(&request).await, timeout);
+    let receipt = patient.charge(&request).await.expect("slow but fine");
+    assert_eq!(peers.payments.charges_for_key("booking_slow").len(), 1);
+    assert_eq!(
+        peers
+            .payments
+            .charge(&receipt.transaction_id)
+            .map(|c| c.amount_cents),
+        Some(1200)
+    );
+}
+
+#[tokio::test]
+async fn payments_refund_is_idempotent() {
+    let peers = peers().await;
+    let payments = payments_at(&peers.payments_url, API_TIMEOUT);
+    let receipt = payments
+        .charge(&charge_request("booking_4", "card_token_xyz", 2700))
+        .await
+        .expect("charged");
+
+    let refund = payments
+        .refund(&receipt.transaction_id)
+        .await
+        .expect("refunded");
+    assert_eq!(refund.transaction_id, receipt.transaction_id);
+    assert_eq!(refund.amount_cents, 2700);
+    assert_eq!(payments.refund(&receipt.transaction_id).await, Ok(refund));
+    assert!(
+        peers
+            .payments
+            .charge(&receipt.transaction_id)
+            .is_some_and(|c| c.refunded)
+    );
+
+    assert_kind(payments.refund("txn_unknown").await, not_found);
+    assert_kind(payments.refund("..").await, not_found);
+    assert_kind(payments.refund("../../health").await, not_found);
+}
+
+#[tokio::test]
+async fn payments_failures() {
+    let request = charge_request("booking_5", "card_token_xyz", 1000);
+
+    let down = payments_at(&format!("http://{}", dead_addr().await), API_TIMEOUT);
+    assert_kind(down.charge(&request).await, unavailable);
+    assert_kind(down.refund("txn_1").await, unavailable);
+    assert!(down.health().await.is_err());
+
+    let silent = payments_at(&silent_server().await, Duration::from_millis(300));
+    assert_kind(silent.charge(&request).await, timeout);
+
+    // A 500 may come after the charge; a 503 comes before any work.
+    let crashed = payments_at(
+        &canned_server(StatusCode::INTERNAL_SERVER_ERROR, "").await,
+        API_TIMEOUT,
+    );
+    assert_kind(crashed.charge(&request).await, timeout);
+    let busy = payments_at(
+        &canned_server(StatusCode::SERVICE_UNAVAILABLE, "").await,
+        API_TIMEOUT,
+    );
+    assert_kind(busy.charge(&request).await, unavailable);
+    assert_kind(busy.refund("txn_1").await, unavailable);
+
+    // A success nobody can read still charged: retry, do not give up.
+    let garbled = payments_at(
+        &canned_server(StatusCode::CREATED, "<html>").await,
+        API_TIMEOUT,
+    );
+    assert_kind(garbled.charge(&request).await, timeout);
+    assert_kind(garbled.refund("txn_1").await, unavailable);
+}
