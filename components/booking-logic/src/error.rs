@@ -34,7 +34,9 @@ pub enum BookingError {
     /// The charge may or may not have happened. Retrying processPayment is
     /// safe: it reuses the booking id as idempotency key, so the customer
     /// is never charged twice.
-    #[error("payment service did not answer in time ({0}); retry processPayment, it never charges twice")]
+    #[error(
+        "payment service did not answer in time ({0}); retry processPayment, it never charges twice"
+    )]
     PaymentTimeout(String),
     /// The payment service refused the idempotency key (it was used for a
     /// different charge).

@@ -3,5 +3,19 @@
 //! against the traits in `ports` so the same code runs inside the
 //! `booking` component and natively.
 
+pub mod error;
+pub mod http;
 pub mod model;
 pub mod ports;
+mod query_cost;
+mod query_string;
+pub mod schema;
+pub mod settings;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod validation;
+pub mod workflow;
+
+pub use error::BookingError;
+pub use settings::Settings;
+pub use workflow::Workflow;

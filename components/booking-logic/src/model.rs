@@ -92,6 +92,21 @@ pub enum BookingStatus {
     Refunded,
 }
 
+impl BookingStatus {
+    /// The wire name, e.g. `PAYMENT_FAILED` (as in GraphQL and events).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingStatus::Pending => "PENDING",
+            BookingStatus::Confirmed => "CONFIRMED",
+            BookingStatus::PaymentFailed => "PAYMENT_FAILED",
+            BookingStatus::Failed => "FAILED",
+            BookingStatus::Cancelled => "CANCELLED",
+            BookingStatus::Expired => "EXPIRED",
+            BookingStatus::Refunded => "REFUNDED",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Booking {
     pub id: String,
@@ -165,7 +180,9 @@ impl EventKind {
     }
 
     pub fn parse(name: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 

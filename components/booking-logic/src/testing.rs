@@ -1,0 +1,894 @@
+//! In-memory fakes of every port, with the semantics `wit/booking.wit`
+//! promises (seat locks that expire against a controllable clock,
+//! versioned storage with real conflicts, payments idempotent by key,
+//! an ordered event log), plus knobs to inject faults and to interleave
+//! concurrent operations deterministically. Unit tests use them, and so
+//! can other crates (feature `testing`) and the deterministic simulation.
+//!
+//! Nothing here blocks or sleeps: time moves only when a test moves it.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+
+use crate::model::{
+    Booking, BookingPage, BookingStatus, ChargeRequest, Event, EventKind, PageRequest, PricedSeat,
+    Receipt, RefundReceipt, Seat, SeatLock, SeatStatus, Showtime, Timestamp, User,
+};
+use crate::ports::{
+    Environment, Events, Payments, PortError, PortResult, Ports, Seats, Storage, Users,
+};
+
+/// Locks a mutex even if a panicking test poisoned it: the fakes' state
+/// stays usable for the assertions that follow.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Every port operation, to aim faults at and count calls of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    GetShowtime,
+    SeatMap,
+    LockSeats,
+    ConfirmSeats,
+    ReleaseSeats,
+    GetUser,
+    Charge,
+    Refund,
+    Insert,
+    Get,
+    UpdateIfVersion,
+    ListByUser,
+    ListExpiredPending,
+    Publish,
+    History,
+}
+
+/// How an injected failure behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Fail before doing anything (the WIT's "nothing changed").
+    Fail(PortError),
+    /// Do the call, then report this error anyway, e.g. a charge that went
+    /// through but whose answer timed out.
+    FailAfterEffect(PortError),
+}
+
+#[derive(Default)]
+struct KnobState {
+    faults: HashMap<Op, VecDeque<Fault>>,
+    calls: HashMap<Op, usize>,
+    interleave: bool,
+}
+
+/// Fault injection, call counting and interleaving, shared by all fakes.
+#[derive(Default)]
+pub struct Knobs {
+    state: Mutex<KnobState>,
+}
+
+impl Knobs {
+    /// Makes the next call of `op` fail with `fault`; queued faults are
+    /// used in order, one per call.
+    pub fn fail_next(&self, op: Op, fault: Fault) {
+        lock(&self.state)
+            .faults
+            .entry(op)
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// How many times `op` was called (including failed calls).
+    pub fn calls(&self, op: Op) -> usize {
+        lock(&self.state).calls.get(&op).copied().unwrap_or(0)
+    }
+
+    /// When on, every port call first yields once to the executor, so
+    /// operations joined with `futures::future::join` interleave call by call in
+    /// a fixed order instead of each running to completion.
+    pub fn set_interleaving(&self, on: bool) {
+        lock(&self.state).interleave = on;
+    }
+
+    /// Runs one port call: yields if interleaving, counts it, applies the
+    /// next queued fault for `op`, otherwise runs `body`.
+    async fn run<T>(&self, op: Op, body: impl FnOnce() -> PortResult<T>) -> PortResult<T> {
+        let interleave = lock(&self.state).interleave;
+        if interleave {
+            YieldOnce(false).await;
+        }
+        let fault = {
+            let mut state = lock(&self.state);
+            *state.calls.entry(op).or_default() += 1;
+            state.faults.get_mut(&op).and_then(VecDeque::pop_front)
+        };
+        match fault {
+            None => body(),
+            Some(Fault::Fail(error)) => Err(error),
+            Some(Fault::FailAfterEffect(error)) => {
+                // The effect happens; its answer is lost.
+                let _ = body();
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Returns `Pending` once (waking itself), then `Ready`.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+struct EnvState {
+    now: Timestamp,
+    next_id: u64,
+    scripted_ids: VecDeque<String>,
+}
+
+/// A clock that moves only when told to and predictable ids.
+pub struct FakeEnvironment {
+    state: Mutex<EnvState>,
+}
+
+impl FakeEnvironment {
+    pub fn new(now: Timestamp) -> FakeEnvironment {
+        FakeEnvironment {
+            state: Mutex::new(EnvState {
+                now,
+                next_id: 1,
+                scripted_ids: VecDeque::new(),
+            }),
+        }
+    }
+
+    pub fn set_now(&self, now: Timestamp) {
+        lock(&self.state).now = now;
+    }
+
+    pub fn advance_ms(&self, millis: u64) {
+        let mut state = lock(&self.state);
+        state.now = state.now.saturating_add(millis);
+    }
+
+    pub fn advance_secs(&self, seconds: u64) {
+        self.advance_ms(seconds.saturating_mul(1000));
+    }
+
+    /// The next `new_id` calls return these, in order; after them ids are
+    /// `id-1`, `id-2`, ...
+    pub fn script_ids<I, S>(&self, ids: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        lock(&self.state)
+            .scripted_ids
+            .extend(ids.into_iter().map(Into::into));
+    }
+}
+
+impl Environment for FakeEnvironment {
+    fn now(&self) -> Timestamp {
+        lock(&self.state).now
+    }
+
+    fn new_id(&self) -> String {
+        let mut state = lock(&self.state);
+        if let Some(id) = state.scripted_ids.pop_front() {
+            return id;
+        }
+        let id = format!("id-{}", state.next_id);
+        state.next_id += 1;
+        id
+    }
+}
+
+/// The life of a seat lock in the fake seat service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    Held,
+    Confirmed,
+    Released,
+}
+
+struct LockRecord {
+    lock: SeatLock,
+    holder: String,
+    state: LockState,
+}
+
+struct FakeShowtime {
+    showtime: Showtime,
+    /// Seats as configured; a configured `Booked` seat stays booked.
+    seats: Vec<Seat>,
+}
+
+#[derive(Default)]
+struct SeatsState {
+    showtimes: BTreeMap<String, FakeShowtime>,
+    locks: BTreeMap<String, LockRecord>,
+    next_lock: u64,
+}
+
+impl SeatsState {
+    fn status(&self, showtime_id: &str, seat: &Seat, now: Timestamp) -> SeatStatus {
+        if seat.status == SeatStatus::Booked {
+            return SeatStatus::Booked;
+        }
+        let mut status = SeatStatus::Available;
+        for record in self.locks.values() {
+            let covers = record.lock.showtime_id == showtime_id
+                && record
+                    .lock
+                    .seats
+                    .iter()
+                    .any(|held| held.number == seat.number);
+            if !covers {
+                continue;
+            }
+            match record.state {
+                LockState::Confirmed => return SeatStatus::Booked,
+                LockState::Held if now < record.lock.expires_at => status = SeatStatus::Locked,
+                LockState::Held | LockState::Released => {}
+            }
+        }
+        status
+    }
+
+    fn seat_map(&self, showtime_id: &str, now: Timestamp) -> Option<Vec<Seat>> {
+        let entry = self.showtimes.get(showtime_id)?;
+        Some(
+            entry
+                .seats
+                .iter()
+                .map(|seat| Seat {
+                    status: self.status(showtime_id, seat, now),
+                    ..seat.clone()
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The Cinema service: showtimes, seat maps and seat locks with a TTL.
+/// A lock is expired from the instant `now >= expires_at`.
+pub struct FakeSeats {
+    env: Arc<dyn Environment>,
+    knobs: Arc<Knobs>,
+    state: Mutex<SeatsState>,
+}
+
+impl FakeSeats {
+    pub fn new(env: Arc<dyn Environment>, knobs: Arc<Knobs>) -> FakeSeats {
+        FakeSeats {
+            env,
+            knobs,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Adds (or replaces) a showtime; its seat counts are computed from
+    /// the seats.
+    pub fn add_showtime(&self, showtime: Showtime, seats: Vec<Seat>) {
+        lock(&self.state)
+            .showtimes
+            .insert(showtime.id.clone(), FakeShowtime { showtime, seats });
+    }
+
+    /// The state of a lock, if the service ever issued it.
+    pub fn lock_state(&self, lock_id: &str) -> Option<LockState> {
+        lock(&self.state)
+            .locks
+            .get(lock_id)
+            .map(|record| record.state)
+    }
+
+    /// Who asked for a lock (the booking id).
+    pub fn lock_holder(&self, lock_id: &str) -> Option<String> {
+        lock(&self.state)
+            .locks
+            .get(lock_id)
+            .map(|record| record.holder.clone())
+    }
+
+    /// The current status of one seat.
+    pub fn seat_status(&self, showtime_id: &str, number: &str) -> Option<SeatStatus> {
+        let now = self.env.now();
+        let state = lock(&self.state);
+        let entry = state.showtimes.get(showtime_id)?;
+        let seat = entry.seats.iter().find(|seat| seat.number == number)?;
+        Some(state.status(showtime_id, seat, now))
+    }
+}
+
+#[async_trait]
+impl Seats for FakeSeats {
+    async fn get_showtime(&self, showtime_id: &str) -> PortResult<Showtime> {
+        self.knobs
+            .run(Op::GetShowtime, || {
+                let now = self.env.now();
+                let state = lock(&self.state);
+                let entry = state
+                    .showtimes
+                    .get(showtime_id)
+                    .ok_or_else(|| PortError::NotFound(format!("showtime {showtime_id}")))?;
+                let seats = state.seat_map(showtime_id, now).unwrap_or_default();
+                let available = seats
+                    .iter()
+                    .filter(|seat| seat.status == SeatStatus::Available)
+                    .count();
+                Ok(Showtime {
+                    total_seats: u32::try_from(seats.len()).unwrap_or(u32::MAX),
+                    available_seats: u32::try_from(available).unwrap_or(u32::MAX),
+                    ..entry.showtime.clone()
+                })
+            })
+            .await
+    }
+
+    async fn seat_map(&self, showtime_id: &str) -> PortResult<Vec<Seat>> {
+        self.knobs
+            .run(Op::SeatMap, || {
+                lock(&self.state)
+                    .seat_map(showtime_id, self.env.now())
+                    .ok_or_else(|| PortError::NotFound(format!("showtime {showtime_id}")))
+            })
+            .await
+    }
+
+    async fn lock_seats(
+        &self,
+        showtime_id: &str,
+        seats: &[String],
+        holder: &str,
+        ttl_seconds: u32,
+    ) -> PortResult<SeatLock> {
+        self.knobs
+            .run(Op::LockSeats, || {
+                let now = self.env.now();
+                let mut state = lock(&self.state);
+                let map = state
+                    .seat_map(showtime_id, now)
+                    .ok_or_else(|| PortError::NotFound(format!("showtime {showtime_id}")))?;
+                let distinct: HashSet<&String> = seats.iter().collect();
+                if seats.is_empty() || distinct.len() != seats.len() {
+                    return Err(PortError::Rejected(
+                        "seats must be a non-empty list without repeats".into(),
+                    ));
+                }
+                let mut priced = Vec::with_capacity(seats.len());
+                for number in seats {
+                    let seat = map
+                        .iter()
+                        .find(|seat| &seat.number == number)
+                        .ok_or_else(|| PortError::Rejected(format!("no seat {number}")))?;
+                    if seat.status != SeatStatus::Available {
+                        return Err(PortError::Conflict(format!("seat {number} is taken")));
+                    }
+                    priced.push(PricedSeat {
+                        number: number.clone(),
+                        price_cents: seat.price_cents,
+                    });
+                }
+                state.next_lock += 1;
+                let lock_record = SeatLock {
+                    id: format!("lock-{}", state.next_lock),
+                    showtime_id: showtime_id.to_string(),
+                    seats: priced,
+                    expires_at: now.saturating_add(u64::from(ttl_seconds) * 1000),
+                };
+                state.locks.insert(
+                    lock_record.id.clone(),
+                    LockRecord {
+                        lock: lock_record.clone(),
+                        holder: holder.to_string(),
+                        state: LockState::Held,
+                    },
+                );
+                Ok(lock_record)
+            })
+            .await
+    }
+
+    async fn confirm_seats(&self, lock_id: &str) -> PortResult<()> {
+        self.knobs
+            .run(Op::ConfirmSeats, || {
+                let now = self.env.now();
+                let mut state = lock(&self.state);
+                let record = state
+                    .locks
+                    .get_mut(lock_id)
+                    .ok_or_else(|| PortError::NotFound(format!("lock {lock_id}")))?;
+                match record.state {
+                    LockState::Confirmed => Ok(()),
+                    LockState::Released => {
+                        Err(PortError::Conflict(format!("lock {lock_id} was released")))
+                    }
+                    LockState::Held if now >= record.lock.expires_at => {
+                        Err(PortError::Conflict(format!("lock {lock_id} expired")))
+                    }
+                    LockState::Held => {
+                        record.state = LockState::Confirmed;
+                        Ok(())
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn release_seats(&self, lock_id: &str) -> PortResult<()> {
+        self.knobs
+            .run(Op::ReleaseSeats, || {
+                if let Some(record) = lock(&self.state).locks.get_mut(lock_id) {
+                    record.state = LockState::Released;
+                }
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// The User service.
+pub struct FakeUsers {
+    knobs: Arc<Knobs>,
+    users: Mutex<HashMap<String, User>>,
+}
+
+impl FakeUsers {
+    pub fn new(knobs: Arc<Knobs>) -> FakeUsers {
+        FakeUsers {
+            knobs,
+            users: Mutex::default(),
+        }
+    }
+
+    pub fn add_user(&self, id: &str, active: bool) {
+        lock(&self.users).insert(
+            id.to_string(),
+            User {
+                id: id.to_string(),
+                name: format!("User {id}"),
+                email: format!("{id}@example.com"),
+                active,
+            },
+        );
+    }
+}
+
+#[async_trait]
+impl Users for FakeUsers {
+    async fn get_user(&self, user_id: &str) -> PortResult<User> {
+        self.knobs
+            .run(Op::GetUser, || {
+                lock(&self.users)
+                    .get(user_id)
+                    .cloned()
+                    .ok_or_else(|| PortError::NotFound(format!("user {user_id}")))
+            })
+            .await
+    }
+}
+
+#[derive(Default)]
+struct PaymentsState {
+    /// By idempotency key: the request that created the charge and its
+    /// receipt.
+    charges: BTreeMap<String, (ChargeRequest, Receipt)>,
+    refunds: BTreeMap<String, RefundReceipt>,
+    declined_details: HashSet<String>,
+    next: u64,
+}
+
+/// The Payment service: one charge per idempotency key (a retry gets the
+/// same receipt; reusing a key for another amount is a conflict), one
+/// refund per transaction.
+pub struct FakePayments {
+    env: Arc<dyn Environment>,
+    knobs: Arc<Knobs>,
+    state: Mutex<PaymentsState>,
+}
+
+impl FakePayments {
+    pub fn new(env: Arc<dyn Environment>, knobs: Arc<Knobs>) -> FakePayments {
+        FakePayments {
+            env,
+            knobs,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Charges whose `details` equal `token` are declined.
+    pub fn decline_details(&self, token: &str) {
+        lock(&self.state).declined_details.insert(token.to_string());
+    }
+
+    /// Every charge made, in idempotency-key order.
+    pub fn charges(&self) -> Vec<Receipt> {
+        lock(&self.state)
+            .charges
+            .values()
+            .map(|(_, receipt)| receipt.clone())
+            .collect()
+    }
+
+    /// The request that created the charge under `idempotency_key`.
+    pub fn charge_request(&self, idempotency_key: &str) -> Option<ChargeRequest> {
+        lock(&self.state)
+            .charges
+            .get(idempotency_key)
+            .map(|(request, _)| request.clone())
+    }
+
+    /// Every refund made, in transaction order.
+    pub fn refunds(&self) -> Vec<RefundReceipt> {
+        lock(&self.state).refunds.values().cloned().collect()
+    }
+
+    pub fn is_refunded(&self, transaction_id: &str) -> bool {
+        lock(&self.state).refunds.contains_key(transaction_id)
+    }
+}
+
+#[async_trait]
+impl Payments for FakePayments {
+    async fn charge(&self, request: &ChargeRequest) -> PortResult<Receipt> {
+        self.knobs
+            .run(Op::Charge, || {
+                let mut state = lock(&self.state);
+                if let Some((original, receipt)) = state.charges.get(&request.idempotency_key) {
+                    if original.amount_cents != request.amount_cents
+                        || original.currency != request.currency
+                    {
+                        return Err(PortError::Conflict(format!(
+                            "idempotency key {} was used for another charge",
+                            request.idempotency_key
+                        )));
+                    }
+                    return Ok(receipt.clone());
+                }
+                if state.declined_details.contains(&request.details) {
+                    return Err(PortError::Rejected("card declined".into()));
+                }
+                state.next += 1;
+                let receipt = Receipt {
+                    transaction_id: format!("txn-{}", state.next),
+                    amount_cents: request.amount_cents,
+                    currency: request.currency.clone(),
+                    charged_at: self.env.now(),
+                };
+                state.charges.insert(
+                    request.idempotency_key.clone(),
+                    (request.clone(), receipt.clone()),
+                );
+                Ok(receipt)
+            })
+            .await
+    }
+
+    async fn refund(&self, transaction_id: &str) -> PortResult<RefundReceipt> {
+        self.knobs
+            .run(Op::Refund, || {
+                let mut state = lock(&self.state);
+                if let Some(refund) = state.refunds.get(transaction_id) {
+                    return Ok(refund.clone());
+                }
+                let amount_cents = state
+                    .charges
+                    .values()
+                    .find(|(_, receipt)| receipt.transaction_id == transaction_id)
+                    .map(|(_, receipt)| receipt.amount_cents)
+                    .ok_or_else(|| PortError::NotFound(format!("transaction {transaction_id}")))?;
+                state.next += 1;
+                let refund = RefundReceipt {
+                    refund_id: format!("refund-{}", state.next),
+                    transaction_id: transaction_id.to_string(),
+                    amount_cents,
+                };
+                state
+                    .refunds
+                    .insert(transaction_id.to_string(), refund.clone());
+                Ok(refund)
+            })
+            .await
+    }
+}
+
+/// The booking store: versioned records, optimistic concurrency.
+/// Cursors are `<created_at>:<id>` of the last item of a page.
+pub struct FakeStorage {
+    knobs: Arc<Knobs>,
+    bookings: Mutex<BTreeMap<String, Booking>>,
+}
+
+impl FakeStorage {
+    pub fn new(knobs: Arc<Knobs>) -> FakeStorage {
+        FakeStorage {
+            knobs,
+            bookings: Mutex::default(),
+        }
+    }
+
+    /// The stored booking, bypassing knobs (for assertions).
+    pub fn booking(&self, booking_id: &str) -> Option<Booking> {
+        lock(&self.bookings).get(booking_id).cloned()
+    }
+
+    /// Every stored booking, by id.
+    pub fn all(&self) -> Vec<Booking> {
+        lock(&self.bookings).values().cloned().collect()
+    }
+
+    /// Stores a booking as is, bypassing knobs and checks (to set up a
+    /// scenario).
+    pub fn put(&self, booking: Booking) {
+        lock(&self.bookings).insert(booking.id.clone(), booking);
+    }
+}
+
+fn parse_cursor(cursor: &str) -> Option<(Timestamp, &str)> {
+    let (created_at, id) = cursor.split_once(':')?;
+    Some((created_at.parse().ok()?, id))
+}
+
+#[async_trait]
+impl Storage for FakeStorage {
+    async fn insert(&self, booking: &Booking) -> PortResult<()> {
+        self.knobs
+            .run(Op::Insert, || {
+                let mut bookings = lock(&self.bookings);
+                if bookings.contains_key(&booking.id) {
+                    return Err(PortError::Conflict(format!(
+                        "booking {} exists",
+                        booking.id
+                    )));
+                }
+                bookings.insert(
+                    booking.id.clone(),
+                    Booking {
+                        version: 1,
+                        ..booking.clone()
+                    },
+                );
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>> {
+        self.knobs
+            .run(Op::Get, || {
+                Ok(lock(&self.bookings).get(booking_id).cloned())
+            })
+            .await
+    }
+
+    async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64> {
+        self.knobs
+            .run(Op::UpdateIfVersion, || {
+                let mut bookings = lock(&self.bookings);
+                let stored = bookings
+                    .get_mut(&booking.id)
+                    .ok_or_else(|| PortError::NotFound(format!("booking {}", booking.id)))?;
+                if stored.version != expected_version {
+                    return Err(PortError::Conflict(format!(
+                        "booking {} is at version {}, not {expected_version}",
+                        booking.id, stored.version
+                    )));
+                }
+                let version = expected_version.saturating_add(1);
+                *stored = Booking {
+                    version,
+                    ..booking.clone()
+                };
+                Ok(version)
+            })
+            .await
+    }
+
+    async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage> {
+        self.knobs
+            .run(Op::ListByUser, || {
+                let after = match page.cursor.as_deref() {
+                    None => None,
+                    Some(cursor) => Some(
+                        parse_cursor(cursor)
+                            .ok_or_else(|| PortError::Rejected(format!("bad cursor {cursor}")))?,
+                    ),
+                };
+                let bookings = lock(&self.bookings);
+                let mut mine: Vec<&Booking> = bookings
+                    .values()
+                    .filter(|booking| booking.user_id == user_id)
+                    .filter(|booking| match after {
+                        None => true,
+                        Some(key) => (booking.created_at, booking.id.as_str()) < key,
+                    })
+                    .collect();
+                mine.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+                let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+                let more = mine.len() > limit;
+                let items: Vec<Booking> = mine.into_iter().take(limit).cloned().collect();
+                let next_cursor = match items.last() {
+                    Some(last) if more => Some(format!("{}:{}", last.created_at, last.id)),
+                    _ => None,
+                };
+                Ok(BookingPage { items, next_cursor })
+            })
+            .await
+    }
+
+    async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
+        self.knobs
+            .run(Op::ListExpiredPending, || {
+                let bookings = lock(&self.bookings);
+                let mut due: Vec<&Booking> = bookings
+                    .values()
+                    .filter(|booking| {
+                        booking.status == BookingStatus::Pending && booking.lock_expires_at <= now
+                    })
+                    .collect();
+                due.sort_by(|a, b| (a.lock_expires_at, &a.id).cmp(&(b.lock_expires_at, &b.id)));
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                Ok(due.into_iter().take(limit).cloned().collect())
+            })
+            .await
+    }
+}
+
+/// The event log: everything published, in order.
+pub struct FakeEvents {
+    knobs: Arc<Knobs>,
+    events: Mutex<Vec<Event>>,
+}
+
+impl FakeEvents {
+    pub fn new(knobs: Arc<Knobs>) -> FakeEvents {
+        FakeEvents {
+            knobs,
+            events: Mutex::default(),
+        }
+    }
+
+    /// Every event published, in order.
+    pub fn published(&self) -> Vec<Event> {
+        lock(&self.events).clone()
+    }
+
+    /// The kinds of the events published for one booking, in order.
+    pub fn kinds(&self, booking_id: &str) -> Vec<EventKind> {
+        lock(&self.events)
+            .iter()
+            .filter(|event| event.booking_id == booking_id)
+            .map(|event| event.kind)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Events for FakeEvents {
+    async fn publish(&self, event: &Event) -> PortResult<()> {
+        self.knobs
+            .run(Op::Publish, || {
+                lock(&self.events).push(event.clone());
+                Ok(())
+            })
+            .await
+    }
+
+    async fn history(&self, booking_id: &str) -> PortResult<Vec<Event>> {
+        self.knobs
+            .run(Op::History, || {
+                Ok(lock(&self.events)
+                    .iter()
+                    .filter(|event| event.booking_id == booking_id)
+                    .cloned()
+                    .collect())
+            })
+            .await
+    }
+}
+
+/// All fakes wired to one clock and one set of knobs.
+pub struct Fakes {
+    pub env: Arc<FakeEnvironment>,
+    pub knobs: Arc<Knobs>,
+    pub seats: Arc<FakeSeats>,
+    pub users: Arc<FakeUsers>,
+    pub payments: Arc<FakePayments>,
+    pub storage: Arc<FakeStorage>,
+    pub events: Arc<FakeEvents>,
+}
+
+impl Fakes {
+    /// Empty fakes whose clock reads `now`.
+    pub fn new(now: Timestamp) -> Fakes {
+        let env = Arc::new(FakeEnvironment::new(now));
+        let knobs = Arc::new(Knobs::default());
+        let clock: Arc<dyn Environment> = env.clone();
+        Fakes {
+            seats: Arc::new(FakeSeats::new(clock.clone(), knobs.clone())),
+            users: Arc::new(FakeUsers::new(knobs.clone())),
+            payments: Arc::new(FakePayments::new(clock, knobs.clone())),
+            storage: Arc::new(FakeStorage::new(knobs.clone())),
+            events: Arc::new(FakeEvents::new(knobs.clone())),
+            env,
+            knobs,
+        }
+    }
+
+    /// The fakes as the workflow's ports.
+    pub fn ports(&self) -> Ports {
+        Ports {
+            seats: self.seats.clone(),
+            users: self.users.clone(),
+            payments: self.payments.clone(),
+            storage: self.storage.clone(),
+            events: self.events.clone(),
+            env: self.env.clone(),
+        }
+    }
+
+    /// The scenario of the original service's README: active `user_123`,
+    /// inactive `user_inactive`, and showtime `showtime_456` (USD) with
+    /// seats A1–A5 and B1–B5 at 15.00 each.
+    pub fn sample(now: Timestamp) -> Fakes {
+        let fakes = Fakes::new(now);
+        fakes.users.add_user("user_123", true);
+        fakes.users.add_user("user_inactive", false);
+        let seats: Vec<(String, u64)> = ["A", "B"]
+            .iter()
+            .flat_map(|row| (1..=5).map(move |n| (format!("{row}{n}"), 1500)))
+            .collect();
+        let seats: Vec<(&str, u64)> = seats
+            .iter()
+            .map(|(number, price)| (number.as_str(), *price))
+            .collect();
+        fakes.add_showtime("showtime_456", "USD", &seats);
+        fakes
+    }
+
+    /// Adds a showtime whose seats are `(number, price in cents)`, all
+    /// available; the row is the seat number's leading letters.
+    pub fn add_showtime(&self, id: &str, currency: &str, seats: &[(&str, u64)]) {
+        let seats: Vec<Seat> = seats
+            .iter()
+            .map(|(number, price_cents)| Seat {
+                number: number.to_string(),
+                row: number
+                    .chars()
+                    .take_while(char::is_ascii_alphabetic)
+                    .collect(),
+                price_cents: *price_cents,
+                status: SeatStatus::Available,
+            })
+            .collect();
+        let showtime = Showtime {
+            id: id.to_string(),
+            movie_id: format!("movie-of-{id}"),
+            movie_title: format!("Feature {id}"),
+            theater: "Hall 1".to_string(),
+            starts_at: self.env.now().saturating_add(86_400_000),
+            currency: currency.to_string(),
+            total_seats: 0,
+            available_seats: 0,
+        };
+        self.seats.add_showtime(showtime, seats);
+    }
+}
