@@ -15,8 +15,14 @@ pub fn component(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("wasm32-wasip2/guest").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run scripts/build-components.sh first", path.display());
+    let path = target
+        .join("wasm32-wasip2/guest")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-components.sh first",
+        path.display()
+    );
     path
 }
 
@@ -53,9 +59,12 @@ pub struct TestService {
 
 impl TestService {
     pub async fn start(options: Options) -> TestService {
-        let peers = booking_peers::start(PeersConfig { payments: options.payments, ..PeersConfig::default() })
-            .await
-            .expect("starting the reference peers");
+        let peers = booking_peers::start(PeersConfig {
+            payments: options.payments,
+            ..PeersConfig::default()
+        })
+        .await
+        .expect("starting the reference peers");
         let data_dir = tempfile::tempdir().expect("a temporary data directory");
         let mut args: Vec<String> = [
             "booking-host",
@@ -72,10 +81,19 @@ impl TestService {
             ("--cinema-service-url", peers.cinema_url.clone()),
             ("--user-service-url", peers.users_url.clone()),
             ("--payment-service-url", peers.payments_url.clone()),
-            ("--seat-lock-duration", options.seat_lock_seconds.to_string()),
-            ("--payment-timeout", options.payment_timeout_seconds.to_string()),
+            (
+                "--seat-lock-duration",
+                options.seat_lock_seconds.to_string(),
+            ),
+            (
+                "--payment-timeout",
+                options.payment_timeout_seconds.to_string(),
+            ),
             ("--api-timeout", "5".to_owned()),
-            ("--sweep-interval", options.sweep_interval_seconds.to_string()),
+            (
+                "--sweep-interval",
+                options.sweep_interval_seconds.to_string(),
+            ),
         ];
         for (flag, value) in settings {
             args.push(flag.to_owned());
@@ -83,12 +101,17 @@ impl TestService {
         }
         args.extend(options.extra_args);
         let config = booking_host::config::Cli::parse_from(args).config;
-        let service = booking_host::app::start(config).await.expect("starting the booking host");
+        let service = booking_host::app::start(config)
+            .await
+            .expect("starting the booking host");
         TestService {
             base_url: format!("http://{}", service.address),
             component_sha256: service.component_sha256.clone(),
             peers,
-            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
             service,
             _data_dir: data_dir,
         }
@@ -129,7 +152,10 @@ impl TestService {
             )
             .await;
         assert_eq!(data["createBooking"]["success"], true, "{data}");
-        data["createBooking"]["booking"]["id"].as_str().expect("a booking id").to_owned()
+        data["createBooking"]["booking"]["id"]
+            .as_str()
+            .expect("a booking id")
+            .to_owned()
     }
 
     pub async fn pay(&self, booking_id: &str, details: &str) -> (u16, Value) {
@@ -153,7 +179,10 @@ impl TestService {
     /// Event types of a booking, in order.
     pub async fn event_types(&self, booking_id: &str) -> Vec<String> {
         let data = self
-            .data("query($b: String!) { bookingEvents(bookingId: $b) { type } }", json!({"b": booking_id}))
+            .data(
+                "query($b: String!) { bookingEvents(bookingId: $b) { type } }",
+                json!({"b": booking_id}),
+            )
             .await;
         data["bookingEvents"]
             .as_array()
@@ -181,7 +210,12 @@ impl TestService {
     }
 
     /// Polls until `booking_id` has `status` or the deadline passes.
-    pub async fn wait_for_status(&self, booking_id: &str, status: &str, deadline: Duration) -> Value {
+    pub async fn wait_for_status(
+        &self,
+        booking_id: &str,
+        status: &str,
+        deadline: Duration,
+    ) -> Value {
         let start = std::time::Instant::now();
         loop {
             let booking = self.booking(booking_id).await;

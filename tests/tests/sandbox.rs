@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 use e2e_tests::{Options, TestService, component};
 
 async fn get(service: &TestService, path: &str) -> (u16, String) {
-    let response = service.client.get(format!("{}{path}", service.base_url)).send().await.unwrap();
+    let response = service
+        .client
+        .get(format!("{}{path}", service.base_url))
+        .send()
+        .await
+        .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -16,7 +21,12 @@ async fn misbehaving_requests_fail_alone_and_the_host_keeps_serving() {
     let service = Arc::new(
         TestService::start(Options {
             component: component("misbehaving_guest"),
-            extra_args: vec!["--request-cpu-ms".into(), "300".into(), "--request-memory-mb".into(), "32".into()],
+            extra_args: vec![
+                "--request-cpu-ms".into(),
+                "300".into(),
+                "--request-memory-mb".into(),
+                "32".into(),
+            ],
             ..Options::default()
         })
         .await,
@@ -35,18 +45,35 @@ async fn misbehaving_requests_fail_alone_and_the_host_keeps_serving() {
     let ((status, body), took) = looping.await.unwrap();
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("\"code\":\"INTERNAL\""), "{body}");
-    assert!(took < Duration::from_secs(5), "the CPU deadline took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the CPU deadline took {took:?}"
+    );
 
     for path in ["/trap", "/memory"] {
         let (status, body) = get(&service, path).await;
         assert_eq!(status, 500, "{path}: {body}");
-        assert_eq!(get(&service, "/").await.0, 200, "the host serves after {path}");
+        assert_eq!(
+            get(&service, "/").await.0,
+            200,
+            "the host serves after {path}"
+        );
     }
 
     // Trapping in the middle of a mutation leaves a lock that expires.
     let (status, _) = get(&service, "/lock-then-trap?seat=E9").await;
     assert_eq!(status, 500);
-    assert!(service.peers.cinema.live_locks("showtime_456").iter().any(|lock| lock.seats.contains(&"E9".to_owned())));
+    assert!(
+        service
+            .peers
+            .cinema
+            .live_locks("showtime_456")
+            .iter()
+            .any(|lock| lock.seats.contains(&"E9".to_owned()))
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(service.peers.cinema.live_locks("showtime_456").is_empty(), "the trapped request's lock outlived its TTL");
+    assert!(
+        service.peers.cinema.live_locks("showtime_456").is_empty(),
+        "the trapped request's lock outlived its TTL"
+    );
 }

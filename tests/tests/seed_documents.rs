@@ -80,26 +80,55 @@ async fn the_seed_readme_documents_run_the_whole_workflow() {
     // Row A costs 15.00 a seat in the demo catalog.
     assert_eq!(booking["totalAmount"], "30.00");
     let booking_id = booking["id"].as_str().unwrap().to_owned();
-    assert_eq!(service.seats_with_status("showtime_456", "LOCKED").await, vec!["A1", "A2"]);
+    assert_eq!(
+        service.seats_with_status("showtime_456", "LOCKED").await,
+        vec!["A1", "A2"]
+    );
 
-    let paid = service.data(&PROCESS_PAYMENT.replace("booking_123", &booking_id), json!({})).await;
+    let paid = service
+        .data(
+            &PROCESS_PAYMENT.replace("booking_123", &booking_id),
+            json!({}),
+        )
+        .await;
     let paid = &paid["processPayment"];
     assert_eq!(paid["success"], true, "{paid}");
     assert_eq!(paid["booking"]["status"], "CONFIRMED");
-    let transaction = paid["booking"]["paymentTransactionId"].as_str().unwrap().to_owned();
-    assert_eq!(service.seats_with_status("showtime_456", "BOOKED").await, vec!["A1", "A2"]);
+    let transaction = paid["booking"]["paymentTransactionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        service.seats_with_status("showtime_456", "BOOKED").await,
+        vec!["A1", "A2"]
+    );
 
-    let fetched = service.data(&GET_BOOKING.replace("booking_123", &booking_id), json!({})).await;
+    let fetched = service
+        .data(&GET_BOOKING.replace("booking_123", &booking_id), json!({}))
+        .await;
     let fetched = &fetched["getBooking"];
     assert_eq!(fetched["id"], booking_id.as_str());
     assert_eq!(fetched["status"], "CONFIRMED");
-    assert!(fetched["updatedAt"].as_str().is_some_and(|t| t.ends_with('Z')), "{fetched}");
+    assert!(
+        fetched["updatedAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{fetched}"
+    );
 
     let listed = service.data(GET_USER_BOOKINGS, json!({})).await;
     let listed = listed["getUserBookings"].as_array().unwrap();
-    assert!(listed.iter().any(|b| b["id"] == booking_id.as_str() && b["status"] == "CONFIRMED"), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|b| b["id"] == booking_id.as_str() && b["status"] == "CONFIRMED"),
+        "{listed:?}"
+    );
 
-    assert_eq!(service.event_types(&booking_id).await, vec!["booking.created", "booking.confirmed"]);
+    assert_eq!(
+        service.event_types(&booking_id).await,
+        vec!["booking.created", "booking.confirmed"]
+    );
     let charge = service.peers.payments.charges_for_key(&booking_id);
     assert_eq!(charge.len(), 1, "exactly one charge");
     assert_eq!(charge[0].transaction_id, transaction);
@@ -107,7 +136,10 @@ async fn the_seed_readme_documents_run_the_whole_workflow() {
 
     // Paying again is an idempotent replay, not a second charge.
     let (_, replay) = service.pay(&booking_id, "card_token_xyz").await;
-    assert_eq!(replay["data"]["processPayment"]["booking"]["status"], "CONFIRMED", "{replay}");
+    assert_eq!(
+        replay["data"]["processPayment"]["booking"]["status"], "CONFIRMED",
+        "{replay}"
+    );
     assert_eq!(service.peers.payments.charges_for_key(&booking_id).len(), 1);
     service.stop().await;
 }
@@ -115,15 +147,29 @@ async fn the_seed_readme_documents_run_the_whole_workflow() {
 #[tokio::test]
 async fn health_reports_every_dependency_and_the_component_version() {
     let service = TestService::start(Options::default()).await;
-    let response = service.client.get(format!("{}/health", service.base_url)).send().await.unwrap();
+    let response = service
+        .client
+        .get(format!("{}/health", service.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    let logic_version = response.headers()["x-logic-version"].to_str().unwrap().to_owned();
+    let logic_version = response.headers()["x-logic-version"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let health: serde_json::Value = response.json().await.unwrap();
     assert_eq!(health["status"], "healthy", "{health}");
     for dependency in ["storage", "events", "cinema", "users", "payments"] {
-        assert_eq!(health["checks"][dependency]["status"], "up", "{dependency}: {health}");
+        assert_eq!(
+            health["checks"][dependency]["status"], "up",
+            "{dependency}: {health}"
+        );
     }
-    assert_eq!(health["component"]["sha256"], service.component_sha256.as_str());
+    assert_eq!(
+        health["component"]["sha256"],
+        service.component_sha256.as_str()
+    );
     assert_eq!(logic_version, service.component_sha256);
     service.stop().await;
 }
@@ -140,6 +186,10 @@ async fn graphiql_is_served_to_browsers() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let page = response.text().await.unwrap();
-    assert!(page.contains("graphiql"), "not a GraphiQL page: {}", &page[..page.len().min(300)]);
+    assert!(
+        page.contains("graphiql"),
+        "not a GraphiQL page: {}",
+        &page[..page.len().min(300)]
+    );
     service.stop().await;
 }

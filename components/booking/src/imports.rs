@@ -77,14 +77,18 @@ impl ports::Seats for WitSeats {
         holder: &str,
         ttl_seconds: u32,
     ) -> PortResult<SeatLock> {
-        let lock = seats::lock_seats(showtime_id, numbers, holder, ttl_seconds).map_err(port_error)?;
+        let lock =
+            seats::lock_seats(showtime_id, numbers, holder, ttl_seconds).map_err(port_error)?;
         Ok(SeatLock {
             id: lock.id,
             showtime_id: lock.showtime_id,
             seats: lock
                 .seats
                 .into_iter()
-                .map(|seat| PricedSeat { number: seat.number, price_cents: seat.price_cents })
+                .map(|seat| PricedSeat {
+                    number: seat.number,
+                    price_cents: seat.price_cents,
+                })
                 .collect(),
             expires_at: lock.expires_at,
         })
@@ -105,7 +109,12 @@ struct WitUsers;
 impl ports::Users for WitUsers {
     async fn get_user(&self, user_id: &str) -> PortResult<User> {
         let user = users::get_user(user_id).map_err(port_error)?;
-        Ok(User { id: user.id, name: user.name, email: user.email, active: user.active })
+        Ok(User {
+            id: user.id,
+            name: user.name,
+            email: user.email,
+            active: user.active,
+        })
     }
 }
 
@@ -212,7 +221,9 @@ impl ports::Storage for WitStorage {
     }
 
     async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>> {
-        Ok(storage::get(booking_id).map_err(port_error)?.map(from_wit_booking))
+        Ok(storage::get(booking_id)
+            .map_err(port_error)?
+            .map(from_wit_booking))
     }
 
     async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64> {
@@ -222,7 +233,10 @@ impl ports::Storage for WitStorage {
     async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage> {
         let page = storage::list_by_user(
             user_id,
-            &storage::PageRequest { cursor: page.cursor.clone(), limit: page.limit },
+            &storage::PageRequest {
+                cursor: page.cursor.clone(),
+                limit: page.limit,
+            },
         )
         .map_err(port_error)?;
         Ok(BookingPage {

@@ -49,7 +49,9 @@ impl incoming_handler::Guest for Component {
                         let schema = build_schema(Arc::new(workflow));
                         graphql_http::handle(&schema, request).await
                     }
-                    Err(message) => graphql_http::error_response(500, "CONFIGURATION_INVALID", &message),
+                    Err(message) => {
+                        graphql_http::error_response(500, "CONFIGURATION_INVALID", &message)
+                    }
                 },
                 Err(message) => graphql_http::error_response(400, "BAD_REQUEST", &message),
             };
@@ -65,14 +67,21 @@ impl maintenance::Guest for Component {
         let workflow = workflow().map_err(imports::WitError::Unavailable)?;
         let report = futures::executor::block_on(workflow.sweep_expired(limit))
             .map_err(|error| imports::WitError::Unavailable(error.to_string()))?;
-        Ok(SweepReport { expired: report.expired, skipped: report.skipped })
+        Ok(SweepReport {
+            expired: report.expired,
+            skipped: report.skipped,
+        })
     }
 }
 
 async fn read_request(request: IncomingRequest) -> Result<HttpRequest, String> {
     let request = wstd::http::request::try_from_incoming(request).map_err(|e| e.to_string())?;
     let (parts, mut body) = request.into_parts();
-    let body = body.contents().await.map_err(|e| format!("reading the body failed: {e}"))?.to_vec();
+    let body = body
+        .contents()
+        .await
+        .map_err(|e| format!("reading the body failed: {e}"))?
+        .to_vec();
     Ok(HttpRequest {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
@@ -80,7 +89,9 @@ async fn read_request(request: IncomingRequest) -> Result<HttpRequest, String> {
         headers: parts
             .headers
             .iter()
-            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
             .collect(),
         body,
     })
@@ -93,5 +104,7 @@ fn into_wstd(response: graphql_http::HttpResponse) -> wstd::http::Response<wstd:
     }
     builder
         .body(wstd::http::Body::from(response.body))
-        .unwrap_or_else(|_| wstd::http::Response::new(wstd::http::Body::from("invalid response headers")))
+        .unwrap_or_else(|_| {
+            wstd::http::Response::new(wstd::http::Body::from("invalid response headers"))
+        })
 }

@@ -44,16 +44,22 @@ impl SqliteEventLog {
 }
 
 fn decode(payload: &str) -> PortResult<Event> {
-    serde_json::from_str(payload).map_err(|e| PortError::Unavailable(format!("corrupt event in the log: {e}")))
+    serde_json::from_str(payload)
+        .map_err(|e| PortError::Unavailable(format!("corrupt event in the log: {e}")))
 }
 
 #[async_trait]
 impl Events for SqliteEventLog {
     async fn publish(&self, event: &Event) -> PortResult<()> {
-        let payload = serde_json::to_string(event).map_err(|e| PortError::Rejected(e.to_string()))?;
-        let (id, booking_id, kind) = (event.id.clone(), event.booking_id.clone(), event.kind.as_str());
-        let occurred_at =
-            i64::try_from(event.occurred_at).map_err(|_| PortError::Rejected("occurred-at is too large".into()))?;
+        let payload =
+            serde_json::to_string(event).map_err(|e| PortError::Rejected(e.to_string()))?;
+        let (id, booking_id, kind) = (
+            event.id.clone(),
+            event.booking_id.clone(),
+            event.kind.as_str(),
+        );
+        let occurred_at = i64::try_from(event.occurred_at)
+            .map_err(|_| PortError::Rejected("occurred-at is too large".into()))?;
         self.db
             .run(move |connection| {
                 connection
@@ -112,17 +118,34 @@ mod tests {
     async fn history_is_in_publication_order_and_republishing_does_not_duplicate() {
         let dir = tempfile::tempdir().unwrap();
         let log = SqliteEventLog::new(Database::open(&dir.path().join("events.sqlite3")).unwrap());
-        log.publish(&event("e1", "b1", EventKind::BookingCreated)).await.unwrap();
-        log.publish(&event("x1", "b2", EventKind::BookingCreated)).await.unwrap();
-        log.publish(&event("e2", "b1", EventKind::BookingConfirmed)).await.unwrap();
-        log.publish(&event("e1", "b1", EventKind::BookingCreated)).await.unwrap();
+        log.publish(&event("e1", "b1", EventKind::BookingCreated))
+            .await
+            .unwrap();
+        log.publish(&event("x1", "b2", EventKind::BookingCreated))
+            .await
+            .unwrap();
+        log.publish(&event("e2", "b1", EventKind::BookingConfirmed))
+            .await
+            .unwrap();
+        log.publish(&event("e1", "b1", EventKind::BookingCreated))
+            .await
+            .unwrap();
 
         let history = log.history("b1").await.unwrap();
         let kinds: Vec<_> = history.iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, vec![EventKind::BookingCreated, EventKind::BookingConfirmed]);
+        assert_eq!(
+            kinds,
+            vec![EventKind::BookingCreated, EventKind::BookingConfirmed]
+        );
         assert_eq!(history[0], event("e1", "b1", EventKind::BookingCreated));
 
-        let tail: Vec<_> = log.tail(2).await.unwrap().into_iter().map(|e| e.id).collect();
+        let tail: Vec<_> = log
+            .tail(2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
         assert_eq!(tail, vec!["x1", "e2"]);
     }
 }

@@ -3,8 +3,8 @@
 //! implements the port trait and reports its own health.
 
 pub mod events;
-pub mod sqlite;
 pub mod payments;
 pub mod seats;
+pub mod sqlite;
 pub mod storage;
 pub mod users;

@@ -58,7 +58,9 @@ impl Database {
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
-        Ok(Database { connection: Arc::new(Mutex::new(connection)) })
+        Ok(Database {
+            connection: Arc::new(Mutex::new(connection)),
+        })
     }
 
     /// Runs `work` on the blocking pool with the connection.
@@ -79,7 +81,9 @@ impl Database {
 
     pub async fn health(&self) -> Result<(), String> {
         self.run(|connection| {
-            connection.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable)
+            connection
+                .query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(unavailable)
         })
         .await
         .map_err(|error| error.to_string())

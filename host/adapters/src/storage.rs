@@ -56,11 +56,7 @@ fn parse_status(name: &str) -> Option<BookingStatus> {
 }
 
 fn invalid_column(index: usize, message: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        index,
-        rusqlite::types::Type::Text,
-        message.into(),
-    )
+    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, message.into())
 }
 
 fn read_booking(row: &Row<'_>) -> rusqlite::Result<Booking> {
@@ -73,7 +69,8 @@ fn read_booking(row: &Row<'_>) -> rusqlite::Result<Booking> {
         seats: serde_json::from_str(&seats).map_err(|e| invalid_column(3, e.to_string()))?,
         total_cents: row.get::<_, i64>(4)? as u64,
         currency: row.get(5)?,
-        status: parse_status(&status).ok_or_else(|| invalid_column(6, format!("unknown status {status}")))?,
+        status: parse_status(&status)
+            .ok_or_else(|| invalid_column(6, format!("unknown status {status}")))?,
         lock_id: row.get(7)?,
         lock_expires_at: row.get::<_, i64>(8)? as u64,
         payment_transaction_id: row.get(9)?,
@@ -95,7 +92,9 @@ fn parse_cursor(cursor: &str) -> PortResult<(i64, String)> {
     let (created_at, id) = cursor
         .split_once(':')
         .ok_or_else(|| PortError::Rejected("malformed cursor".into()))?;
-    let created_at = created_at.parse().map_err(|_| PortError::Rejected("malformed cursor".into()))?;
+    let created_at = created_at
+        .parse()
+        .map_err(|_| PortError::Rejected("malformed cursor".into()))?;
     Ok((created_at, id.to_owned()))
 }
 
@@ -103,7 +102,8 @@ fn parse_cursor(cursor: &str) -> PortResult<(i64, String)> {
 impl Storage for SqliteStorage {
     async fn insert(&self, booking: &Booking) -> PortResult<()> {
         let b = booking.clone();
-        let seats = serde_json::to_string(&b.seats).map_err(|e| PortError::Rejected(e.to_string()))?;
+        let seats =
+            serde_json::to_string(&b.seats).map_err(|e| PortError::Rejected(e.to_string()))?;
         let (total, expires, created, updated) = (
             sql_int(b.total_cents, "total")?,
             sql_int(b.lock_expires_at, "lock expiry")?,
@@ -148,7 +148,11 @@ impl Storage for SqliteStorage {
         self.db
             .run(move |connection| {
                 connection
-                    .query_row(&format!("SELECT {COLUMNS} FROM bookings WHERE id = ?1"), [id], read_booking)
+                    .query_row(
+                        &format!("SELECT {COLUMNS} FROM bookings WHERE id = ?1"),
+                        [id],
+                        read_booking,
+                    )
                     .optional()
                     .map_err(unavailable)
             })
@@ -157,7 +161,8 @@ impl Storage for SqliteStorage {
 
     async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64> {
         let b = booking.clone();
-        let seats = serde_json::to_string(&b.seats).map_err(|e| PortError::Rejected(e.to_string()))?;
+        let seats =
+            serde_json::to_string(&b.seats).map_err(|e| PortError::Rejected(e.to_string()))?;
         let (total, expires, updated, expected) = (
             sql_int(b.total_cents, "total")?,
             sql_int(b.lock_expires_at, "lock expiry")?,
@@ -221,13 +226,18 @@ impl Storage for SqliteStorage {
                     ))
                     .map_err(unavailable)?;
                 let mut items = statement
-                    .query_map(params![user_id, after_created, after_id, i64::from(limit) + 1], read_booking)
+                    .query_map(
+                        params![user_id, after_created, after_id, i64::from(limit) + 1],
+                        read_booking,
+                    )
                     .map_err(unavailable)?
                     .collect::<rusqlite::Result<Vec<_>>>()
                     .map_err(unavailable)?;
                 let next_cursor = if items.len() > limit as usize {
                     items.truncate(limit as usize);
-                    items.last().map(|last| format!("{}:{}", last.created_at, last.id))
+                    items
+                        .last()
+                        .map(|last| format!("{}:{}", last.created_at, last.id))
                 } else {
                     None
                 };
@@ -261,7 +271,13 @@ impl Storage for SqliteStorage {
 mod tests {
     use super::*;
 
-    fn booking(id: &str, user: &str, created_at: u64, status: BookingStatus, lock_expires_at: u64) -> Booking {
+    fn booking(
+        id: &str,
+        user: &str,
+        created_at: u64,
+        status: BookingStatus,
+        lock_expires_at: u64,
+    ) -> Booking {
         Booking {
             id: id.into(),
             user_id: user.into(),
@@ -291,7 +307,10 @@ mod tests {
         let (_dir, storage) = open();
         let original = booking("b1", "u1", 10, BookingStatus::Pending, 100);
         storage.insert(&original).await.unwrap();
-        assert!(matches!(storage.insert(&original).await, Err(PortError::Conflict(_))));
+        assert!(matches!(
+            storage.insert(&original).await,
+            Err(PortError::Conflict(_))
+        ));
 
         let stored = storage.get("b1").await.unwrap().unwrap();
         assert_eq!(stored.version, 1);
@@ -304,20 +323,29 @@ mod tests {
 
         let mut expired = stored;
         expired.status = BookingStatus::Expired;
-        assert!(matches!(storage.update_if_version(&expired, 1).await, Err(PortError::Conflict(_))));
+        assert!(matches!(
+            storage.update_if_version(&expired, 1).await,
+            Err(PortError::Conflict(_))
+        ));
         let now = storage.get("b1").await.unwrap().unwrap();
         assert_eq!((now.status, now.version), (BookingStatus::Confirmed, 2));
         assert_eq!(now.payment_transaction_id.as_deref(), Some("tx"));
 
         let ghost = booking("ghost", "u1", 1, BookingStatus::Pending, 1);
-        assert!(matches!(storage.update_if_version(&ghost, 1).await, Err(PortError::NotFound(_))));
+        assert!(matches!(
+            storage.update_if_version(&ghost, 1).await,
+            Err(PortError::NotFound(_))
+        ));
         assert_eq!(storage.get("ghost").await.unwrap(), None);
     }
 
     #[tokio::test]
     async fn concurrent_updates_of_one_version_have_one_winner() {
         let (_dir, storage) = open();
-        storage.insert(&booking("b1", "u1", 10, BookingStatus::Pending, 100)).await.unwrap();
+        storage
+            .insert(&booking("b1", "u1", 10, BookingStatus::Pending, 100))
+            .await
+            .unwrap();
         let stored = storage.get("b1").await.unwrap().unwrap();
         let attempts = (0..20).map(|_| {
             let (storage, mut update) = (storage.clone(), stored.clone());
@@ -337,14 +365,29 @@ mod tests {
     async fn user_listing_pages_newest_first_without_gaps_or_repeats() {
         let (_dir, storage) = open();
         for n in 0..7u64 {
-            storage.insert(&booking(&format!("b{n}"), "u1", 100 + n / 2, BookingStatus::Pending, 1)).await.unwrap();
+            storage
+                .insert(&booking(
+                    &format!("b{n}"),
+                    "u1",
+                    100 + n / 2,
+                    BookingStatus::Pending,
+                    1,
+                ))
+                .await
+                .unwrap();
         }
-        storage.insert(&booking("other", "u2", 500, BookingStatus::Pending, 1)).await.unwrap();
+        storage
+            .insert(&booking("other", "u2", 500, BookingStatus::Pending, 1))
+            .await
+            .unwrap();
 
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let page = storage.list_by_user("u1", &PageRequest { cursor, limit: 3 }).await.unwrap();
+            let page = storage
+                .list_by_user("u1", &PageRequest { cursor, limit: 3 })
+                .await
+                .unwrap();
             assert!(page.items.len() <= 3);
             seen.extend(page.items.iter().map(|b| (b.created_at, b.id.clone())));
             match page.next_cursor {
@@ -357,7 +400,15 @@ mod tests {
         assert_eq!(seen, expected, "newest first");
         assert_eq!(seen.len(), 7);
         assert!(matches!(
-            storage.list_by_user("u1", &PageRequest { cursor: Some("garbage".into()), limit: 3 }).await,
+            storage
+                .list_by_user(
+                    "u1",
+                    &PageRequest {
+                        cursor: Some("garbage".into()),
+                        limit: 3
+                    }
+                )
+                .await,
             Err(PortError::Rejected(_))
         ));
     }
@@ -365,13 +416,29 @@ mod tests {
     #[tokio::test]
     async fn only_pending_bookings_past_their_lock_are_expired_candidates() {
         let (_dir, storage) = open();
-        storage.insert(&booking("late", "u1", 1, BookingStatus::Pending, 50)).await.unwrap();
-        storage.insert(&booking("later", "u1", 1, BookingStatus::Pending, 40)).await.unwrap();
-        storage.insert(&booking("fresh", "u1", 1, BookingStatus::Pending, 500)).await.unwrap();
-        storage.insert(&booking("paid", "u1", 1, BookingStatus::Confirmed, 10)).await.unwrap();
+        storage
+            .insert(&booking("late", "u1", 1, BookingStatus::Pending, 50))
+            .await
+            .unwrap();
+        storage
+            .insert(&booking("later", "u1", 1, BookingStatus::Pending, 40))
+            .await
+            .unwrap();
+        storage
+            .insert(&booking("fresh", "u1", 1, BookingStatus::Pending, 500))
+            .await
+            .unwrap();
+        storage
+            .insert(&booking("paid", "u1", 1, BookingStatus::Confirmed, 10))
+            .await
+            .unwrap();
         let due = storage.list_expired_pending(100, 10).await.unwrap();
         let ids: Vec<_> = due.iter().map(|b| b.id.as_str()).collect();
-        assert_eq!(ids, vec!["later", "late"], "oldest lock first, only PENDING");
+        assert_eq!(
+            ids,
+            vec!["later", "late"],
+            "oldest lock first, only PENDING"
+        );
         assert_eq!(storage.list_expired_pending(100, 1).await.unwrap().len(), 1);
     }
 
@@ -381,7 +448,10 @@ mod tests {
         let path = dir.path().join("durable.sqlite3");
         {
             let storage = SqliteStorage::new(Database::open(&path).unwrap());
-            storage.insert(&booking("kept", "u1", 1, BookingStatus::Pending, 1)).await.unwrap();
+            storage
+                .insert(&booking("kept", "u1", 1, BookingStatus::Pending, 1))
+                .await
+                .unwrap();
         }
         let storage = SqliteStorage::new(Database::open(&path).unwrap());
         assert!(storage.get("kept").await.unwrap().is_some());

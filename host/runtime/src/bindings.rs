@@ -10,4 +10,3 @@ wasmtime::component::bindgen!({
 });
 
 pub use cinema::booking::{events, payments, seats, storage, types, users};
-pub use exports::cinema::booking::maintenance;

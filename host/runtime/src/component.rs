@@ -31,15 +31,25 @@ impl LogicComponent {
         let source = source.into();
         let sha256 = hex(&Sha256::digest(bytes));
         let component = Component::new(engine, bytes)
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("{source} is not a valid component"))?;
         let instance_pre = linker
             .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("{source} imports something the host does not provide"))?;
         let proxy_pre = ProxyPre::new(instance_pre.clone())
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("{source} does not export wasi:http/incoming-handler"))?;
         let logic_pre = LogicPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("{source} does not export cinema:booking/maintenance"))?;
-        Ok(LogicComponent { sha256, size_bytes: bytes.len(), source, proxy_pre, logic_pre })
+        Ok(LogicComponent {
+            sha256,
+            size_bytes: bytes.len(),
+            source,
+            proxy_pre,
+            logic_pre,
+        })
     }
 }
 

@@ -52,13 +52,16 @@ impl SandboxEngine {
 
         let mut config = Config::new();
         config
-            .async_support(true)
             .epoch_interruption(true)
             .wasm_component_model(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let ticker = Arc::new(EpochTicker::start(engine.clone())?);
-        Ok(SandboxEngine { engine, limits, _ticker: ticker })
+        Ok(SandboxEngine {
+            engine,
+            limits,
+            _ticker: ticker,
+        })
     }
 }
 

@@ -27,7 +27,6 @@ pub struct SweepReport {
 
 pub struct Runtime {
     engine: SandboxEngine,
-    linker: Linker<RequestState>,
     component: Arc<LogicComponent>,
     ports: Ports,
     /// Settings handed to the guest as its environment variables.
@@ -50,7 +49,12 @@ impl Runtime {
             component_bytes,
             component_source,
         )?);
-        Ok(Runtime { engine, linker, component, ports, guest_env })
+        Ok(Runtime {
+            engine,
+            component,
+            ports,
+            guest_env,
+        })
     }
 
     pub fn component(&self) -> &Arc<LogicComponent> {
@@ -66,7 +70,9 @@ impl Runtime {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |store| {
             if store.data().guest_time() > cpu_time {
-                anyhow::bail!("the request ran guest code for longer than the {cpu_time:?} limit");
+                return Err(wasmtime::format_err!(
+                    "the request ran guest code for longer than the {cpu_time:?} limit"
+                ));
             }
             Ok(UpdateDeadline::Yield(1))
         });
@@ -84,22 +90,34 @@ impl Runtime {
     {
         let mut store = self.new_store();
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
-        let proxy = self.component.proxy_pre.instantiate_async(&mut store).await?;
+        let proxy = self
+            .component
+            .proxy_pre
+            .instantiate_async(&mut store)
+            .await?;
 
         // The guest keeps streaming the body after it hands over the
         // response head, so it runs on its own task.
         let guest = tokio::spawn(async move {
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, outparam).await
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(anyhow::anyhow!("the component answered with an error: {code:?}")),
+            Ok(Err(code)) => Err(anyhow::anyhow!(
+                "the component answered with an error: {code:?}"
+            )),
             // The guest ended without answering: report why.
             Err(_) => match guest.await {
                 Ok(Ok(())) => Err(anyhow::anyhow!("the component returned without a response")),
-                Ok(Err(trap)) => Err(trap.context("the component failed")),
+                Ok(Err(trap)) => Err(anyhow::Error::from(trap).context("the component failed")),
                 Err(join) => Err(anyhow::anyhow!("the request task failed: {join}")),
             },
         }
@@ -108,26 +126,43 @@ impl Runtime {
     /// Runs the component's expiry sweep once.
     pub async fn sweep_expired(&self, limit: u32) -> anyhow::Result<SweepReport> {
         let mut store = self.new_store();
-        let logic = self.component.logic_pre.instantiate_async(&mut store).await?;
+        let logic = self
+            .component
+            .logic_pre
+            .instantiate_async(&mut store)
+            .await?;
         let report = logic
             .cinema_booking_maintenance()
             .call_sweep_expired(&mut store, limit)
             .await
+            .map_err(anyhow::Error::from)
             .context("the sweep trapped")?
             .map_err(|error| anyhow::anyhow!("the sweep failed: {error:?}"))?;
-        Ok(SweepReport { expired: report.expired, skipped: report.skipped })
+        Ok(SweepReport {
+            expired: report.expired,
+            skipped: report.skipped,
+        })
     }
 }
 
 /// A JSON GraphQL-style error body, for failures that happen outside the
 /// guest (traps, limits), so clients always get `extensions.code`.
-pub fn error_response(status: u16, code: &str, message: &str) -> hyper::Response<HyperOutgoingBody> {
-    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]}).to_string();
-    let body = Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync();
+pub fn error_response(
+    status: u16,
+    code: &str,
+    message: &str,
+) -> hyper::Response<HyperOutgoingBody> {
+    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]})
+        .to_string();
+    let body = Full::new(Bytes::from(body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
     let mut response = hyper::Response::new(body);
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     response
 }

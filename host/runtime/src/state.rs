@@ -9,11 +9,15 @@ use booking_logic::ports::Ports;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
 
 pub struct RequestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    http_hooks: SandboxHttpHooks,
     table: ResourceTable,
     pub limits: StoreLimits,
     pub ports: Ports,
@@ -29,8 +33,12 @@ impl RequestState {
         RequestState {
             wasi,
             http: WasiHttpCtx::new(),
+            http_hooks: SandboxHttpHooks,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
             ports,
             started: Instant::now(),
             time_in_host: Duration::ZERO,
@@ -53,7 +61,10 @@ impl RequestState {
 
 impl WasiView for RequestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -62,7 +73,28 @@ impl WasiHttpView for RequestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: wasmtime_wasi_http::default_hooks(),
+            hooks: &mut self.http_hooks,
         }
     }
 }
+
+/// The guest serves HTTP but never sends it: the linker has no
+/// `wasi:http/outgoing-handler`, and should one ever be linked, these hooks
+/// refuse every outgoing request.
+struct SandboxHttpHooks;
+
+impl WasiHttpHooks for SandboxHttpHooks {
+    fn send_request(
+        &mut self,
+        _request: hyper::Request<HyperOutgoingBody>,
+        _options: Option<RequestOptions>,
+        _io: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<
+        dyn Future<Output = Result<(hyper::Response<HyperOutgoingBody>, OutgoingIo), HttpError>>
+            + Send,
+    > {
+        Box::new(async { Err(HttpError::HttpRequestDenied) })
+    }
+}
+
+type OutgoingIo = Box<dyn Future<Output = Result<(), HttpError>> + Send>;

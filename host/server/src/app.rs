@@ -69,8 +69,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         "booking component loaded"
     );
 
-    let state = Arc::new(AppState { runtime, dependencies });
-    let sweeper = tokio::spawn(crate::sweeper::run(state.clone(), Duration::from_secs(config.sweep_interval.max(1))));
+    let state = Arc::new(AppState {
+        runtime,
+        dependencies,
+    });
+    let sweeper = tokio::spawn(crate::sweeper::run(
+        state.clone(),
+        Duration::from_secs(config.sweep_interval.max(1)),
+    ));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -88,10 +94,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         sweeper.abort();
         Ok(served?)
     });
-    Ok(RunningService { address, component_sha256, shutdown: Some(shutdown), task })
+    Ok(RunningService {
+        address,
+        component_sha256,
+        shutdown: Some(shutdown),
+        task,
+    })
 }
 
-pub async fn print_events(config: &Config, booking_id: Option<String>, limit: u32) -> anyhow::Result<()> {
+pub async fn print_events(
+    config: &Config,
+    booking_id: Option<String>,
+    limit: u32,
+) -> anyhow::Result<()> {
     let db = booking_adapters::sqlite::Database::open(&config.data_dir.join("booking.sqlite3"))?;
     let log = booking_adapters::events::SqliteEventLog::new(db);
     let events = match booking_id {

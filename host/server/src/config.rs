@@ -8,7 +8,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "booking-host", version, about = "Movie-ticket booking service (WebAssembly logic, native host)")]
+#[command(
+    name = "booking-host",
+    version,
+    about = "Movie-ticket booking service (WebAssembly logic, native host)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -37,7 +41,11 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// The booking logic component (.wasm).
-    #[arg(long, env = "BOOKING_COMPONENT", default_value = "target/wasm32-wasip2/guest/booking_component.wasm")]
+    #[arg(
+        long,
+        env = "BOOKING_COMPONENT",
+        default_value = "target/wasm32-wasip2/guest/booking_component.wasm"
+    )]
     pub component: PathBuf,
 
     /// Directory of the embedded database (bookings and the event log).
@@ -114,8 +122,14 @@ impl Config {
     /// Settings the booking logic reads from its environment.
     pub fn guest_env(&self) -> Vec<(String, String)> {
         vec![
-            ("SEAT_LOCK_DURATION".into(), self.seat_lock_duration.to_string()),
-            ("MAX_SEATS_PER_BOOKING".into(), self.max_seats_per_booking.to_string()),
+            (
+                "SEAT_LOCK_DURATION".into(),
+                self.seat_lock_duration.to_string(),
+            ),
+            (
+                "MAX_SEATS_PER_BOOKING".into(),
+                self.max_seats_per_booking.to_string(),
+            ),
         ]
     }
 }

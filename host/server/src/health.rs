@@ -31,7 +31,9 @@ pub async fn report(state: &AppState) -> (bool, Value) {
     let checks = json!({
         "storage": storage, "events": events, "cinema": cinema, "users": users, "payments": payments,
     });
-    let healthy = checks.as_object().is_some_and(|all| all.values().all(|c| c["status"] == "up"));
+    let healthy = checks
+        .as_object()
+        .is_some_and(|all| all.values().all(|c| c["status"] == "up"));
     let component = state.runtime.component();
     let body = json!({
         "status": if healthy { "healthy" } else { "degraded" },

@@ -23,12 +23,20 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .fallback(to_component)
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            with_logic_version,
+        ))
         .with_state(state)
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     let (healthy, body) = crate::health::report(&state).await;
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(body)).into_response()
 }
 
@@ -50,15 +58,26 @@ async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> R
         }
     });
     let request = Request::from_parts(parts, body);
-    let version = HeaderValue::from_str(&state.runtime.component().sha256).ok();
-    let mut response = match state.runtime.handle(request).await {
+    match state.runtime.handle(request).await {
         Ok(response) => response.map(Body::new),
         Err(error) => {
             tracing::error!("request failed in the component: {error:#}");
-            error_response(500, "INTERNAL", "the request failed inside the booking logic").map(Body::new)
+            error_response(
+                500,
+                "INTERNAL",
+                "the request failed inside the booking logic",
+            )
+            .map(Body::new)
         }
-    };
-    if let Some(version) = version {
+    }
+}
+
+/// Every response names the logic version that is loaded.
+async fn with_logic_version(
+    State(state): State<Arc<AppState>>,
+    mut response: Response,
+) -> Response {
+    if let Ok(version) = HeaderValue::from_str(&state.runtime.component().sha256) {
         response.headers_mut().insert("x-logic-version", version);
     }
     response

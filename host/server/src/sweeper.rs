@@ -18,7 +18,11 @@ pub async fn run(state: Arc<AppState>, interval: Duration) {
             match state.runtime.sweep_expired(BATCH).await {
                 Ok(report) => {
                     if report.expired > 0 || report.skipped > 0 {
-                        tracing::info!(expired = report.expired, skipped = report.skipped, "expiry sweep");
+                        tracing::info!(
+                            expired = report.expired,
+                            skipped = report.skipped,
+                            "expiry sweep"
+                        );
                     }
                     if report.expired + report.skipped < BATCH {
                         break;

@@ -8,7 +8,9 @@
 //!   traps mid-mutation (the lock's TTL must free the seat)
 //! - anything else answers 200 "ok"
 
-use wasip2::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasip2::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -49,8 +51,16 @@ impl incoming_handler::Guest for Misbehaving {
             }
             "/lock-then-trap" => {
                 let seat = path.split("seat=").nth(1).unwrap_or("A1").to_owned();
-                let locked = cinema::booking::seats::lock_seats("showtime_456", &[seat], "misbehaving-guest", 1);
-                panic!("trapping after lock_seats answered {:?}", locked.map(|lock| lock.id));
+                let locked = cinema::booking::seats::lock_seats(
+                    "showtime_456",
+                    &[seat],
+                    "misbehaving-guest",
+                    1,
+                );
+                panic!(
+                    "trapping after lock_seats answered {:?}",
+                    locked.map(|lock| lock.id)
+                );
             }
             _ => respond(response_out, 200, b"ok"),
         }
@@ -59,14 +69,19 @@ impl incoming_handler::Guest for Misbehaving {
 
 impl maintenance::Guest for Misbehaving {
     fn sweep_expired(_limit: u32) -> Result<SweepReport, cinema::booking::types::Error> {
-        Ok(SweepReport { expired: 0, skipped: 0 })
+        Ok(SweepReport {
+            expired: 0,
+            skipped: 0,
+        })
     }
 }
 
 fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
     let response = OutgoingResponse::new(Fields::new());
     let _ = response.set_status_code(status);
-    let Ok(outgoing_body) = response.body() else { return };
+    let Ok(outgoing_body) = response.body() else {
+        return;
+    };
     ResponseOutparam::set(out, Ok(response));
     if let Ok(stream) = outgoing_body.write() {
         let _ = stream.blocking_write_and_flush(body);

@@ -10,7 +10,10 @@ use crate::state::RequestState;
 impl Host for RequestState {
     async fn get_showtime(&mut self, showtime_id: String) -> Result<Showtime, Error> {
         let seats = self.ports.seats.clone();
-        let s = self.host_call(seats.get_showtime(&showtime_id)).await.map_err(wit_error)?;
+        let s = self
+            .host_call(seats.get_showtime(&showtime_id))
+            .await
+            .map_err(wit_error)?;
         Ok(Showtime {
             id: s.id,
             movie_id: s.movie_id,
@@ -25,7 +28,10 @@ impl Host for RequestState {
 
     async fn seat_map(&mut self, showtime_id: String) -> Result<Vec<Seat>, Error> {
         let seats = self.ports.seats.clone();
-        let map = self.host_call(seats.seat_map(&showtime_id)).await.map_err(wit_error)?;
+        let map = self
+            .host_call(seats.seat_map(&showtime_id))
+            .await
+            .map_err(wit_error)?;
         Ok(map
             .into_iter()
             .map(|seat| Seat {
@@ -59,7 +65,10 @@ impl Host for RequestState {
             seats: lock
                 .seats
                 .into_iter()
-                .map(|seat| PricedSeat { number: seat.number, price_cents: seat.price_cents })
+                .map(|seat| PricedSeat {
+                    number: seat.number,
+                    price_cents: seat.price_cents,
+                })
                 .collect(),
             expires_at: lock.expires_at,
         })
@@ -67,11 +76,15 @@ impl Host for RequestState {
 
     async fn confirm_seats(&mut self, lock_id: String) -> Result<(), Error> {
         let seats = self.ports.seats.clone();
-        self.host_call(seats.confirm_seats(&lock_id)).await.map_err(wit_error)
+        self.host_call(seats.confirm_seats(&lock_id))
+            .await
+            .map_err(wit_error)
     }
 
     async fn release_seats(&mut self, lock_id: String) -> Result<(), Error> {
         let seats = self.ports.seats.clone();
-        self.host_call(seats.release_seats(&lock_id)).await.map_err(wit_error)
+        self.host_call(seats.release_seats(&lock_id))
+            .await
+            .map_err(wit_error)
     }
 }

@@ -72,32 +72,61 @@ fn to_wit(b: model::Booking) -> Booking {
 impl Host for RequestState {
     async fn insert(&mut self, booking: Booking) -> Result<(), Error> {
         let storage = self.ports.storage.clone();
-        self.host_call(storage.insert(&to_model(booking))).await.map_err(wit_error)
+        self.host_call(storage.insert(&to_model(booking)))
+            .await
+            .map_err(wit_error)
     }
 
     async fn get(&mut self, booking_id: String) -> Result<Option<Booking>, Error> {
         let storage = self.ports.storage.clone();
-        let booking = self.host_call(storage.get(&booking_id)).await.map_err(wit_error)?;
+        let booking = self
+            .host_call(storage.get(&booking_id))
+            .await
+            .map_err(wit_error)?;
         Ok(booking.map(to_wit))
     }
 
-    async fn update_if_version(&mut self, booking: Booking, expected_version: u64) -> Result<u64, Error> {
+    async fn update_if_version(
+        &mut self,
+        booking: Booking,
+        expected_version: u64,
+    ) -> Result<u64, Error> {
         let storage = self.ports.storage.clone();
         self.host_call(storage.update_if_version(&to_model(booking), expected_version))
             .await
             .map_err(wit_error)
     }
 
-    async fn list_by_user(&mut self, user_id: String, page: PageRequest) -> Result<BookingPage, Error> {
-        let page = model::PageRequest { cursor: page.cursor, limit: page.limit };
+    async fn list_by_user(
+        &mut self,
+        user_id: String,
+        page: PageRequest,
+    ) -> Result<BookingPage, Error> {
+        let page = model::PageRequest {
+            cursor: page.cursor,
+            limit: page.limit,
+        };
         let storage = self.ports.storage.clone();
-        let page = self.host_call(storage.list_by_user(&user_id, &page)).await.map_err(wit_error)?;
-        Ok(BookingPage { items: page.items.into_iter().map(to_wit).collect(), next_cursor: page.next_cursor })
+        let page = self
+            .host_call(storage.list_by_user(&user_id, &page))
+            .await
+            .map_err(wit_error)?;
+        Ok(BookingPage {
+            items: page.items.into_iter().map(to_wit).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
-    async fn list_expired_pending(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Booking>, Error> {
+    async fn list_expired_pending(
+        &mut self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Booking>, Error> {
         let storage = self.ports.storage.clone();
-        let expired = self.host_call(storage.list_expired_pending(now, limit)).await.map_err(wit_error)?;
+        let expired = self
+            .host_call(storage.list_expired_pending(now, limit))
+            .await
+            .map_err(wit_error)?;
         Ok(expired.into_iter().map(to_wit).collect())
     }
 }

@@ -8,7 +8,15 @@ use crate::state::RequestState;
 impl Host for RequestState {
     async fn get_user(&mut self, user_id: String) -> Result<User, Error> {
         let users = self.ports.users.clone();
-        let user = self.host_call(users.get_user(&user_id)).await.map_err(wit_error)?;
-        Ok(User { id: user.id, name: user.name, email: user.email, active: user.active })
+        let user = self
+            .host_call(users.get_user(&user_id))
+            .await
+            .map_err(wit_error)?;
+        Ok(User {
+            id: user.id,
+            name: user.name,
+            email: user.email,
+            active: user.active,
+        })
     }
 }
