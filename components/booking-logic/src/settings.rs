@@ -14,19 +14,29 @@ pub struct Settings {
     /// the crate version), so operators can tell which logic is serving
     /// after a hot swap.
     pub logic_version: String,
+    /// Flat fee added to every booking's total (`BOOKING_FEE_CENTS`,
+    /// cents). Builds with the `booking-fee` feature default to 150: that
+    /// build is "v2" of the logic, whose prices differ visibly from v1's.
+    pub booking_fee_cents: u64,
 }
 
 /// Upper bounds that keep a typo (an extra zero) from locking seats for
 /// days or letting one booking take a whole theater.
 const MAX_SEAT_LOCK_SECONDS: u32 = 86_400;
 const MAX_SEATS_LIMIT: u32 = 1_000;
+const MAX_BOOKING_FEE_CENTS: u64 = 100_000;
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             seat_lock_seconds: 300,
             max_seats_per_booking: 10,
-            logic_version: env!("CARGO_PKG_VERSION").to_string(),
+            logic_version: if cfg!(feature = "booking-fee") {
+                concat!(env!("CARGO_PKG_VERSION"), "+booking-fee").to_string()
+            } else {
+                env!("CARGO_PKG_VERSION").to_string()
+            },
+            booking_fee_cents: if cfg!(feature = "booking-fee") { 150 } else { 0 },
         }
     }
 }
@@ -57,10 +67,22 @@ impl Settings {
             }
             Some(label) => label.trim().to_string(),
         };
+        let booking_fee_cents = match lookup("BOOKING_FEE_CENTS") {
+            None => defaults.booking_fee_cents,
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|fee| *fee <= MAX_BOOKING_FEE_CENTS)
+                .ok_or_else(|| {
+                    format!("BOOKING_FEE_CENTS must be a whole number of cents up to {MAX_BOOKING_FEE_CENTS}, got {raw:?}")
+                })?,
+        };
         Ok(Settings {
             seat_lock_seconds,
             max_seats_per_booking,
             logic_version,
+            booking_fee_cents,
         })
     }
 }
@@ -106,6 +128,7 @@ mod tests {
         assert_eq!(settings.seat_lock_seconds, 300);
         assert_eq!(settings.max_seats_per_booking, 10);
         assert_eq!(settings.logic_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(settings.booking_fee_cents, 0);
     }
 
     #[test]
@@ -114,11 +137,13 @@ mod tests {
             ("SEAT_LOCK_DURATION", " 60 "),
             ("MAX_SEATS_PER_BOOKING", "4"),
             ("LOGIC_VERSION", "canary-7"),
+            ("BOOKING_FEE_CENTS", "250"),
         ]))
         .unwrap();
         assert_eq!(settings.seat_lock_seconds, 60);
         assert_eq!(settings.max_seats_per_booking, 4);
         assert_eq!(settings.logic_version, "canary-7");
+        assert_eq!(settings.booking_fee_cents, 250);
     }
 
     #[test]
@@ -131,6 +156,9 @@ mod tests {
             ("MAX_SEATS_PER_BOOKING", "1.5"),
             ("MAX_SEATS_PER_BOOKING", ""),
             ("MAX_SEATS_PER_BOOKING", "99999999999"),
+            ("BOOKING_FEE_CENTS", "-1"),
+            ("BOOKING_FEE_CENTS", "1.50"),
+            ("BOOKING_FEE_CENTS", "100001"),
         ] {
             let error = Settings::from_lookup(|key| (key == name).then(|| value.to_string()))
                 .expect_err(value);

@@ -198,7 +198,9 @@ impl Workflow {
         let total_cents = lock
             .seats
             .iter()
-            .try_fold(0u64, |total, seat| total.checked_add(seat.price_cents));
+            .try_fold(self.settings.booking_fee_cents, |total, seat| {
+                total.checked_add(seat.price_cents)
+            });
         let total_cents = match total_cents {
             Some(total) if locked == requested && lock.seats.len() == seat_numbers.len() => total,
             _ => {

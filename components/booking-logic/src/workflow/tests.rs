@@ -1096,3 +1096,15 @@ fn workflows_share_nothing_but_the_ports() {
         Some(BookingStatus::Confirmed)
     );
 }
+
+#[test]
+fn the_booking_fee_is_added_once_to_the_seat_prices() {
+    let fakes = Fakes::sample(START);
+    let settings = Settings {
+        booking_fee_cents: 150,
+        ..Settings::default()
+    };
+    let workflow = Workflow::new(fakes.ports(), settings);
+    let booking = create(&workflow, &["A1", "A2"]);
+    assert_eq!(booking.total_cents, 2 * 1500 + 150);
+}
