@@ -2,6 +2,8 @@
 //! on loopback ports (real gRPC, real HTTP), with the built component, and
 //! talks GraphQL to it like any client.
 
+pub mod servers;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -50,6 +52,7 @@ impl Default for Options {
 
 pub struct TestService {
     pub base_url: String,
+    pub admin_url: String,
     pub peers: RunningPeers,
     pub component_sha256: String,
     pub client: reqwest::Client,
@@ -72,6 +75,8 @@ impl TestService {
             "127.0.0.1:0",
             "--max-concurrent-requests",
             "64",
+            "--admin-listen",
+            "127.0.0.1:0",
         ]
         .map(String::from)
         .to_vec();
@@ -106,6 +111,7 @@ impl TestService {
             .expect("starting the booking host");
         TestService {
             base_url: format!("http://{}", service.address),
+            admin_url: format!("http://{}/admin", service.admin_address),
             component_sha256: service.component_sha256.clone(),
             peers,
             client: reqwest::Client::builder()
@@ -119,6 +125,18 @@ impl TestService {
 
     pub async fn stop(self) {
         self.service.stop().await.expect("clean shutdown");
+    }
+
+    /// `GET /health`: (HTTP status, JSON body).
+    pub async fn health(&self) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}/health", self.base_url))
+            .send()
+            .await
+            .expect("the service answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
     }
 
     /// POSTs a GraphQL document; returns (HTTP status, JSON body).

@@ -124,7 +124,11 @@ async fn malformed_graphql_and_http_are_client_errors_with_codes() {
 
     let mutation_over_get = service
         .client
-        .get(format!("{url}?query=mutation%20%7B%20cancelBooking(bookingId%3A%20%22x%22)%20%7B%20success%20%7D%20%7D"))
+        .get(&url)
+        .query(&[(
+            "query",
+            "mutation { cancelBooking(bookingId: \"x\") { success } }",
+        )])
         .send()
         .await
         .unwrap();

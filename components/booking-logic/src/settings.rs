@@ -36,7 +36,11 @@ impl Default for Settings {
             } else {
                 env!("CARGO_PKG_VERSION").to_string()
             },
-            booking_fee_cents: if cfg!(feature = "booking-fee") { 150 } else { 0 },
+            booking_fee_cents: if cfg!(feature = "booking-fee") {
+                150
+            } else {
+                0
+            },
         }
     }
 }

@@ -59,11 +59,17 @@ pub enum Fault {
     FailAfterEffect(PortError),
 }
 
+/// Decides the fate of a port call that has no queued fault: `None` lets
+/// it run. The simulation plugs in a seeded schedule here; it may also
+/// move the clock, which then happens before the call takes effect.
+pub type Chaos = Box<dyn FnMut(Op) -> Option<Fault> + Send>;
+
 #[derive(Default)]
 struct KnobState {
     faults: HashMap<Op, VecDeque<Fault>>,
     calls: HashMap<Op, usize>,
     interleave: bool,
+    chaos: Option<Chaos>,
 }
 
 /// Fault injection, call counting and interleaving, shared by all fakes.
@@ -95,8 +101,15 @@ impl Knobs {
         lock(&self.state).interleave = on;
     }
 
+    /// Consults `chaos` for every call without a queued fault, until it is
+    /// replaced or removed (`None`).
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        lock(&self.state).chaos = chaos;
+    }
+
     /// Runs one port call: yields if interleaving, counts it, applies the
-    /// next queued fault for `op`, otherwise runs `body`.
+    /// next queued fault for `op` or else what the chaos decides,
+    /// otherwise runs `body`.
     async fn run<T>(&self, op: Op, body: impl FnOnce() -> PortResult<T>) -> PortResult<T> {
         let interleave = lock(&self.state).interleave;
         if interleave {
@@ -105,7 +118,10 @@ impl Knobs {
         let fault = {
             let mut state = lock(&self.state);
             *state.calls.entry(op).or_default() += 1;
-            state.faults.get_mut(&op).and_then(VecDeque::pop_front)
+            match state.faults.get_mut(&op).and_then(VecDeque::pop_front) {
+                Some(fault) => Some(fault),
+                None => state.chaos.as_mut().and_then(|chaos| chaos(op)),
+            }
         };
         match fault {
             None => body(),
@@ -208,10 +224,13 @@ pub enum LockState {
     Released,
 }
 
-struct LockRecord {
-    lock: SeatLock,
-    holder: String,
-    state: LockState,
+/// A lock as the seat service keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRecord {
+    pub lock: SeatLock,
+    /// Who asked for it (the booking id).
+    pub holder: String,
+    pub state: LockState,
 }
 
 struct FakeShowtime {
@@ -298,6 +317,11 @@ impl FakeSeats {
             .locks
             .get(lock_id)
             .map(|record| record.state)
+    }
+
+    /// Every lock ever issued, by id.
+    pub fn locks(&self) -> Vec<LockRecord> {
+        lock(&self.state).locks.values().cloned().collect()
     }
 
     /// Who asked for a lock (the booking id).
@@ -536,6 +560,14 @@ impl FakePayments {
             .map(|(request, _)| request.clone())
     }
 
+    /// The receipt of the charge under `idempotency_key`.
+    pub fn receipt(&self, idempotency_key: &str) -> Option<Receipt> {
+        lock(&self.state)
+            .charges
+            .get(idempotency_key)
+            .map(|(_, receipt)| receipt.clone())
+    }
+
     /// Every refund made, in transaction order.
     pub fn refunds(&self) -> Vec<RefundReceipt> {
         lock(&self.state).refunds.values().cloned().collect()
@@ -615,6 +647,9 @@ impl Payments for FakePayments {
 pub struct FakeStorage {
     knobs: Arc<Knobs>,
     bookings: Mutex<BTreeMap<String, Booking>>,
+    /// Every version ever stored, in the order stored: what the booking
+    /// went through, for checking its transitions afterwards.
+    history: Mutex<Vec<Booking>>,
 }
 
 impl FakeStorage {
@@ -622,7 +657,21 @@ impl FakeStorage {
         FakeStorage {
             knobs,
             bookings: Mutex::default(),
+            history: Mutex::default(),
         }
+    }
+
+    /// Every version of the booking that was stored, oldest first.
+    pub fn versions(&self, booking_id: &str) -> Vec<Booking> {
+        lock(&self.history)
+            .iter()
+            .filter(|booking| booking.id == booking_id)
+            .cloned()
+            .collect()
+    }
+
+    fn keep(&self, booking: &Booking) {
+        lock(&self.history).push(booking.clone());
     }
 
     /// The stored booking, bypassing knobs (for assertions).
@@ -638,6 +687,7 @@ impl FakeStorage {
     /// Stores a booking as is, bypassing knobs and checks (to set up a
     /// scenario).
     pub fn put(&self, booking: Booking) {
+        self.keep(&booking);
         lock(&self.bookings).insert(booking.id.clone(), booking);
     }
 }
@@ -659,13 +709,12 @@ impl Storage for FakeStorage {
                         booking.id
                     )));
                 }
-                bookings.insert(
-                    booking.id.clone(),
-                    Booking {
-                        version: 1,
-                        ..booking.clone()
-                    },
-                );
+                let stored = Booking {
+                    version: 1,
+                    ..booking.clone()
+                };
+                self.keep(&stored);
+                bookings.insert(booking.id.clone(), stored);
                 Ok(())
             })
             .await
@@ -697,6 +746,7 @@ impl Storage for FakeStorage {
                     version,
                     ..booking.clone()
                 };
+                self.keep(stored);
                 Ok(version)
             })
             .await
@@ -752,7 +802,9 @@ impl Storage for FakeStorage {
     }
 }
 
-/// The event log: everything published, in order.
+/// The event log: everything published, in order. Like the host's event
+/// log it is idempotent by event id: publishing an event again (the
+/// logic does after a replay) keeps the first.
 pub struct FakeEvents {
     knobs: Arc<Knobs>,
     events: Mutex<Vec<Event>>,
@@ -786,7 +838,10 @@ impl Events for FakeEvents {
     async fn publish(&self, event: &Event) -> PortResult<()> {
         self.knobs
             .run(Op::Publish, || {
-                lock(&self.events).push(event.clone());
+                let mut events = lock(&self.events);
+                if !events.iter().any(|published| published.id == event.id) {
+                    events.push(event.clone());
+                }
                 Ok(())
             })
             .await

@@ -15,13 +15,27 @@
 //! - CONFIRMED can only become REFUNDED, so cancelling a confirmed booking
 //!   refunds and releases *before* the write: if the refund fails nothing
 //!   has changed and the client can simply retry (refunds are idempotent).
+//! - A refund made after the write is recorded as pending in that write
+//!   and as done only once it happened, so the record never claims money
+//!   was paid back when it was not.
 //! - Events are published after the write. The stored state is the truth:
 //!   a failed publish is reported on stderr and does not fail the
-//!   operation (a durable outbox will close that gap).
+//!   operation (a durable outbox will close that gap). An event's id is
+//!   the booking id and the version its move was committed as, so
+//!   publishing it again (a replayed confirmation, two requests that both
+//!   believe they made the move) yields one event after de-duplication.
 //!
 //! Payments use the booking id as idempotency key, so any retry of
 //! `process_payment` (after a timeout, an outage, a crash) reaches the
-//! same charge and never charges twice.
+//! same charge and never charges twice. Once money has moved (a charge,
+//! the refund of a cancelled confirmation) every later failure is
+//! reported as retryable, and so is any answer a dependency's contract
+//! does not foresee: the retry repeats only idempotent steps, and a
+//! client that stopped instead would leave the booking halfway.
+//!
+//! `tests/simulation` runs this workflow against faulty fakes under
+//! thousands of seeded schedules and checks its invariants, including the
+//! gaps that remain (see `tests/simulation/invariants.rs`).
 
 use std::collections::HashSet;
 
@@ -235,7 +249,8 @@ impl Workflow {
             self.release_quietly(&booking.id, &lock.id).await;
             return Err(error);
         }
-        self.announce(EventKind::BookingCreated, &booking).await;
+        self.announce(EventKind::BookingCreated, &booking, booking.version)
+            .await;
         Ok(CreatedBooking {
             booking,
             lock_id: lock.id,
@@ -262,7 +277,7 @@ impl Workflow {
         let booking = self.load(booking_id).await?;
         match booking.status {
             BookingStatus::Pending => {}
-            BookingStatus::Confirmed => return Ok(PaymentOutcome::confirmed(booking, true)),
+            BookingStatus::Confirmed => return Ok(self.replay_confirmed(booking).await),
             other => {
                 return Err(BookingError::InvalidState(format!(
                     "booking {booking_id} is {}; only a PENDING booking can be paid",
@@ -313,10 +328,32 @@ impl Workflow {
             Err(other) => return Err(dependency(PAYMENT_SERVICE, other)),
         };
 
-        let booking = match self.record_charge(booking, &receipt.transaction_id).await? {
+        // The money has moved: whatever fails from here on must keep the
+        // client retrying (the retry reaches the same charge), or the
+        // charge would be left unrecorded or the booking unconfirmed.
+        self.finish_payment(booking, &receipt.transaction_id)
+            .await
+            .map_err(|error| {
+                retry_to_finish(
+                    error,
+                    BOOKING_STORE,
+                    "the payment went through; retry processPayment to finish the booking",
+                )
+            })
+    }
+
+    /// Records the charge on the booking, confirms the seats, then the
+    /// booking (or fails it and refunds when the seats are gone).
+    async fn finish_payment(
+        &self,
+        booking: Booking,
+        transaction_id: &str,
+    ) -> Result<PaymentOutcome, BookingError> {
+        let booking = match self.record_charge(booking, transaction_id).await? {
             Charged::Pending(booking) => booking,
-            Charged::Confirmed(booking) => return Ok(PaymentOutcome::confirmed(booking, true)),
+            Charged::Confirmed(booking) => return Ok(self.replay_confirmed(booking).await),
         };
+        let booking_id = booking.id.clone();
 
         match self.ports.seats.confirm_seats(&booking.lock_id).await {
             Ok(()) => match self.transition(booking, BookingStatus::Confirmed, "").await {
@@ -324,9 +361,9 @@ impl Workflow {
                 // A concurrent attempt with the same charge got there
                 // first: same money, same seats, so report its success.
                 Err(BookingError::ConcurrentModification(message)) => {
-                    match self.load(booking_id).await {
+                    match self.load(&booking_id).await {
                         Ok(current) if current.status == BookingStatus::Confirmed => {
-                            Ok(PaymentOutcome::confirmed(current, true))
+                            Ok(self.replay_confirmed(current).await)
                         }
                         _ => Err(BookingError::ConcurrentModification(message)),
                     }
@@ -370,30 +407,56 @@ impl Workflow {
             BookingStatus::Confirmed => {
                 // Effects first (see the module doc): if either fails the
                 // booking is still CONFIRMED and a retry repeats both.
+                // Every refund failure is retryable: refunds are idempotent,
+                // and an earlier attempt that timed out may have paid the
+                // money back already, so giving up here could leave the
+                // booking CONFIRMED without its money.
                 if let Some(transaction_id) = &booking.payment_transaction_id {
                     self.ports.payments.refund(transaction_id).await.map_err(
                         |error| match error {
                             error @ (PortError::Unavailable(_) | PortError::Timeout(_)) => {
                                 dependency(PAYMENT_SERVICE, error)
                             }
-                            other => BookingError::Internal(format!(
-                                "payment service refused to refund {transaction_id}: {other}"
-                            )),
+                            other => BookingError::DependencyUnavailable {
+                                dependency: PAYMENT_SERVICE,
+                                detail: format!(
+                                    "it refused to refund {transaction_id} ({other}); retry cancelBooking"
+                                ),
+                            },
                         },
                     )?;
                 }
-                self.ports
-                    .seats
-                    .release_seats(&booking.lock_id)
-                    .await
-                    .map_err(|error| dependency(SEAT_SERVICE, error))?;
+                // The money is back: whatever fails from here on must keep
+                // the client retrying, or the booking would stay CONFIRMED
+                // without its money.
                 let reason = if booking.payment_transaction_id.is_some() {
                     format!("{REASON_CANCELLED}; payment refunded")
                 } else {
                     REASON_CANCELLED.to_string()
                 };
-                self.transition(booking, BookingStatus::Refunded, &reason)
-                    .await
+                let finished = match self.ports.seats.release_seats(&booking.lock_id).await {
+                    Ok(()) => {
+                        self.transition(booking, BookingStatus::Refunded, &reason)
+                            .await
+                    }
+                    // Any lock can be released, so every failure is
+                    // transient as far as the logic can tell.
+                    Err(PortError::Timeout(detail)) => Err(BookingError::DependencyTimeout {
+                        dependency: SEAT_SERVICE,
+                        detail,
+                    }),
+                    Err(other) => Err(BookingError::DependencyUnavailable {
+                        dependency: SEAT_SERVICE,
+                        detail: other.to_string(),
+                    }),
+                };
+                finished.map_err(|error| {
+                    retry_to_finish(
+                        error,
+                        BOOKING_STORE,
+                        "the payment was refunded; retry cancelBooking to finish",
+                    )
+                })
             }
             other => Err(BookingError::InvalidState(format!(
                 "booking {booking_id} is {}; only PENDING or CONFIRMED bookings can be cancelled",
@@ -523,61 +586,65 @@ impl Workflow {
         };
         let mut next = booking.clone();
         next.status = to;
-        next.failure_reason = match (reason.is_empty(), refund.is_some()) {
-            (true, false) => None,
-            (true, true) => Some("payment refunded".to_string()),
-            (false, false) => Some(reason.to_string()),
-            (false, true) => Some(format!("{reason}; payment refunded")),
-        };
+        // Until the refund is known to have happened, the record says it
+        // is pending: then no failure past this point can leave a booking
+        // claiming money was paid back when it was not.
+        next.failure_reason = with_note(reason, refund.as_ref().map(|_| "refund pending"));
         next.updated_at = self.ports.env.now();
-        let mut next = self.store(next, booking.version).await?;
+        let committed = self.store(next, booking.version).await?;
+        // The event is named after the version the move was committed
+        // as: whoever publishes it (again) publishes the same event.
+        let moved_as = committed.version;
 
         if compensate {
-            self.release_quietly(&next.id, &next.lock_id).await;
-        }
-        if let Some(transaction_id) = refund
-            && let Err(error) = self.ports.payments.refund(&transaction_id).await
-        {
-            next = self
-                .note_refund_pending(next, reason, &transaction_id, &error)
+            self.release_quietly(&committed.id, &committed.lock_id)
                 .await;
         }
-        self.announce(kind, &next).await;
-        Ok(next)
+        let settled = match refund {
+            Some(transaction_id) => self.pay_back(committed, reason, &transaction_id).await,
+            None => committed,
+        };
+        self.announce(kind, &settled, moved_as).await;
+        Ok(settled)
     }
 
-    /// Makes a failed refund visible on the booking (status unchanged) so
-    /// it can be found and paid back by hand until refunds are retried
-    /// automatically.
-    async fn note_refund_pending(
-        &self,
-        booking: Booking,
-        reason: &str,
-        transaction_id: &str,
-        error: &PortError,
-    ) -> Booking {
-        eprintln!(
-            "booking {}: refund of {transaction_id} failed: {error}; recorded as refund pending",
-            booking.id
-        );
+    /// Refunds the charge of a booking that has just ended and records
+    /// how that went (status unchanged). A failed refund stays visible on
+    /// the booking so it can be paid back by hand until refunds are
+    /// retried automatically.
+    async fn pay_back(&self, booking: Booking, reason: &str, transaction_id: &str) -> Booking {
+        let outcome = match self.ports.payments.refund(transaction_id).await {
+            Ok(_) => "payment refunded".to_string(),
+            Err(error) => {
+                eprintln!(
+                    "booking {}: refund of {transaction_id} failed: {error}; recorded as refund pending",
+                    booking.id
+                );
+                format!("refund pending: {error}")
+            }
+        };
         let mut next = booking.clone();
-        let pending = format!("refund pending: {error}");
-        next.failure_reason = Some(if reason.is_empty() {
-            pending
-        } else {
-            format!("{reason}; {pending}")
-        });
+        next.failure_reason = with_note(reason, Some(&outcome));
         next.updated_at = self.ports.env.now();
         match self.store(next, booking.version).await {
             Ok(noted) => noted,
             Err(store_error) => {
                 eprintln!(
-                    "booking {}: could not record the pending refund of {transaction_id}: {store_error}",
+                    "booking {}: could not record the refund of {transaction_id} ({outcome}): {store_error}",
                     booking.id
                 );
                 booking
             }
         }
+    }
+
+    /// The booking is already CONFIRMED: success, nothing charged. Its
+    /// confirmation is published again under the same event id, in case
+    /// the attempt that confirmed it could not tell its write landed.
+    async fn replay_confirmed(&self, booking: Booking) -> PaymentOutcome {
+        self.announce(EventKind::BookingConfirmed, &booking, booking.version)
+            .await;
+        PaymentOutcome::confirmed(booking, true)
     }
 
     /// Writes the charge onto the PENDING booking before the seats are
@@ -743,12 +810,18 @@ impl Workflow {
         }
     }
 
-    /// Publishes an event about the booking as it now stands. The state is
-    /// already committed and is the truth, so a failure is logged (the
-    /// host captures guest stderr), not returned.
-    async fn announce(&self, kind: EventKind, booking: &Booking) {
+    /// Publishes an event about the booking as it now stands, for the move
+    /// committed as version `moved_as`. The state is already committed and
+    /// is the truth, so a failure is logged (the host captures guest
+    /// stderr), not returned.
+    ///
+    /// The event id is the booking id and that version, not a fresh id:
+    /// two requests that each believe they made the move (a write that
+    /// timed out but landed looks the same as an identical write that
+    /// did) publish one event, which consumers de-duplicate by id.
+    async fn announce(&self, kind: EventKind, booking: &Booking, moved_as: u64) {
         let event = Event {
-            id: self.ports.env.new_id(),
+            id: format!("{}-v{moved_as}", booking.id),
             kind,
             occurred_at: self.ports.env.now(),
             booking_id: booking.id.clone(),
@@ -771,7 +844,38 @@ impl Workflow {
     }
 }
 
+/// A `(reason, note)` pair as one failure reason, e.g. "cancelled by the
+/// customer; payment refunded"; either part may be missing.
+fn with_note(reason: &str, note: Option<&str>) -> Option<String> {
+    match (reason.is_empty(), note) {
+        (true, None) => None,
+        (true, Some(note)) => Some(note.to_string()),
+        (false, None) => Some(reason.to_string()),
+        (false, Some(note)) => Some(format!("{reason}; {note}")),
+    }
+}
+
+/// After money moved, an error the client would not retry leaves the
+/// booking halfway (charged but not confirmed, refunded but still
+/// CONFIRMED). The dependency answered something unexpected; as far as
+/// the logic can tell that is transient, and the retry repeats only
+/// idempotent steps, so the client is told to retry.
+fn retry_to_finish(error: BookingError, dependency: &'static str, next_step: &str) -> BookingError {
+    if error.retryable() {
+        return error;
+    }
+    BookingError::DependencyUnavailable {
+        dependency,
+        detail: format!("{error}; {next_step}"),
+    }
+}
+
 /// Maps a dependency failure that the caller has no specific meaning for.
+/// An answer the contract does not foresee there (say, `conflict` from a
+/// read) counts as the dependency being unavailable: the operation may be
+/// a retry of one that already moved money, and only a client that
+/// retries again lets it finish; every step is idempotent, so retrying
+/// costs nothing.
 fn dependency(name: &'static str, error: PortError) -> BookingError {
     match error {
         PortError::Unavailable(detail) => BookingError::DependencyUnavailable {
@@ -782,7 +886,10 @@ fn dependency(name: &'static str, error: PortError) -> BookingError {
             dependency: name,
             detail,
         },
-        other => BookingError::Internal(format!("{name} answered unexpectedly: {other}")),
+        other => BookingError::DependencyUnavailable {
+            dependency: name,
+            detail: format!("answered unexpectedly: {other}"),
+        },
     }
 }
 

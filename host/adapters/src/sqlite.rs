@@ -35,9 +35,17 @@ CREATE TABLE IF NOT EXISTS events (
     booking_id  TEXT NOT NULL,
     kind        TEXT NOT NULL,
     occurred_at INTEGER NOT NULL,
-    payload     TEXT NOT NULL
+    payload     TEXT NOT NULL,
+    -- When the broker confirmed it (or, with no broker, when it was stored);
+    -- NULL while it waits in the outbox for the relay.
+    published_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_by_booking ON events (booking_id, seq);
+"#;
+
+/// Indexes on columns that older files gain in `migrate`.
+const LATE_INDEXES: &str = r#"
+CREATE INDEX IF NOT EXISTS events_unpublished ON events (seq) WHERE published_at IS NULL;
 "#;
 
 #[derive(Clone)]
@@ -51,13 +59,15 @@ impl Database {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let connection = Connection::open(path)?;
+        let mut connection = Connection::open(path)?;
         // WAL: readers never block the writer; FULL: a committed booking
         // survives power loss.
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
+        migrate(&mut connection)?;
+        connection.execute_batch(LATE_INDEXES)?;
         Ok(Database {
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -88,6 +98,25 @@ impl Database {
         .await
         .map_err(|error| error.to_string())
     }
+}
+
+/// Brings a file written by an older build up to the current schema.
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let has_published_at = connection
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'published_at'")?
+        .exists([])?;
+    if !has_published_at {
+        // Builds without a broker wrote these: the log was their only sink,
+        // so they are delivered, and a relay started later must not replay
+        // the whole history.
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(
+            "ALTER TABLE events ADD COLUMN published_at INTEGER; \
+             UPDATE events SET published_at = occurred_at;",
+        )?;
+        transaction.commit()?;
+    }
+    Ok(())
 }
 
 pub fn unavailable(error: rusqlite::Error) -> PortError {

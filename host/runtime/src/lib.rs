@@ -1,20 +1,26 @@
 //! Runs the booking component in wasmtime.
 //!
 //! - `engine`: one shared `Engine` (pooling allocator, epoch interruption).
-//! - `component`: a loaded, pre-linked logic component and its identity.
+//! - `component`: a loaded, pre-linked logic component, its checks and
+//!   its identity; `cache`: compiled artifacts on disk.
+//! - `deployment`: active / previous / canary, swapped atomically.
 //! - `state`: what one request's `Store` holds, and its limits.
 //! - `imports`: the WIT imports, one module per interface, each forwarding
 //!   to the logic's port traits (implemented for real in `booking-adapters`).
-//! - `runtime`: instantiate per request, run the HTTP handler or the sweep.
+//! - `runtime`: instantiate per request, run the HTTP handler or the sweep;
+//!   load, activate, roll back and canary versions at runtime.
 
 mod bindings;
+mod cache;
 pub mod component;
+pub mod deployment;
 pub mod engine;
 mod imports;
 pub mod runtime;
 mod state;
 
-pub use component::LogicComponent;
+pub use cache::Compilation;
+pub use component::{LogicComponent, Rejection};
 pub use engine::{EngineLimits, SandboxEngine};
-pub use runtime::{Runtime, SweepReport};
+pub use runtime::{AdminError, LOGIC_VERSION_HEADER, Role, Runtime, SweepReport, VersionInfo};
 pub use wasmtime_wasi_http::Error as HttpError;

@@ -2,63 +2,335 @@
 //! request and every sweep, so no state leaks between requests and a trap
 //! or runaway guest only ever fails its own request.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use booking_logic::ports::Ports;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
+use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::component::LogicComponent;
+use crate::cache::ArtifactCache;
+use crate::component::{LogicComponent, Rejection, hex};
+use crate::deployment::{Deployment, DeploymentError, roll};
 use crate::engine::SandboxEngine;
 use crate::imports;
 use crate::state::RequestState;
+
+/// Response header naming the sha256 of the component that answered.
+pub const LOGIC_VERSION_HEADER: &str = "x-logic-version";
 
 pub struct SweepReport {
     pub expired: u32,
     pub skipped: u32,
 }
 
+/// Version information for listings.
+pub struct VersionInfo {
+    pub component: Arc<LogicComponent>,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Active,
+    Canary,
+    Previous,
+    Candidate,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Active => "active",
+            Role::Canary => "canary",
+            Role::Previous => "previous",
+            Role::Candidate => "candidate",
+        }
+    }
+}
+
+/// Candidates kept in memory besides the deployed versions.
+const MAX_IDLE_VERSIONS: usize = 8;
+
+/// Why an admin operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("rejected: {0}")]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Deployment(#[from] DeploymentError),
+    #[error("no loaded version {0}")]
+    UnknownVersion(String),
+}
+
 pub struct Runtime {
     engine: SandboxEngine,
-    component: Arc<LogicComponent>,
+    linker: Linker<RequestState>,
+    cache: Option<Arc<ArtifactCache>>,
+    deployment: ArcSwap<Deployment>,
+    /// Every loaded version by sha256, deployed or not.
+    loaded: Mutex<BTreeMap<String, Arc<LogicComponent>>>,
+    /// Admin operations read-modify-write the deployment: one at a time.
+    admin: tokio::sync::Mutex<()>,
+    requests: AtomicU64,
     ports: Ports,
     /// Settings handed to the guest as its environment variables.
     guest_env: Vec<(String, String)>,
 }
 
 impl Runtime {
-    pub fn new(
+    /// Loads, checks and activates the first component.
+    pub async fn new(
         engine: SandboxEngine,
-        component_bytes: &[u8],
-        component_source: &str,
+        cache_dir: Option<&Path>,
         ports: Ports,
         guest_env: Vec<(String, String)>,
+        component_bytes: &[u8],
+        component_source: &str,
     ) -> anyhow::Result<Runtime> {
         let mut linker = Linker::new(&engine.engine);
         imports::add_to_linker(&mut linker)?;
-        let component = Arc::new(LogicComponent::compile(
+        let cache = cache_dir
+            .map(|dir| ArtifactCache::open(dir, &engine.engine).map(Arc::new))
+            .transpose()?;
+        let first = LogicComponent::prepare(
             &engine.engine,
             &linker,
+            cache.as_deref(),
             component_bytes,
             component_source,
-        )?);
-        Ok(Runtime {
+        )
+        .map(Arc::new)?;
+        let runtime = Runtime {
             engine,
-            component,
+            linker,
+            cache,
+            deployment: ArcSwap::from_pointee(Deployment::new(first.clone())),
+            loaded: Mutex::new(BTreeMap::from([(first.sha256.clone(), first.clone())])),
+            admin: tokio::sync::Mutex::new(()),
+            requests: AtomicU64::new(0),
             ports,
             guest_env,
-        })
+        };
+        runtime.smoke_test(&first).await?;
+        Ok(runtime)
     }
 
-    pub fn component(&self) -> &Arc<LogicComponent> {
-        &self.component
+    /// The version serving requests (canaries aside).
+    pub fn active(&self) -> Arc<LogicComponent> {
+        self.deployment.load().active.clone()
+    }
+
+    pub fn deployment(&self) -> Arc<Deployment> {
+        self.deployment.load_full()
+    }
+
+    /// Compiles (or reads from cache), links and smoke-tests a candidate,
+    /// and keeps it loaded. Nothing serves it until it is activated.
+    pub async fn load(
+        &self,
+        bytes: &[u8],
+        source: &str,
+    ) -> Result<Arc<LogicComponent>, AdminError> {
+        let sha256 = hex(&Sha256::digest(bytes));
+        if let Some(known) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sha256)
+        {
+            return Ok(known.clone());
+        }
+        let (engine, linker, cache) = (
+            self.engine.engine.clone(),
+            self.linker.clone(),
+            self.cache.clone(),
+        );
+        let (bytes, source) = (bytes.to_vec(), source.to_owned());
+        // Compilation takes up to a second of CPU: keep it off the
+        // request-serving threads.
+        let candidate = tokio::task::spawn_blocking(move || {
+            LogicComponent::prepare(&engine, &linker, cache.as_deref(), &bytes, source)
+        })
+        .await
+        .map_err(|e| Rejection::Invalid(format!("compilation task failed: {e}")))??;
+        let candidate = Arc::new(candidate);
+        self.smoke_test(&candidate).await?;
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.insert(candidate.sha256.clone(), candidate.clone());
+        self.evict_idle(&mut loaded);
+        Ok(candidate)
+    }
+
+    pub async fn activate(&self, sha256: &str) -> Result<Arc<LogicComponent>, AdminError> {
+        let next = self.find(sha256)?;
+        self.change(|deployment| deployment.activate(next.clone()))
+            .await?;
+        Ok(next)
+    }
+
+    pub async fn rollback(&self) -> Result<Arc<LogicComponent>, AdminError> {
+        Ok(self.change(Deployment::rollback).await?.active.clone())
+    }
+
+    pub async fn start_canary(
+        &self,
+        sha256: &str,
+        percent: u32,
+    ) -> Result<Arc<LogicComponent>, AdminError> {
+        let candidate = self.find(sha256)?;
+        self.change(|deployment| deployment.with_canary(candidate.clone(), percent))
+            .await?;
+        Ok(candidate)
+    }
+
+    pub async fn promote_canary(&self) -> Result<Arc<LogicComponent>, AdminError> {
+        Ok(self
+            .change(Deployment::promote_canary)
+            .await?
+            .active
+            .clone())
+    }
+
+    pub async fn abort_canary(&self) -> Result<(), AdminError> {
+        self.change(Deployment::abort_canary).await?;
+        Ok(())
+    }
+
+    /// Every loaded version with its role, active first.
+    pub fn versions(&self) -> Vec<VersionInfo> {
+        let deployment = self.deployment.load();
+        let role = |component: &LogicComponent| {
+            if component.sha256 == deployment.active.sha256 {
+                Role::Active
+            } else if deployment
+                .canary
+                .as_ref()
+                .is_some_and(|c| c.candidate.sha256 == component.sha256)
+            {
+                Role::Canary
+            } else if deployment
+                .previous
+                .as_ref()
+                .is_some_and(|p| p.sha256 == component.sha256)
+            {
+                Role::Previous
+            } else {
+                Role::Candidate
+            }
+        };
+        let mut versions: Vec<VersionInfo> = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|component| VersionInfo {
+                role: role(component),
+                component: component.clone(),
+            })
+            .collect();
+        versions.sort_by_key(|v| (v.role as u8, std::cmp::Reverse(v.component.loaded_at_ms)));
+        versions
+    }
+
+    fn find(&self, sha256: &str) -> Result<Arc<LogicComponent>, AdminError> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        // A unique prefix is enough, as with git.
+        let mut matches = loaded
+            .range(sha256.to_owned()..)
+            .take_while(|(sha, _)| sha.starts_with(sha256));
+        match (matches.next(), matches.next()) {
+            (Some((_, component)), None) if !sha256.is_empty() => Ok(component.clone()),
+            _ => Err(AdminError::UnknownVersion(sha256.to_owned())),
+        }
+    }
+
+    async fn change(
+        &self,
+        next: impl FnOnce(&Deployment) -> Result<Deployment, DeploymentError>,
+    ) -> Result<Arc<Deployment>, DeploymentError> {
+        let _serialised = self.admin.lock().await;
+        let next = Arc::new(next(&self.deployment.load())?);
+        self.deployment.store(next.clone());
+        tracing::info!(
+            active = next.active.short_id(),
+            canary =
+                next.canary
+                    .as_ref()
+                    .map(|c| format!("{}@{}%", c.candidate.short_id(), c.percent)),
+            "deployment changed"
+        );
+        Ok(next)
+    }
+
+    fn evict_idle(&self, loaded: &mut BTreeMap<String, Arc<LogicComponent>>) {
+        let deployment = self.deployment.load();
+        let deployed = |sha: &str| {
+            sha == deployment.active.sha256
+                || deployment
+                    .previous
+                    .as_ref()
+                    .is_some_and(|p| p.sha256 == sha)
+                || deployment
+                    .canary
+                    .as_ref()
+                    .is_some_and(|c| c.candidate.sha256 == sha)
+        };
+        while loaded.len() > MAX_IDLE_VERSIONS + 3 {
+            let oldest_idle = loaded
+                .values()
+                .filter(|c| !deployed(&c.sha256))
+                .min_by_key(|c| c.loaded_at_ms)
+                .map(|c| c.sha256.clone());
+            match oldest_idle {
+                Some(sha) => loaded.remove(&sha),
+                None => break,
+            };
+        }
+    }
+
+    /// Asks the candidate for its version label over its own HTTP handler:
+    /// proves it instantiates, reads its settings and answers GraphQL.
+    async fn smoke_test(&self, component: &Arc<LogicComponent>) -> Result<(), Rejection> {
+        let request = hyper::Request::post("http://localhost/graphql")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"query":"{ logicVersion }"}"#,
+            )))
+            .map_err(|e| Rejection::SmokeTestFailed(e.to_string()))?;
+        let response = self
+            .handle_with(component, request)
+            .await
+            .map_err(|e| Rejection::SmokeTestFailed(format!("{e:#}")))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Rejection::SmokeTestFailed(format!("reading the answer: {e}")))?
+            .to_bytes();
+        let answer: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Rejection::SmokeTestFailed(format!("the answer is not JSON ({e})")))?;
+        match answer["data"]["logicVersion"].as_str() {
+            Some(label) if status.is_success() => {
+                let _ = component.label.set(label.to_owned());
+                Ok(())
+            }
+            _ => Err(Rejection::SmokeTestFailed(format!(
+                "`{{ logicVersion }}` answered {status}: {answer}"
+            ))),
+        }
     }
 
     fn new_store(&self) -> Store<RequestState> {
@@ -79,9 +351,29 @@ impl Runtime {
         store
     }
 
-    /// Serves one HTTP request with a fresh instance of the component.
+    /// Serves one HTTP request with a fresh instance of the deployed
+    /// component (or the canary, for its share of requests). The response
+    /// names the version that served it in `x-logic-version`.
     pub async fn handle<B>(
         &self,
+        request: hyper::Request<B>,
+    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let draw = roll(self.requests.fetch_add(1, Ordering::Relaxed));
+        let component = self.deployment.load().pick(draw).clone();
+        let mut response = self.handle_with(&component, request).await?;
+        if let Ok(version) = hyper::header::HeaderValue::from_str(&component.sha256) {
+            response.headers_mut().insert(LOGIC_VERSION_HEADER, version);
+        }
+        Ok(response)
+    }
+
+    async fn handle_with<B>(
+        &self,
+        component: &LogicComponent,
         request: hyper::Request<B>,
     ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>>
     where
@@ -95,11 +387,7 @@ impl Runtime {
             .http()
             .new_incoming_request(Scheme::Http, request)?;
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
-        let proxy = self
-            .component
-            .proxy_pre
-            .instantiate_async(&mut store)
-            .await?;
+        let proxy = component.proxy_pre.instantiate_async(&mut store).await?;
 
         // The guest keeps streaming the body after it hands over the
         // response head, so it runs on its own task.
@@ -127,7 +415,7 @@ impl Runtime {
     pub async fn sweep_expired(&self, limit: u32) -> anyhow::Result<SweepReport> {
         let mut store = self.new_store();
         let logic = self
-            .component
+            .active()
             .logic_pre
             .instantiate_async(&mut store)
             .await?;

@@ -19,6 +19,8 @@ pub(crate) struct AppState {
 /// A started service: its address and a handle to stop it.
 pub struct RunningService {
     pub address: std::net::SocketAddr,
+    /// Where the admin API listens.
+    pub admin_address: std::net::SocketAddr,
     pub component_sha256: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -55,17 +57,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             config.component.display()
         )
     })?;
-    let started = std::time::Instant::now();
     let runtime = Runtime::new(
         engine,
-        &bytes,
-        &config.component.display().to_string(),
+        Some(&config.data_dir.join("component-cache")),
         dependencies.ports(),
         config.guest_env(),
-    )?;
+        &bytes,
+        &config.component.display().to_string(),
+    )
+    .await?;
+    let active = runtime.active();
     tracing::info!(
-        sha256 = %runtime.component().sha256,
-        compile_ms = started.elapsed().as_millis() as u64,
+        sha256 = %active.sha256,
+        label = active.label.get().map(String::as_str).unwrap_or_default(),
+        compilation = ?active.compilation,
+        prepare_ms = active.prepare_time.as_millis() as u64,
         "booking component loaded"
     );
 
@@ -77,13 +83,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         state.clone(),
         Duration::from_secs(config.sweep_interval.max(1)),
     ));
+    let relay = state.dependencies.start_relay();
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
     tracing::info!("serving GraphQL on http://{address}/graphql");
-    let component_sha256 = state.runtime.component().sha256.clone();
+    let component_sha256 = state.runtime.active().sha256.clone();
+    let admin = crate::admin::start(&config, state.clone()).await?;
+    let admin_address = admin.address;
     let (shutdown, shutdown_received) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, crate::http::router(state))
@@ -92,10 +101,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             })
             .await;
         sweeper.abort();
+        drop(relay);
+        admin.task.abort();
         Ok(served?)
     });
     Ok(RunningService {
         address,
+        admin_address,
         component_sha256,
         shutdown: Some(shutdown),
         task,

@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve GraphQL over HTTP (the default).
     Serve,
+    /// Manage logic versions of a running host through its admin API.
+    Admin(crate::admin_cli::AdminArgs),
     /// Print the newest events of the embedded event log as JSON lines.
     Events {
         /// Only the events of this booking.
@@ -40,6 +42,15 @@ pub struct Config {
     #[arg(long, env = "BOOKING_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
 
+    /// Address of the admin API (deploy, roll back, canary). Without a
+    /// token it only starts on a loopback address.
+    #[arg(long, env = "ADMIN_LISTEN", default_value = "127.0.0.1:9000")]
+    pub admin_listen: SocketAddr,
+
+    /// Bearer token the admin API requires (`Authorization: Bearer …`).
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// The booking logic component (.wasm).
     #[arg(
         long,
@@ -52,13 +63,28 @@ pub struct Config {
     #[arg(long, env = "BOOKING_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
-    /// MongoDB connection string. Unset: the embedded store.
-    #[arg(long, env = "MONGODB_URL")]
+    /// MongoDB connection string (`mongodb://…`): bookings and the event
+    /// log live there. Unset: the embedded SQLite store.
+    #[arg(long, env = "MONGODB_URL", hide_env_values = true)]
     pub mongodb_url: Option<String>,
 
-    /// RabbitMQ connection string. Unset: the embedded event log.
-    #[arg(long, env = "RABBITMQ_URL")]
+    /// MongoDB database. Unset: the one named in MONGODB_URL's path, else
+    /// `movietickets`.
+    #[arg(long, env = "MONGODB_DATABASE")]
+    pub mongodb_database: Option<String>,
+
+    /// Milliseconds one MongoDB operation may take.
+    #[arg(long, env = "MONGODB_TIMEOUT_MS", default_value_t = 5000)]
+    pub mongodb_timeout_ms: u64,
+
+    /// RabbitMQ connection string (`amqp://…`): events stored in the outbox
+    /// are relayed there. Unset: the event log is the only sink.
+    #[arg(long, env = "RABBITMQ_URL", hide_env_values = true)]
     pub rabbitmq_url: Option<String>,
+
+    /// RabbitMQ topic exchange the events go to (routing key = event type).
+    #[arg(long, env = "RABBITMQ_EXCHANGE", default_value = booking_adapters::rabbitmq::DEFAULT_EXCHANGE)]
+    pub rabbitmq_exchange: String,
 
     /// Cinema service gRPC endpoint (`host:port` or `http://host:port`).
     /// Unset: the reference Cinema service, started in-process.
@@ -117,6 +143,10 @@ impl Config {
 
     pub fn api_timeout(&self) -> Duration {
         Duration::from_secs(self.api_timeout)
+    }
+
+    pub fn mongodb_timeout(&self) -> Duration {
+        Duration::from_millis(self.mongodb_timeout_ms)
     }
 
     /// Settings the booking logic reads from its environment.

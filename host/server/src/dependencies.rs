@@ -1,19 +1,31 @@
 //! Builds the ports from configuration: a real server where a URL is set,
 //! otherwise the embedded default (database file, in-process reference
 //! peers on loopback).
+//!
+//! Bookings and events always share one store (SQLite file or MongoDB), so
+//! an event is stored where its booking is; with RABBITMQ_URL set that
+//! event log is also the outbox, and the relay forwards it to the broker.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use booking_adapters::events::SqliteEventLog;
+use booking_adapters::mongo::{MongoConfig, MongoDatabase};
+use booking_adapters::mongo_events::MongoEventLog;
+use booking_adapters::mongo_storage::MongoStorage;
+use booking_adapters::outbox::{Delivery, Outbox};
 use booking_adapters::payments::{PaymentsConfig, RestPayments};
+use booking_adapters::rabbitmq::{RabbitConfig, RabbitPublisher};
+use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::seats::{GrpcSeats, SeatsConfig};
 use booking_adapters::sqlite::Database;
 use booking_adapters::storage::SqliteStorage;
 use booking_adapters::users::{RestUsers, UsersConfig};
 use booking_logic::model::Timestamp;
-use booking_logic::ports::{Environment, Ports};
+use booking_logic::ports::{Environment, Events, PortResult, Ports, Storage};
 use booking_peers::{PeersConfig, RunningPeers};
+
+use crate::config::Config;
 
 /// A dependency that does not accept a connection this fast is down.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -23,20 +35,124 @@ pub struct Dependencies {
     pub seats: Arc<GrpcSeats>,
     pub users: Arc<RestUsers>,
     pub payments: Arc<RestPayments>,
-    pub storage: Arc<SqliteStorage>,
-    pub events: Arc<SqliteEventLog>,
+    pub store: Store,
+    /// Where the relay sends events; none when the event log is the sink.
+    pub broker: Option<Arc<RabbitPublisher>>,
     /// Reference peers started in-process, kept alive while we serve.
     pub _peers: Option<RunningPeers>,
 }
 
-impl Dependencies {
-    pub async fn connect(config: &crate::config::Config) -> anyhow::Result<Dependencies> {
-        if config.mongodb_url.is_some() || config.rabbitmq_url.is_some() {
-            anyhow::bail!(
-                "MONGODB_URL / RABBITMQ_URL are set, but this build only has the embedded store and event log; \
-                 unset them to use the embedded defaults"
-            );
+/// Bookings and their event log, in one store.
+pub enum Store {
+    Embedded {
+        storage: Arc<SqliteStorage>,
+        events: Arc<SqliteEventLog>,
+    },
+    Mongo {
+        storage: Arc<MongoStorage>,
+        events: Arc<MongoEventLog>,
+    },
+}
+
+impl Store {
+    async fn open(config: &Config, delivery: Delivery) -> anyhow::Result<Store> {
+        let Some(url) = &config.mongodb_url else {
+            let db = Database::open(&config.data_dir.join("booking.sqlite3")).with_context(|| {
+                format!("opening the database in {}", config.data_dir.display())
+            })?;
+            return Ok(Store::Embedded {
+                storage: Arc::new(SqliteStorage::new(db.clone())),
+                events: Arc::new(SqliteEventLog::with_delivery(db, delivery)),
+            });
+        };
+        let timeout = config.mongodb_timeout();
+        let db = MongoDatabase::connect(&MongoConfig {
+            url: url.clone(),
+            database: config.mongodb_database.clone(),
+            timeout,
+            connect_timeout: CONNECT_TIMEOUT.min(timeout),
+        })
+        .await?;
+        // Creating the indexes is the first round trip: an unreachable
+        // database stops the start-up here, with the reason.
+        let unreachable = |error| anyhow::anyhow!("MongoDB database {}: {error}", db.name());
+        let storage = MongoStorage::open(db.clone()).await.map_err(unreachable)?;
+        let events = MongoEventLog::open(db.clone(), delivery)
+            .await
+            .map_err(unreachable)?;
+        tracing::info!(database = db.name(), "bookings and events in MongoDB");
+        Ok(Store::Mongo {
+            storage: Arc::new(storage),
+            events: Arc::new(events),
+        })
+    }
+
+    fn storage(&self) -> Arc<dyn Storage> {
+        match self {
+            Store::Embedded { storage, .. } => storage.clone(),
+            Store::Mongo { storage, .. } => storage.clone(),
         }
+    }
+
+    fn events(&self) -> Arc<dyn Events> {
+        match self {
+            Store::Embedded { events, .. } => events.clone(),
+            Store::Mongo { events, .. } => events.clone(),
+        }
+    }
+
+    fn outbox(&self) -> Arc<dyn Outbox> {
+        match self {
+            Store::Embedded { events, .. } => events.clone(),
+            Store::Mongo { events, .. } => events.clone(),
+        }
+    }
+
+    pub async fn storage_health(&self) -> Result<(), String> {
+        match self {
+            Store::Embedded { storage, .. } => storage.health().await,
+            Store::Mongo { storage, .. } => storage.health().await,
+        }
+    }
+
+    pub async fn events_health(&self) -> Result<(), String> {
+        match self {
+            Store::Embedded { events, .. } => events.health().await,
+            Store::Mongo { events, .. } => events.health().await,
+        }
+    }
+
+    /// Events stored but not yet confirmed by the broker.
+    pub async fn backlog(&self) -> PortResult<u64> {
+        self.outbox().backlog().await
+    }
+}
+
+/// A background task that stops when dropped.
+pub struct BackgroundTask(tokio::task::JoinHandle<()>);
+
+impl Drop for BackgroundTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Dependencies {
+    pub async fn connect(config: &Config) -> anyhow::Result<Dependencies> {
+        let broker = config.rabbitmq_url.as_ref().map(|url| {
+            // Not connected yet: the booking API must not wait for the broker.
+            Arc::new(RabbitPublisher::new(RabbitConfig {
+                url: url.clone(),
+                exchange: config.rabbitmq_exchange.clone(),
+                timeout: config.api_timeout(),
+            }))
+        });
+        let delivery = if broker.is_some() {
+            Delivery::Relayed
+        } else {
+            Delivery::Stored
+        };
+        let store = Store::open(config, delivery).await?;
         let needs_peers = config.cinema_service_url.is_none()
             || config.user_service_url.is_none()
             || config.payment_service_url.is_none();
@@ -62,8 +178,6 @@ impl Dependencies {
         let users_url = url(&config.user_service_url, |p| &p.users_url);
         let payments_url = url(&config.payment_service_url, |p| &p.payments_url);
 
-        let db = Database::open(&config.data_dir.join("booking.sqlite3"))
-            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
         let (timeout, connect_timeout) = (
             config.api_timeout(),
             CONNECT_TIMEOUT.min(config.api_timeout()),
@@ -85,10 +199,22 @@ impl Dependencies {
                 timeout,
                 connect_timeout,
             })?),
-            storage: Arc::new(SqliteStorage::new(db.clone())),
-            events: Arc::new(SqliteEventLog::new(db)),
+            store,
+            broker,
             _peers: peers,
         })
+    }
+
+    /// Starts relaying the outbox to the broker, if there is one. The relay
+    /// runs until the returned task is dropped.
+    pub fn start_relay(&self) -> Option<BackgroundTask> {
+        let broker = self.broker.clone()?;
+        tracing::info!(exchange = broker.exchange(), "relaying events to RabbitMQ");
+        Some(BackgroundTask(tokio::spawn(relay::run(
+            self.store.outbox(),
+            broker,
+            RelayConfig::default(),
+        ))))
     }
 
     pub fn ports(&self) -> Ports {
@@ -96,8 +222,8 @@ impl Dependencies {
             seats: self.seats.clone(),
             users: self.users.clone(),
             payments: self.payments.clone(),
-            storage: self.storage.clone(),
-            events: self.events.clone(),
+            storage: self.store.storage(),
+            events: self.store.events(),
             env: Arc::new(SystemEnvironment),
         }
     }

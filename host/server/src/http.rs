@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::{BodyExt, Limited};
 
-use booking_runtime::HttpError;
 use booking_runtime::runtime::error_response;
+use booking_runtime::{HttpError, LOGIC_VERSION_HEADER};
 
 use crate::app::AppState;
 
@@ -72,13 +72,16 @@ async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> R
     }
 }
 
-/// Every response names the logic version that is loaded.
+/// Every response names a logic version: the one that served it (set by
+/// the runtime) or, for host-answered routes, the active one.
 async fn with_logic_version(
     State(state): State<Arc<AppState>>,
     mut response: Response,
 ) -> Response {
-    if let Ok(version) = HeaderValue::from_str(&state.runtime.component().sha256) {
-        response.headers_mut().insert("x-logic-version", version);
+    if !response.headers().contains_key(LOGIC_VERSION_HEADER)
+        && let Ok(version) = HeaderValue::from_str(&state.runtime.active().sha256)
+    {
+        response.headers_mut().insert(LOGIC_VERSION_HEADER, version);
     }
     response
 }

@@ -1,7 +1,7 @@
 //! `booking-host`: the booking service's native host.
 
-use booking_host::app;
 use booking_host::config::{Cli, Command};
+use booking_host::{admin_cli, app};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => app::serve(cli.config).await,
+        Command::Admin(args) => admin_cli::run(args).await,
         Command::Events { booking_id, limit } => {
             app::print_events(&cli.config, booking_id, limit).await
         }

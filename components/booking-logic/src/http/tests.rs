@@ -323,7 +323,7 @@ fn the_other_queries_expose_seats_events_pages_and_the_version() {
     );
     let page = &data["userBookingsPage"];
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
-    assert_eq!(page["items"][0]["id"], "id-2", "newest first");
+    assert_eq!(page["items"][0]["id"], "id-1", "newest first");
     assert_eq!(page["items"][0]["totalCents"], 1500);
     assert_eq!(
         page["items"][0]["lockExpiresAt"],

@@ -1108,3 +1108,5 @@ fn the_booking_fee_is_added_once_to_the_seat_prices() {
     let booking = create(&workflow, &["A1", "A2"]);
     assert_eq!(booking.total_cents, 2 * 1500 + 150);
 }
+
+mod interrupted;

@@ -6,6 +6,8 @@
 //! - `/memory` allocates until the memory limit refuses
 //! - `/lock-then-trap?seat=A1` locks a seat of `showtime_456` for 1 s, then
 //!   traps mid-mutation (the lock's TTL must free the seat)
+//! - `/graphql` answers the host's smoke query (`{ logicVersion }`), so the
+//!   host accepts it like any logic version
 //! - anything else answers 200 "ok"
 
 use wasip2::http::types::{
@@ -62,6 +64,11 @@ impl incoming_handler::Guest for Misbehaving {
                     locked.map(|lock| lock.id)
                 );
             }
+            "/graphql" => respond(
+                response_out,
+                200,
+                br#"{"data":{"logicVersion":"misbehaving"}}"#,
+            ),
             _ => respond(response_out, 200, b"ok"),
         }
     }

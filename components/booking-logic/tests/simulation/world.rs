@@ -1,0 +1,88 @@
+//! One run's world: the fakes with a drawn cast (showtimes, seats,
+//! prices, users), the journal watching the logic's calls, and the real
+//! workflow and GraphQL schema on top.
+
+use std::sync::Arc;
+
+use booking_logic::Workflow;
+use booking_logic::ports::Ports;
+use booking_logic::schema::{BookingSchema, build_schema};
+use booking_logic::settings::Settings;
+use booking_logic::testing::Fakes;
+
+use super::journal::{Journal, ObservedEvents, ObservedPayments, ObservedSeats, ObservedStorage};
+use super::rng::Rng;
+
+pub const START: u64 = 1_700_000_000_000;
+/// Short locks, so that runs often outlive them.
+pub const LOCK_SECONDS: u32 = 30;
+pub const LOCK_MS: u64 = LOCK_SECONDS as u64 * 1000;
+pub const DECLINED_CARD: &str = "card_declined";
+pub const GOOD_CARD: &str = "card_ok";
+
+pub struct Showtime {
+    pub id: String,
+    pub seats: Vec<String>,
+}
+
+pub struct World {
+    pub fakes: Fakes,
+    pub journal: Arc<Journal>,
+    pub workflow: Arc<Workflow>,
+    pub schema: BookingSchema,
+    pub showtimes: Vec<Showtime>,
+    /// Active users, then an inactive one, then one nobody knows.
+    pub users: Vec<&'static str>,
+}
+
+impl World {
+    pub fn new(rng: &mut Rng) -> World {
+        let fakes = Fakes::new(START);
+        fakes.users.add_user("alice", true);
+        fakes.users.add_user("bob", true);
+        fakes.users.add_user("carol", true);
+        fakes.users.add_user("dave", false);
+        fakes.payments.decline_details(DECLINED_CARD);
+        // Few seats, so clients contend for them.
+        let showtimes: Vec<Showtime> = (1..=rng.between(1, 2))
+            .map(|n| Showtime {
+                id: format!("show-{n}"),
+                seats: (1..=rng.between(3, 6))
+                    .map(|seat| format!("A{seat}"))
+                    .collect(),
+            })
+            .collect();
+        for showtime in &showtimes {
+            let priced: Vec<(&str, u64)> = showtime
+                .seats
+                .iter()
+                .map(|seat| (seat.as_str(), rng.between(8, 16) * 100))
+                .collect();
+            fakes.add_showtime(&showtime.id, "EUR", &priced);
+        }
+        fakes.knobs.set_interleaving(true);
+
+        let journal = Arc::new(Journal::default());
+        let ports = Ports {
+            seats: Arc::new(ObservedSeats(fakes.seats.clone(), journal.clone())),
+            payments: Arc::new(ObservedPayments(fakes.payments.clone(), journal.clone())),
+            storage: Arc::new(ObservedStorage(fakes.storage.clone(), journal.clone())),
+            events: Arc::new(ObservedEvents(fakes.events.clone(), journal.clone())),
+            ..fakes.ports()
+        };
+        let settings = Settings {
+            seat_lock_seconds: LOCK_SECONDS,
+            max_seats_per_booking: 3,
+            ..Settings::default()
+        };
+        let workflow = Arc::new(Workflow::new(ports, settings));
+        World {
+            schema: build_schema(workflow.clone()),
+            workflow,
+            journal,
+            showtimes,
+            users: vec!["alice", "bob", "carol", "dave", "nobody"],
+            fakes,
+        }
+    }
+}

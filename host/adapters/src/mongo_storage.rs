@@ -1,0 +1,279 @@
+//! `storage` on MongoDB: one document per booking in `bookings`, keyed by
+//! the booking's string id. Versioned updates are a single
+//! `findOneAndUpdate` whose filter holds the expected version, so two
+//! writers of one version cannot both win; paging is keyset on
+//! (createdAt, _id), newest first.
+
+use async_trait::async_trait;
+use booking_logic::model::{Booking, BookingPage, BookingStatus, PageRequest, Timestamp};
+use booking_logic::ports::{PortError, PortResult, Storage};
+use futures::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, IndexModel};
+use serde::{Deserialize, Serialize};
+
+use crate::mongo::{MongoDatabase, Operation};
+
+/// Largest page a caller may ask for.
+const MAX_PAGE: u32 = 200;
+
+pub const COLLECTION: &str = "bookings";
+
+/// A booking as stored. Times are Int64 milliseconds since the epoch, money
+/// Int64 cents, exactly as in the WIT records.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BookingDocument {
+    #[serde(rename = "_id")]
+    id: String,
+    user_id: String,
+    showtime_id: String,
+    seats: Vec<String>,
+    total_cents: i64,
+    currency: String,
+    status: BookingStatus,
+    lock_id: String,
+    lock_expires_at: i64,
+    payment_transaction_id: Option<String>,
+    failure_reason: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    version: i64,
+}
+
+/// BSON integers are i64; refuse rather than wrap an absurd value.
+fn int(value: u64, what: &str) -> PortResult<i64> {
+    i64::try_from(value).map_err(|_| PortError::Rejected(format!("{what} is too large")))
+}
+
+/// A stored negative would be corruption, not input.
+fn uint(value: i64, what: &str) -> PortResult<u64> {
+    u64::try_from(value)
+        .map_err(|_| PortError::Unavailable(format!("database: negative {what} in a booking")))
+}
+
+impl BookingDocument {
+    fn from_booking(booking: &Booking, version: u64) -> PortResult<BookingDocument> {
+        Ok(BookingDocument {
+            id: booking.id.clone(),
+            user_id: booking.user_id.clone(),
+            showtime_id: booking.showtime_id.clone(),
+            seats: booking.seats.clone(),
+            total_cents: int(booking.total_cents, "total")?,
+            currency: booking.currency.clone(),
+            status: booking.status,
+            lock_id: booking.lock_id.clone(),
+            lock_expires_at: int(booking.lock_expires_at, "lock expiry")?,
+            payment_transaction_id: booking.payment_transaction_id.clone(),
+            failure_reason: booking.failure_reason.clone(),
+            created_at: int(booking.created_at, "created-at")?,
+            updated_at: int(booking.updated_at, "updated-at")?,
+            version: int(version, "version")?,
+        })
+    }
+
+    fn into_booking(self) -> PortResult<Booking> {
+        Ok(Booking {
+            total_cents: uint(self.total_cents, "total")?,
+            lock_expires_at: uint(self.lock_expires_at, "lock expiry")?,
+            created_at: uint(self.created_at, "created-at")?,
+            updated_at: uint(self.updated_at, "updated-at")?,
+            version: uint(self.version, "version")?,
+            id: self.id,
+            user_id: self.user_id,
+            showtime_id: self.showtime_id,
+            seats: self.seats,
+            currency: self.currency,
+            status: self.status,
+            lock_id: self.lock_id,
+            payment_transaction_id: self.payment_transaction_id,
+            failure_reason: self.failure_reason,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct MongoStorage {
+    db: MongoDatabase,
+    bookings: Collection<BookingDocument>,
+}
+
+impl MongoStorage {
+    /// Opens the collection and makes sure its indexes exist (creating an
+    /// existing index is a no-op), so it fails here if the database is
+    /// unreachable at start-up.
+    pub async fn open(db: MongoDatabase) -> PortResult<MongoStorage> {
+        let bookings = db.collection::<BookingDocument>(COLLECTION);
+        let indexes = [
+            // getUserBookings: a user's bookings, newest first. Ties on
+            // createdAt are ordered by _id in memory: nx-27017 cannot index
+            // _id inside a compound key.
+            ("bookings_by_user", doc! { "userId": 1, "createdAt": -1 }),
+            // The sweeper: PENDING bookings by lock expiry.
+            (
+                "bookings_by_expiry",
+                doc! { "status": 1, "lockExpiresAt": 1 },
+            ),
+        ]
+        .map(|(name, keys)| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().name(name.to_owned()).build())
+                .build()
+        });
+        db.run(Operation::Write, bookings.create_indexes(indexes))
+            .await?;
+        Ok(MongoStorage { db, bookings })
+    }
+
+    pub async fn health(&self) -> Result<(), String> {
+        self.db.health().await
+    }
+
+    async fn find(&self, filter: Document, sort: Document, limit: u32) -> PortResult<Vec<Booking>> {
+        let documents: Vec<BookingDocument> = self
+            .db
+            .run(Operation::Read, async {
+                self.bookings
+                    .find(filter)
+                    .sort(sort)
+                    .limit(i64::from(limit))
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
+        documents
+            .into_iter()
+            .map(BookingDocument::into_booking)
+            .collect()
+    }
+}
+
+/// Cursor = "<createdAt>:<id>" of the last item of the previous page.
+fn parse_cursor(cursor: &str) -> PortResult<(i64, String)> {
+    let malformed = || PortError::Rejected("malformed cursor".into());
+    let (created_at, id) = cursor.split_once(':').ok_or_else(malformed)?;
+    let created_at = created_at.parse().map_err(|_| malformed())?;
+    Ok((created_at, id.to_owned()))
+}
+
+#[async_trait]
+impl Storage for MongoStorage {
+    async fn insert(&self, booking: &Booking) -> PortResult<()> {
+        let document = BookingDocument::from_booking(booking, 1)?;
+        match self
+            .db
+            .run(Operation::Write, self.bookings.insert_one(document))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(PortError::Conflict(_)) => Err(PortError::Conflict(format!(
+                "booking {} already exists",
+                booking.id
+            ))),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>> {
+        self.db
+            .run(
+                Operation::Read,
+                self.bookings.find_one(doc! { "_id": booking_id }),
+            )
+            .await?
+            .map(BookingDocument::into_booking)
+            .transpose()
+    }
+
+    async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64> {
+        let next_version = expected_version
+            .checked_add(1)
+            .ok_or_else(|| PortError::Rejected("version is too large".into()))?;
+        let next = BookingDocument::from_booking(booking, next_version)?;
+        // Identity fields (user, showtime, created-at) never change.
+        let update = doc! { "$set": {
+            "seats": next.seats,
+            "totalCents": next.total_cents,
+            "currency": next.currency,
+            "status": next.status.as_str(),
+            "lockId": next.lock_id,
+            "lockExpiresAt": next.lock_expires_at,
+            "paymentTransactionId": next.payment_transaction_id,
+            "failureReason": next.failure_reason,
+            "updatedAt": next.updated_at,
+            "version": next.version,
+        }};
+        let filter = doc! { "_id": &booking.id, "version": int(expected_version, "version")? };
+        let previous = self
+            .db
+            .run(
+                Operation::Write,
+                self.bookings.find_one_and_update(filter, update),
+            )
+            .await?;
+        if previous.is_some() {
+            return Ok(next_version);
+        }
+        let exists = self
+            .db
+            .run(
+                Operation::Read,
+                self.bookings
+                    .clone_with_type::<Document>()
+                    .find_one(doc! { "_id": &booking.id })
+                    .projection(doc! { "_id": 1 }),
+            )
+            .await?
+            .is_some();
+        Err(if exists {
+            PortError::Conflict(format!(
+                "booking {} changed since version {expected_version}",
+                booking.id
+            ))
+        } else {
+            PortError::NotFound(format!("booking {}", booking.id))
+        })
+    }
+
+    async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage> {
+        let limit = page.limit.clamp(1, MAX_PAGE);
+        let filter = match page.cursor.as_deref().map(parse_cursor).transpose()? {
+            None => doc! { "userId": user_id },
+            Some((created_at, id)) => doc! {
+                "userId": user_id,
+                "$or": [
+                    { "createdAt": { "$lt": created_at } },
+                    { "createdAt": created_at, "_id": { "$lt": id } },
+                ],
+            },
+        };
+        let mut items = self
+            .find(filter, doc! { "createdAt": -1, "_id": -1 }, limit + 1)
+            .await?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items
+                .last()
+                .map(|last| format!("{}:{}", last.created_at, last.id))
+        } else {
+            None
+        };
+        Ok(BookingPage { items, next_cursor })
+    }
+
+    async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
+        let filter = doc! {
+            "status": BookingStatus::Pending.as_str(),
+            "lockExpiresAt": { "$lt": int(now, "now")? },
+        };
+        self.find(
+            filter,
+            doc! { "lockExpiresAt": 1 },
+            limit.clamp(1, MAX_PAGE),
+        )
+        .await
+    }
+}

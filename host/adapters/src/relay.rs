@@ -1,0 +1,123 @@
+//! The outbox relay: forwards stored events to the broker and marks each
+//! published only after the broker confirmed it. At least once: a crash
+//! between the confirm and the mark sends an event again, and consumers
+//! de-duplicate on the event id.
+//!
+//! Order per booking holds even across failures and several hosts sharing
+//! one store: a round sends only the oldest unpublished event of each
+//! booking, so a booking's next event is sent only once its previous one
+//! is confirmed and marked.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use booking_logic::model::Event;
+
+use crate::outbox::Outbox;
+use crate::rabbitmq::RabbitPublisher;
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Events read from the outbox per round.
+    pub batch: u32,
+    /// Longest wait between checks of an idle outbox. Writes of this host
+    /// wake the relay at once; this catches other hosts' events.
+    pub idle_poll: Duration,
+    /// First wait after a failure; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            batch: 200,
+            idle_poll: Duration::from_secs(1),
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a round stopped short.
+#[derive(Debug, thiserror::Error)]
+enum RoundError {
+    #[error("outbox: {0}")]
+    Outbox(#[from] booking_logic::ports::PortError),
+    #[error("{0}")]
+    Publish(#[from] crate::rabbitmq::PublishError),
+}
+
+/// Runs until the task is dropped or aborted.
+pub async fn run(outbox: Arc<dyn Outbox>, publisher: Arc<RabbitPublisher>, config: RelayConfig) {
+    let written = outbox.written();
+    let mut backoff = config.min_backoff;
+    let mut failing = false;
+    loop {
+        match round(outbox.as_ref(), &publisher, config.batch).await {
+            Ok(published) => {
+                if failing {
+                    tracing::info!(exchange = publisher.exchange(), "event relay recovered");
+                    failing = false;
+                }
+                backoff = config.min_backoff;
+                if published == 0 {
+                    // Idle: wait for a write here, or poll for other hosts'.
+                    let _ = tokio::time::timeout(config.idle_poll, written.notified()).await;
+                }
+            }
+            Err(error) => {
+                // Log a failing streak once, not every retry.
+                if !failing {
+                    tracing::warn!(
+                        "event relay: {error}; retrying with backoff up to {:?}",
+                        config.max_backoff
+                    );
+                    failing = true;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.max_backoff);
+            }
+        }
+    }
+}
+
+/// One round: returns how many events were published.
+async fn round(
+    outbox: &dyn Outbox,
+    publisher: &RabbitPublisher,
+    batch: u32,
+) -> Result<usize, RoundError> {
+    let heads = oldest_per_booking(outbox.unpublished(batch).await?);
+    if heads.is_empty() {
+        return Ok(0);
+    }
+    let results = publisher.publish(&heads).await;
+    let mut confirmed = Vec::with_capacity(heads.len());
+    let mut first_failure = None;
+    for (event, result) in heads.into_iter().zip(results) {
+        match result {
+            Ok(()) => confirmed.push(event.id),
+            Err(error) => {
+                first_failure.get_or_insert(error);
+            }
+        }
+    }
+    if !confirmed.is_empty() {
+        outbox.mark_published(&confirmed).await?;
+    }
+    match first_failure {
+        Some(error) => Err(error.into()),
+        None => Ok(confirmed.len()),
+    }
+}
+
+/// The first event of each booking, keeping the outbox's order.
+fn oldest_per_booking(events: Vec<Event>) -> Vec<Event> {
+    let mut seen = HashSet::new();
+    events
+        .into_iter()
+        .filter(|event| seen.insert(event.booking_id.clone()))
+        .collect()
+}

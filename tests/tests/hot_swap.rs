@@ -1,0 +1,389 @@
+//! Hot swap of the logic component: zero failed requests under load while
+//! versions are swapped and rolled back, canary traffic splitting, precise
+//! rejection of bad candidates, and the admin API's token.
+//!
+//! v1 is `booking_component.wasm`; v2 is the same logic built with the
+//! `booking-fee` feature (label `…+booking-fee`), so each response's
+//! `logicVersion` shows which one answered.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use e2e_tests::{Options, TestService, component};
+use serde_json::{Value, json};
+
+const VERSION_QUERY: &str =
+    "{ logicVersion showtimeSeats(showtimeId: \"showtime_456\") { showtime { availableSeats } } }";
+
+fn v2_bytes() -> Vec<u8> {
+    std::fs::read(component("booking_component_v2")).expect("v2 component")
+}
+
+async fn admin(
+    service: &TestService,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
+    let mut request = service
+        .client
+        .request(method, format!("{}/{path}", service.admin_url));
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let response = request.send().await.expect("the admin API answers");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.expect("JSON from the admin API"),
+    )
+}
+
+async fn upload(service: &TestService, bytes: Vec<u8>) -> (u16, Value) {
+    admin(service, reqwest::Method::POST, "versions", Some(bytes)).await
+}
+
+/// (x-logic-version, logicVersion label) of one query through the public API.
+async fn served_by(service: &TestService) -> Result<(String, String), String> {
+    let response = service
+        .client
+        .post(format!("{}/graphql", service.base_url))
+        .json(&json!({"query": VERSION_QUERY}))
+        .send()
+        .await
+        .map_err(|e| format!("transport: {e}"))?;
+    let status = response.status();
+    let sha = response
+        .headers()
+        .get("x-logic-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = response.json().await.map_err(|e| format!("body: {e}"))?;
+    if !status.is_success() || body.get("errors").is_some() {
+        return Err(format!("{status}: {body}"));
+    }
+    Ok((
+        sha,
+        body["data"]["logicVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swapping_versions_under_load_fails_no_request() {
+    let service = Arc::new(TestService::start(Options::default()).await);
+    let v1 = service.component_sha256.clone();
+    let (status, loaded) = upload(&service, v2_bytes()).await;
+    assert_eq!(status, 201, "{loaded}");
+    let v2 = loaded["version"]["sha256"].as_str().unwrap().to_owned();
+    assert_eq!(loaded["version"]["role"], "candidate");
+    assert!(
+        loaded["version"]["label"]
+            .as_str()
+            .unwrap()
+            .ends_with("+booking-fee"),
+        "{loaded}"
+    );
+
+    let running = Arc::new(AtomicBool::new(true));
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let (service, running) = (service.clone(), running.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut failures = Vec::new();
+                while running.load(Ordering::Relaxed) {
+                    match served_by(&service).await {
+                        Ok(version) => seen.push(version),
+                        Err(failure) => failures.push(failure),
+                    }
+                }
+                (seen, failures)
+            })
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut expected_active = v1.clone();
+    for swap in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let next = if swap % 2 == 0 { &v2 } else { &v1 };
+        let (status, body) = admin(
+            &service,
+            reqwest::Method::POST,
+            &format!("versions/{next}/activate"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "swap {swap}: {body}");
+        expected_active = next.clone();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = admin(&service, reqwest::Method::POST, "rollback", None).await;
+    assert_eq!(status, 200, "{body}");
+    let rolled_back_to = body["active"]["sha256"].as_str().unwrap().to_owned();
+    assert_ne!(
+        rolled_back_to, expected_active,
+        "rollback returns to the version before the last swap"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.store(false, Ordering::Relaxed);
+
+    let mut all_seen = Vec::new();
+    for client in clients {
+        let (seen, failures) = client.await.unwrap();
+        assert!(
+            failures.is_empty(),
+            "failed requests during swaps: {failures:?}"
+        );
+        all_seen.extend(seen);
+    }
+    assert!(
+        all_seen.len() > 200,
+        "only {} requests in {:?}",
+        all_seen.len(),
+        started.elapsed()
+    );
+    // Every answer is internally consistent: the header's version is the
+    // one whose rule (label) produced the body.
+    for (sha, label) in &all_seen {
+        let is_v2 = label.ends_with("+booking-fee");
+        assert_eq!(sha == &v2, is_v2, "header {sha} with label {label}");
+    }
+    let v2_share = all_seen.iter().filter(|(sha, _)| sha == &v2).count();
+    assert!(
+        v2_share > 0 && v2_share < all_seen.len(),
+        "both versions served"
+    );
+    assert_eq!(served_by(&service).await.unwrap().0, rolled_back_to);
+
+    // The price rule follows the version: v2 adds a 1.50 fee.
+    let booking_fee = |service: Arc<TestService>, seat: &'static str| async move {
+        let data = service
+            .data(
+                "mutation($n: [String!]!) { createBooking(userId: \"user_123\", showtimeId: \"showtime_789\", seatNumbers: $n) { booking { totalCents } } }",
+                json!({"n": [seat]}),
+            )
+            .await;
+        data["createBooking"]["booking"]["totalCents"]
+            .as_u64()
+            .unwrap()
+    };
+    admin(
+        &service,
+        reqwest::Method::POST,
+        &format!("versions/{v1}/activate"),
+        None,
+    )
+    .await;
+    let v1_total = booking_fee(service.clone(), "B1").await;
+    admin(
+        &service,
+        reqwest::Method::POST,
+        &format!("versions/{v2}/activate"),
+        None,
+    )
+    .await;
+    let v2_total = booking_fee(service.clone(), "B2").await;
+    assert_eq!(v2_total, v1_total + 150);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_takes_its_share_and_abort_returns_to_zero() {
+    let service = TestService::start(Options::default()).await;
+    let v1 = service.component_sha256.clone();
+    let (_, loaded) = upload(&service, v2_bytes()).await;
+    let v2 = loaded["version"]["sha256"].as_str().unwrap().to_owned();
+
+    let canary = json!({"version": &v2[..12], "percent": 20})
+        .to_string()
+        .into_bytes();
+    let response = service
+        .client
+        .post(format!("{}/canary", service.admin_url))
+        .header("content-type", "application/json")
+        .body(canary)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let mut on_canary = 0;
+    for _ in 0..1000 {
+        let (sha, _) = served_by(&service).await.unwrap();
+        assert!(sha == v1 || sha == v2);
+        on_canary += usize::from(sha == v2);
+    }
+    // Binomial(1000, 0.2): mean 200, sd ~12.6; 4 sd either side.
+    assert!(
+        (150..=250).contains(&on_canary),
+        "canary got {on_canary} of 1000"
+    );
+    let (_, health) = {
+        let response = service
+            .client
+            .get(format!("{}/health", service.base_url))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(health["canary"]["percent"], 20);
+
+    let (status, _) = admin(&service, reqwest::Method::POST, "canary/abort", None).await;
+    assert_eq!(status, 200);
+    for _ in 0..200 {
+        assert_eq!(
+            served_by(&service).await.unwrap().0,
+            v1,
+            "no canary traffic after abort"
+        );
+    }
+    let (status, body) = admin(&service, reqwest::Method::POST, "canary/promote", None).await;
+    assert_eq!(status, 409, "nothing to promote: {body}");
+}
+
+#[tokio::test]
+async fn bad_candidates_are_rejected_precisely_and_the_active_version_keeps_serving() {
+    let service = TestService::start(Options::default()).await;
+    let v1 = service.component_sha256.clone();
+    let v1_bytes = std::fs::read(component("booking_component")).unwrap();
+    let empty_component = b"\0asm\x0d\0\x01\0".to_vec();
+    let unknown_import =
+        wat::parse_str(r#"(component (import "cinema:booking/ticket-printer@0.1.0" (instance (export "print" (func)))))"#)
+            .unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "text",
+            b"definitely not wasm".to_vec(),
+            "not a WebAssembly file",
+        ),
+        (
+            "core module",
+            b"\0asm\x01\0\0\0".to_vec(),
+            "core WebAssembly module",
+        ),
+        (
+            "truncated",
+            v1_bytes[..v1_bytes.len() / 2].to_vec(),
+            "does not compile",
+        ),
+        (
+            "no exports",
+            empty_component,
+            "missing export: wasi:http/incoming-handler",
+        ),
+        (
+            "unknown import",
+            unknown_import,
+            "cinema:booking/ticket-printer@0.1.0",
+        ),
+        ("huge", vec![0u8; (64 << 20) + 1], "limit"),
+    ];
+    for (name, bytes, expected) in cases {
+        let (status, body) = upload(&service, bytes).await;
+        assert_eq!(status, 422, "{name}: {body}");
+        assert_eq!(
+            body["error"]["code"], "COMPONENT_REJECTED",
+            "{name}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(expected),
+            "{name}: {message:?} should mention {expected:?}"
+        );
+        assert_eq!(
+            served_by(&service).await.unwrap().0,
+            v1,
+            "{name} disturbed the active version"
+        );
+    }
+    let (_, versions) = admin(&service, reqwest::Method::GET, "versions", None).await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
+
+    let (status, body) = admin(
+        &service,
+        reqwest::Method::POST,
+        "versions/ffff/activate",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("UNKNOWN_VERSION"))
+    );
+    let (status, _) = admin(&service, reqwest::Method::POST, "rollback", None).await;
+    assert_eq!(status, 409, "nothing to roll back to");
+}
+
+#[tokio::test]
+async fn the_admin_api_requires_its_token() {
+    let service = TestService::start(Options {
+        extra_args: vec!["--admin-token".into(), "s3cret-admin-token".into()],
+        ..Options::default()
+    })
+    .await;
+    let versions = format!("{}/versions", service.admin_url);
+    let anonymous = service.client.get(&versions).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = service
+        .client
+        .get(&versions)
+        .bearer_auth("s3cret-admin-tokem")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let upload = service
+        .client
+        .post(&versions)
+        .body(v2_bytes())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 401, "uploads need the token too");
+    let right = service
+        .client
+        .get(&versions)
+        .bearer_auth("s3cret-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    let body: Value = right.json().await.unwrap();
+    assert_eq!(body["versions"][0]["role"], "active");
+}
+
+#[tokio::test]
+async fn the_admin_api_will_not_listen_publicly_without_a_token() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = booking_host::config::Cli::parse_from([
+        "booking-host",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "0.0.0.0:0",
+        "--component",
+        &component("booking_component").display().to_string(),
+        "--data-dir",
+        &data_dir.path().display().to_string(),
+    ])
+    .config;
+    let error = booking_host::app::start(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{error:#}").contains("without ADMIN_TOKEN"),
+        "{error:#}"
+    );
+}
