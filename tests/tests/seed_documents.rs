@@ -171,6 +171,12 @@ async fn health_reports_every_dependency_and_the_component_version() {
         service.component_sha256.as_str()
     );
     assert_eq!(logic_version, service.component_sha256);
+    let data = service.data("{ logicSha256 }", serde_json::json!({})).await;
+    assert_eq!(
+        data["logicSha256"],
+        service.component_sha256.as_str(),
+        "the GraphQL field names the same version"
+    );
     service.stop().await;
 }
 

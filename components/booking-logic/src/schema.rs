@@ -131,6 +131,12 @@ impl Query {
     async fn logic_version(&self, ctx: &Context<'_>) -> Result<String> {
         Ok(workflow(ctx)?.settings().logic_version.clone())
     }
+
+    /// The sha256 of the component that answered, when its host says
+    /// (our host does; a native build has none).
+    async fn logic_sha256(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(workflow(ctx)?.settings().logic_sha256.clone())
+    }
 }
 
 async fn user_page(

@@ -18,6 +18,9 @@ pub struct Settings {
     /// cents). Builds with the `booking-fee` feature default to 150: that
     /// build is "v2" of the logic, whose prices differ visibly from v1's.
     pub booking_fee_cents: u64,
+    /// The sha256 of the running component (`LOGIC_SHA256`), which the host
+    /// sets; none when the logic runs natively.
+    pub logic_sha256: Option<String>,
 }
 
 /// Upper bounds that keep a typo (an extra zero) from locking seats for
@@ -41,6 +44,7 @@ impl Default for Settings {
             } else {
                 0
             },
+            logic_sha256: None,
         }
     }
 }
@@ -87,6 +91,7 @@ impl Settings {
             max_seats_per_booking,
             logic_version,
             booking_fee_cents,
+            logic_sha256: lookup("LOGIC_SHA256").filter(|sha| !sha.is_empty()),
         })
     }
 }

@@ -333,9 +333,14 @@ impl Runtime {
         }
     }
 
-    fn new_store(&self) -> Store<RequestState> {
+    fn new_store(&self, component: &LogicComponent) -> Store<RequestState> {
         let limits = &self.engine.limits;
-        let state = RequestState::new(self.ports.clone(), &self.guest_env, limits.memory_bytes);
+        let state = RequestState::new(
+            self.ports.clone(),
+            &self.guest_env,
+            &component.sha256,
+            limits.memory_bytes,
+        );
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limits);
         let cpu_time = limits.cpu_time;
@@ -349,6 +354,16 @@ impl Runtime {
             Ok(UpdateDeadline::Yield(1))
         });
         store
+    }
+
+    /// Creates a store and an instance of the active component, then drops
+    /// both without calling it: the fixed sandbox cost every request pays,
+    /// measured on its own by the benchmarks.
+    pub async fn instantiate_and_drop(&self) -> anyhow::Result<()> {
+        let active = self.active();
+        let mut store = self.new_store(&active);
+        active.proxy_pre.instantiate_async(&mut store).await?;
+        Ok(())
     }
 
     /// Serves one HTTP request with a fresh instance of the deployed
@@ -380,7 +395,7 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let mut store = self.new_store();
+        let mut store = self.new_store(component);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -413,12 +428,9 @@ impl Runtime {
 
     /// Runs the component's expiry sweep once.
     pub async fn sweep_expired(&self, limit: u32) -> anyhow::Result<SweepReport> {
-        let mut store = self.new_store();
-        let logic = self
-            .active()
-            .logic_pre
-            .instantiate_async(&mut store)
-            .await?;
+        let active = self.active();
+        let mut store = self.new_store(&active);
+        let logic = active.logic_pre.instantiate_async(&mut store).await?;
         let report = logic
             .cinema_booking_maintenance()
             .call_sweep_expired(&mut store, limit)

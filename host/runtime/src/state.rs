@@ -26,10 +26,20 @@ pub struct RequestState {
 }
 
 impl RequestState {
-    pub fn new(ports: Ports, guest_env: &[(String, String)], memory_bytes: usize) -> RequestState {
+    pub fn new(
+        ports: Ports,
+        guest_env: &[(String, String)],
+        component_sha256: &str,
+        memory_bytes: usize,
+    ) -> RequestState {
         // No files, no sockets, no inherited environment: the guest sees only
-        // its settings and reaches the world through the booking imports.
-        let wasi = WasiCtx::builder().envs(guest_env).inherit_stderr().build();
+        // its settings (and its own identity) and reaches the world through
+        // the booking imports.
+        let wasi = WasiCtx::builder()
+            .envs(guest_env)
+            .env("LOGIC_SHA256", component_sha256)
+            .inherit_stderr()
+            .build();
         RequestState {
             wasi,
             http: WasiHttpCtx::new(),
