@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build-components.sh
+source scripts/test-services.sh  # RabbitMQ and nx-27017 for the real-backend tests
 cargo test --release --locked "$@"

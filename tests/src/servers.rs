@@ -3,6 +3,7 @@
 //! `scripts/test-services.sh` starts them and exports their URLs. Shared
 //! with the adapter tests (`host/adapters/tests/support`).
 
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,7 +19,10 @@ pub fn service_url(variable: &str) -> Option<String> {
             panic!("{variable} is not set in CI: scripts/test-services.sh must start the server")
         }
         _ => {
-            eprintln!(
+            // Straight to stderr: the test harness swallows `eprintln!` of
+            // passing tests, and a skip must not look like a pass.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n*** SKIPPED: {variable} is not set. Run `source scripts/test-services.sh` \
                  or scripts/test.sh to start the test servers. ***\n"
             );

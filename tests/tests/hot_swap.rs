@@ -387,3 +387,42 @@ async fn the_admin_api_will_not_listen_publicly_without_a_token() {
         "{error:#}"
     );
 }
+
+#[tokio::test]
+async fn a_component_dropped_into_the_watched_directory_is_deployed() {
+    let watched = tempfile::tempdir().unwrap();
+    let service = TestService::start(Options {
+        extra_args: vec![
+            "--watch-dir".into(),
+            watched.path().display().to_string(),
+            "--watch-activate".into(),
+            "true".into(),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let v1 = service.component_sha256.clone();
+    // A broken file is refused and changes nothing.
+    std::fs::write(watched.path().join("broken.wasm"), b"not wasm").unwrap();
+    std::fs::write(watched.path().join("v2.wasm"), v2_bytes()).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut served = served_by(&service).await.unwrap();
+    while served.0 == v1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        served = served_by(&service).await.unwrap();
+    }
+    assert!(
+        served.1.ends_with("+booking-fee"),
+        "v2 was not activated: {served:?}"
+    );
+    let (_, versions) = admin(&service, reqwest::Method::GET, "versions", None).await;
+    let versions = versions["versions"].as_array().unwrap();
+    assert_eq!(
+        versions.len(),
+        2,
+        "the broken file is not a version: {versions:?}"
+    );
+    assert!(versions[0]["source"].as_str().unwrap().ends_with("v2.wasm"));
+    assert_eq!(versions[1]["role"], "previous");
+}

@@ -110,7 +110,7 @@ impl MongoDatabase {
 }
 
 /// True for a unique-index violation, whichever way the server reports it.
-pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     match error.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(write)) => write.code == DUPLICATE_KEY,
         ErrorKind::Command(command) => command.code == DUPLICATE_KEY,

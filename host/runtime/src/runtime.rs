@@ -84,6 +84,10 @@ pub struct Runtime {
     /// Admin operations read-modify-write the deployment: one at a time.
     admin: tokio::sync::Mutex<()>,
     requests: AtomicU64,
+    /// One permit per instance slot of the pool: past the pool's size,
+    /// requests wait here for a slot instead of failing to instantiate
+    /// (a 2,000-client flash sale would otherwise see 500s; BENCHMARKS.md).
+    slots: Arc<tokio::sync::Semaphore>,
     ports: Ports,
     /// Settings handed to the guest as its environment variables.
     guest_env: Vec<(String, String)>,
@@ -112,7 +116,11 @@ impl Runtime {
             component_source,
         )
         .map(Arc::new)?;
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            engine.limits.max_concurrent_instances as usize,
+        ));
         let runtime = Runtime {
+            slots,
             engine,
             linker,
             cache,
@@ -360,6 +368,7 @@ impl Runtime {
     /// both without calling it: the fixed sandbox cost every request pays,
     /// measured on its own by the benchmarks.
     pub async fn instantiate_and_drop(&self) -> anyhow::Result<()> {
+        let _slot = self.slots.acquire().await?;
         let active = self.active();
         let mut store = self.new_store(&active);
         active.proxy_pre.instantiate_async(&mut store).await?;
@@ -395,6 +404,7 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        let slot = self.slots.clone().acquire_owned().await?;
         let mut store = self.new_store(component);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
@@ -407,10 +417,15 @@ impl Runtime {
         // The guest keeps streaming the body after it hands over the
         // response head, so it runs on its own task.
         let guest = tokio::spawn(async move {
-            proxy
+            let handled = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
-                .await
+                .await;
+            // The pool gets the instance's slot back when the store goes:
+            // only then may the permit let the next request in.
+            drop(store);
+            drop(slot);
+            handled
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
@@ -428,6 +443,7 @@ impl Runtime {
 
     /// Runs the component's expiry sweep once.
     pub async fn sweep_expired(&self, limit: u32) -> anyhow::Result<SweepReport> {
+        let _slot = self.slots.acquire().await?;
         let active = self.active();
         let mut store = self.new_store(&active);
         let logic = active.logic_pre.instantiate_async(&mut store).await?;

@@ -9,10 +9,14 @@ use booking_runtime::{EngineLimits, Runtime, SandboxEngine};
 
 use crate::config::Config;
 use crate::dependencies::Dependencies;
+use crate::logic::{LogicMode, NativeLogic};
 
 /// What request handlers share.
 pub(crate) struct AppState {
     pub runtime: Runtime,
+    /// Set with `--logic native`: serves requests and sweeps instead of
+    /// the component.
+    pub native: Option<NativeLogic>,
     pub dependencies: Dependencies,
 }
 
@@ -75,8 +79,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         "booking component loaded"
     );
 
+    let native = match config.logic {
+        LogicMode::Wasm => None,
+        LogicMode::Native => {
+            tracing::warn!("serving with the native build of the logic (benchmark baseline)");
+            Some(NativeLogic::new(dependencies.ports(), &config.guest_env())?)
+        }
+    };
     let state = Arc::new(AppState {
         runtime,
+        native,
         dependencies,
     });
     let sweeper = tokio::spawn(crate::sweeper::run(
@@ -93,6 +105,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let component_sha256 = state.runtime.active().sha256.clone();
     let admin = crate::admin::start(&config, state.clone()).await?;
     let admin_address = admin.address;
+    let watcher = config
+        .watch_dir
+        .clone()
+        .map(|dir| crate::watch::start(state.clone(), dir, config.watch_activate));
     let (shutdown, shutdown_received) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, crate::http::router(state))
@@ -103,6 +119,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         sweeper.abort();
         drop(relay);
         admin.task.abort();
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         Ok(served?)
     });
     Ok(RunningService {

@@ -51,6 +51,15 @@ pub struct Config {
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Watch this directory: a new `.wasm` in it is loaded as a candidate.
+    #[arg(long, env = "COMPONENT_WATCH_DIR")]
+    pub watch_dir: Option<PathBuf>,
+
+    /// Activate components from the watched directory once they pass the
+    /// checks, instead of keeping them as candidates.
+    #[arg(long, env = "COMPONENT_WATCH_ACTIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub watch_activate: bool,
+
     /// The booking logic component (.wasm).
     #[arg(
         long,
@@ -58,6 +67,12 @@ pub struct Config {
         default_value = "target/wasm32-wasip2/guest/booking_component.wasm"
     )]
     pub component: PathBuf,
+
+    /// Which build runs the booking logic: `wasm`, the component above, or
+    /// `native`, the same logic compiled into the host — a baseline for
+    /// benchmarks. The component is loaded either way (admin API, health).
+    #[arg(long, env = "BOOKING_LOGIC", value_enum, default_value = "wasm")]
+    pub logic: crate::logic::LogicMode,
 
     /// Directory of the embedded database (bookings and the event log).
     #[arg(long, env = "BOOKING_DATA_DIR", default_value = "data")]

@@ -57,9 +57,10 @@ pub enum Store {
 impl Store {
     async fn open(config: &Config, delivery: Delivery) -> anyhow::Result<Store> {
         let Some(url) = &config.mongodb_url else {
-            let db = Database::open(&config.data_dir.join("booking.sqlite3")).with_context(|| {
-                format!("opening the database in {}", config.data_dir.display())
-            })?;
+            let db =
+                Database::open(&config.data_dir.join("booking.sqlite3")).with_context(|| {
+                    format!("opening the database in {}", config.data_dir.display())
+                })?;
             return Ok(Store::Embedded {
                 storage: Arc::new(SqliteStorage::new(db.clone())),
                 events: Arc::new(SqliteEventLog::with_delivery(db, delivery)),
@@ -70,7 +71,9 @@ impl Store {
             url: url.clone(),
             database: config.mongodb_database.clone(),
             timeout,
-            connect_timeout: CONNECT_TIMEOUT.min(timeout),
+            // Well inside the operation deadline, so a dead database is
+            // reported as unavailable (nothing happened), not as a timeout.
+            connect_timeout: CONNECT_TIMEOUT.min(timeout / 2),
         })
         .await?;
         // Creating the indexes is the first round trip: an unreachable

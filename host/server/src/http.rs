@@ -1,5 +1,6 @@
 //! The HTTP front: `/health` is answered by the host; everything else goes
-//! to a fresh instance of the booking component.
+//! to a fresh instance of the booking component (or, with `--logic
+//! native`, to the logic compiled into the host).
 
 use std::sync::Arc;
 
@@ -47,6 +48,9 @@ async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> R
         .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
     if declared_length.is_some_and(|length| length > MAX_BODY_BYTES) {
         return too_large();
+    }
+    if let Some(native) = &state.native {
+        return native.handle(request).await;
     }
     let (parts, body) = request.into_parts();
     // Chunked bodies have no declared length: cut them off while streaming.

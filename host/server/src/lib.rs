@@ -8,4 +8,6 @@ pub mod config;
 mod dependencies;
 mod health;
 mod http;
+pub mod logic;
 mod sweeper;
+mod watch;

@@ -15,7 +15,11 @@ pub async fn run(state: Arc<AppState>, interval: Duration) {
     loop {
         ticker.tick().await;
         loop {
-            match state.runtime.sweep_expired(BATCH).await {
+            let swept = match &state.native {
+                Some(native) => native.sweep_expired(BATCH).await,
+                None => state.runtime.sweep_expired(BATCH).await,
+            };
+            match swept {
                 Ok(report) => {
                     if report.expired > 0 || report.skipped > 0 {
                         tracing::info!(

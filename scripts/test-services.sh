@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs and starts the servers the real-backend tests need, on loopback:
+# RabbitMQ (Debian's rabbitmq-server) on 5672 and nx-27017 (a MongoDB-wire
+# server on SQLite, from PyPI, in .venv/) on 27017. Idempotent: what is
+# installed is not installed again, what answers is not started again.
+#
+# Source it (scripts/test.sh does) to get TEST_MONGODB_URL and
+# TEST_RABBITMQ_URL exported; the tests skip without them outside CI and
+# fail without them in CI.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+NX_VERSION=0.8.1
+MONGO_PORT=27017
+RABBIT_PORT=5672
+STATE_DIR=${TEST_SERVICES_DIR:-${TMPDIR:-/tmp}/booking-test-services}
+mkdir -p "$STATE_DIR"
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_for_port() {
+    local port=$1 what=$2 seconds=$3
+    for _ in $(seq $((seconds * 5))); do
+        port_open "$port" && return 0
+        sleep 0.2
+    done
+    echo "test-services: $what did not open port $port within ${seconds}s" >&2
+    return 1
+}
+
+start_rabbitmq() {
+    if ! command -v rabbitmq-server >/dev/null; then
+        # A new machine's package lists may be missing or stale.
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+    fi
+    if port_open "$RABBIT_PORT"; then
+        echo "test-services: RabbitMQ already answers on $RABBIT_PORT"
+        return 0
+    fi
+    echo "test-services: starting RabbitMQ"
+    rabbitmq-server -detached
+    wait_for_port "$RABBIT_PORT" RabbitMQ 60
+    timeout 60 rabbitmqctl await_startup >/dev/null
+}
+
+start_mongo() {
+    if [ ! -x .venv/bin/nx-27017 ] || ! .venv/bin/pip show nx-27017 2>/dev/null | grep -qx "Version: $NX_VERSION"; then
+        [ -x .venv/bin/pip ] || python3 -m venv .venv
+        .venv/bin/pip install -q --disable-pip-version-check "nx-27017==$NX_VERSION"
+    fi
+    if port_open "$MONGO_PORT"; then
+        echo "test-services: a MongoDB-wire server already answers on $MONGO_PORT"
+        return 0
+    fi
+    echo "test-services: starting nx-27017 $NX_VERSION"
+    # A fresh data directory per start: every test run makes databases of
+    # its own, and nothing in them is worth keeping.
+    .venv/bin/nx-27017 -d --host 127.0.0.1 -p "$MONGO_PORT" \
+        --data-dir "$(mktemp -d "$STATE_DIR/mongo-data.XXXXXX")" \
+        --pid-file "$STATE_DIR/nx-27017.pid" \
+        --log-file "$STATE_DIR/nx-27017.log"
+    wait_for_port "$MONGO_PORT" nx-27017 30
+}
+
+start_rabbitmq
+start_mongo
+
+export TEST_RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f"
+export TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"
+echo "test-services: TEST_RABBITMQ_URL=$TEST_RABBITMQ_URL TEST_MONGODB_URL=$TEST_MONGODB_URL"
