@@ -50,6 +50,66 @@ impl Default for Options {
     }
 }
 
+/// Starts a booking host against `peers`, in its own data directory.
+async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, tempfile::TempDir) {
+    let data_dir = tempfile::tempdir().expect("a temporary data directory");
+    let mut args: Vec<String> = [
+        "booking-host",
+        "--listen",
+        "127.0.0.1:0",
+        "--max-concurrent-requests",
+        "64",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    let settings = [
+        ("--component", options.component.display().to_string()),
+        ("--data-dir", data_dir.path().display().to_string()),
+        ("--cinema-service-url", peers.cinema_url.clone()),
+        ("--user-service-url", peers.users_url.clone()),
+        ("--payment-service-url", peers.payments_url.clone()),
+        (
+            "--seat-lock-duration",
+            options.seat_lock_seconds.to_string(),
+        ),
+        (
+            "--payment-timeout",
+            options.payment_timeout_seconds.to_string(),
+        ),
+        ("--api-timeout", "5".to_owned()),
+        (
+            "--sweep-interval",
+            options.sweep_interval_seconds.to_string(),
+        ),
+    ];
+    for (flag, value) in settings {
+        args.push(flag.to_owned());
+        args.push(value);
+    }
+    args.extend(options.extra_args);
+    let config = booking_host::config::Cli::parse_from(args).config;
+    let service = booking_host::app::start(config)
+        .await
+        .expect("starting the booking host");
+    (service, data_dir)
+}
+
+/// A further host beside a `TestService`: same peers, its own process
+/// state (and, given the same backend flags, the same database).
+pub struct SecondHost {
+    pub base_url: String,
+    service: RunningService,
+    _data_dir: tempfile::TempDir,
+}
+
+impl SecondHost {
+    pub async fn stop(self) {
+        self.service.stop().await.expect("clean shutdown");
+    }
+}
+
 pub struct TestService {
     pub base_url: String,
     pub admin_url: String,
@@ -68,47 +128,7 @@ impl TestService {
         })
         .await
         .expect("starting the reference peers");
-        let data_dir = tempfile::tempdir().expect("a temporary data directory");
-        let mut args: Vec<String> = [
-            "booking-host",
-            "--listen",
-            "127.0.0.1:0",
-            "--max-concurrent-requests",
-            "64",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ]
-        .map(String::from)
-        .to_vec();
-        let settings = [
-            ("--component", options.component.display().to_string()),
-            ("--data-dir", data_dir.path().display().to_string()),
-            ("--cinema-service-url", peers.cinema_url.clone()),
-            ("--user-service-url", peers.users_url.clone()),
-            ("--payment-service-url", peers.payments_url.clone()),
-            (
-                "--seat-lock-duration",
-                options.seat_lock_seconds.to_string(),
-            ),
-            (
-                "--payment-timeout",
-                options.payment_timeout_seconds.to_string(),
-            ),
-            ("--api-timeout", "5".to_owned()),
-            (
-                "--sweep-interval",
-                options.sweep_interval_seconds.to_string(),
-            ),
-        ];
-        for (flag, value) in settings {
-            args.push(flag.to_owned());
-            args.push(value);
-        }
-        args.extend(options.extra_args);
-        let config = booking_host::config::Cli::parse_from(args).config;
-        let service = booking_host::app::start(config)
-            .await
-            .expect("starting the booking host");
+        let (service, data_dir) = start_host(&peers, options).await;
         TestService {
             base_url: format!("http://{}", service.address),
             admin_url: format!("http://{}/admin", service.admin_address),
@@ -127,6 +147,29 @@ impl TestService {
         self.service.stop().await.expect("clean shutdown");
     }
 
+    /// Starts another host on the same peers.
+    pub async fn second_host(&self, options: Options) -> SecondHost {
+        let (service, data_dir) = start_host(&self.peers, options).await;
+        SecondHost {
+            base_url: format!("http://{}", service.address),
+            service,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// POSTs a GraphQL document to any host; returns (HTTP status, JSON body).
+    pub async fn graphql_at(&self, base_url: &str, query: &str, variables: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{base_url}/graphql"))
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .expect("the service answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
     /// `GET /health`: (HTTP status, JSON body).
     pub async fn health(&self) -> (u16, Value) {
         let response = self
@@ -141,16 +184,7 @@ impl TestService {
 
     /// POSTs a GraphQL document; returns (HTTP status, JSON body).
     pub async fn graphql(&self, query: &str, variables: Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}/graphql", self.base_url))
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .expect("the service answers");
-        let status = response.status().as_u16();
-        let body = response.json().await.expect("a JSON body");
-        (status, body)
+        self.graphql_at(&self.base_url, query, variables).await
     }
 
     /// The data of a GraphQL call that must succeed.

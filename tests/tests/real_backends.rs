@@ -372,3 +372,80 @@ async fn a_dead_database_is_dependency_unavailable_and_the_host_recovers_by_itse
     assert_eq!(status, 200, "{health}");
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hosts_on_one_database_never_oversell_and_expire_each_booking_once() {
+    let Some((mongodb_url, rabbitmq_url)) = servers() else {
+        return;
+    };
+    let (database, exchange) = (unique("two_hosts"), unique("two_hosts"));
+    let options = || Options {
+        seat_lock_seconds: 1,
+        sweep_interval_seconds: 1,
+        extra_args: backend_args(&mongodb_url, &database, &rabbitmq_url, &exchange),
+        ..Options::default()
+    };
+    let first = std::sync::Arc::new(TestService::start(options()).await);
+    let second = first.second_host(options()).await;
+    let hosts = [first.base_url.clone(), second.base_url.clone()];
+
+    // 40 clients, alternating hosts, each wanting two adjacent seats of
+    // row C: every request overlaps its neighbours'.
+    let requests = (0..40).map(|client| {
+        let (first, host) = (first.clone(), hosts[client % 2].clone());
+        let start = client % 9 + 1;
+        let seats = vec![format!("C{start}"), format!("C{}", start + 1)];
+        tokio::spawn(async move {
+            first
+                .graphql_at(
+                    &host,
+                    "mutation($n: [String!]!) { createBooking(userId: \"user_789\", showtimeId: \"showtime_456\", seatNumbers: $n) { success booking { id seats } } }",
+                    json!({"n": seats}),
+                )
+                .await
+        })
+    });
+    let mut won = Vec::new();
+    let mut bookings = Vec::new();
+    for request in requests {
+        let (status, body) = request.await.unwrap();
+        assert!(status < 500, "{body}");
+        let created = &body["data"]["createBooking"];
+        if created["success"] == true {
+            bookings.push(created["booking"]["id"].as_str().unwrap().to_owned());
+            won.extend(
+                created["booking"]["seats"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_owned()),
+            );
+        } else {
+            assert_eq!(error_code(&body), Some("SEATS_UNAVAILABLE"), "{body}");
+        }
+    }
+    let distinct: HashSet<_> = won.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        won.len(),
+        "a seat was sold twice across hosts: {won:?}"
+    );
+    assert!(!bookings.is_empty());
+
+    // Both hosts sweep every second; each booking expires exactly once.
+    for booking in &bookings {
+        let expired = first
+            .wait_for_status(booking, "EXPIRED", Duration::from_secs(15))
+            .await;
+        assert_eq!(expired["status"], "EXPIRED", "{expired}");
+    }
+    for booking in &bookings {
+        let kinds = first.event_types(booking).await;
+        assert_eq!(
+            kinds,
+            vec!["booking.created", "booking.expired"],
+            "{booking}"
+        );
+    }
+    second.stop().await;
+}
