@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use booking_logic::model::Event;
 use booking_logic::ports::{Events, PortError, PortResult};
 use rusqlite::params;
+use rusqlite::types::Value;
 use tokio::sync::Notify;
 
 use crate::outbox::{Delivery, Outbox, now_ms, published_at_on_write};
@@ -42,15 +43,20 @@ impl SqliteEventLog {
     /// The newest `limit` events of the whole log, oldest first (for the
     /// `events` CLI subcommand and diagnostics).
     pub async fn tail(&self, limit: u32) -> PortResult<Vec<Event>> {
+        self.query(
+            "SELECT payload FROM (SELECT seq, payload FROM events ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
+            Value::Integer(i64::from(limit)),
+        )
+        .await
+    }
+
+    /// The events a one-parameter query selects, decoded.
+    async fn query(&self, sql: &'static str, parameter: Value) -> PortResult<Vec<Event>> {
         self.db
             .run(move |connection| {
-                let mut statement = connection
-                    .prepare_cached(
-                        "SELECT payload FROM (SELECT seq, payload FROM events ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
-                    )
-                    .map_err(unavailable)?;
+                let mut statement = connection.prepare_cached(sql).map_err(unavailable)?;
                 let payloads = statement
-                    .query_map([limit], |row| row.get::<_, String>(0))
+                    .query_map([parameter], |row| row.get::<_, String>(0))
                     .map_err(unavailable)?
                     .collect::<rusqlite::Result<Vec<_>>>()
                     .map_err(unavailable)?;
@@ -95,41 +101,22 @@ impl Events for SqliteEventLog {
     }
 
     async fn history(&self, booking_id: &str) -> PortResult<Vec<Event>> {
-        let booking_id = booking_id.to_owned();
-        self.db
-            .run(move |connection| {
-                let mut statement = connection
-                    .prepare_cached("SELECT payload FROM events WHERE booking_id = ?1 ORDER BY seq")
-                    .map_err(unavailable)?;
-                let payloads = statement
-                    .query_map([booking_id], |row| row.get::<_, String>(0))
-                    .map_err(unavailable)?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(unavailable)?;
-                payloads.iter().map(|payload| decode(payload)).collect()
-            })
-            .await
+        self.query(
+            "SELECT payload FROM events WHERE booking_id = ?1 ORDER BY seq",
+            Value::Text(booking_id.to_owned()),
+        )
+        .await
     }
 }
 
 #[async_trait]
 impl Outbox for SqliteEventLog {
     async fn unpublished(&self, limit: u32) -> PortResult<Vec<Event>> {
-        self.db
-            .run(move |connection| {
-                let mut statement = connection
-                    .prepare_cached(
-                        "SELECT payload FROM events WHERE published_at IS NULL ORDER BY seq LIMIT ?1",
-                    )
-                    .map_err(unavailable)?;
-                let payloads = statement
-                    .query_map([limit], |row| row.get::<_, String>(0))
-                    .map_err(unavailable)?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(unavailable)?;
-                payloads.iter().map(|payload| decode(payload)).collect()
-            })
-            .await
+        self.query(
+            "SELECT payload FROM events WHERE published_at IS NULL ORDER BY seq LIMIT ?1",
+            Value::Integer(i64::from(limit)),
+        )
+        .await
     }
 
     async fn mark_published(&self, event_ids: &[String]) -> PortResult<()> {
