@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod payments;
 pub mod rabbitmq;
 pub mod relay;
+mod rest;
 pub mod seats;
 pub mod sqlite;
 pub mod storage;

@@ -16,6 +16,8 @@ use booking_logic::ports::{Payments, PortError, PortResult};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
+use crate::rest::{describe, url};
+
 #[derive(Debug, Clone)]
 pub struct PaymentsConfig {
     /// e.g. `http://localhost:8002`.
@@ -57,13 +59,6 @@ struct RefundBody {
     refund_id: String,
     transaction_id: String,
     amount_cents: u64,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    #[serde(default)]
-    message: String,
 }
 
 impl RestPayments {
@@ -167,16 +162,6 @@ impl Payments for RestPayments {
     }
 }
 
-/// `base` with the segments appended, each percent-encoded.
-fn url(base: &Url, segments: &[&str]) -> Url {
-    let mut url = base.clone();
-    // `new` checked that the base can have path segments.
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty().extend(segments);
-    }
-    url
-}
-
 /// Only a failed connect proves the request never arrived.
 fn transport_error(error: reqwest::Error) -> PortError {
     let message = format!("payments: {error}");
@@ -188,10 +173,7 @@ fn transport_error(error: reqwest::Error) -> PortError {
 }
 
 fn status_error(status: StatusCode, body: &[u8]) -> PortError {
-    let message = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => format!("payments: HTTP {status}: {}: {}", e.error, e.message),
-        Err(_) => format!("payments: HTTP {status}"),
-    };
+    let message = describe("payments", status, body);
     match status {
         StatusCode::NOT_FOUND => PortError::NotFound(message),
         StatusCode::CONFLICT => PortError::Conflict(message),

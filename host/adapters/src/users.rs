@@ -10,6 +10,8 @@ use booking_logic::ports::{PortError, PortResult, Users};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+use crate::rest::{describe, url};
+
 #[derive(Debug, Clone)]
 pub struct UsersConfig {
     /// e.g. `http://localhost:8001`.
@@ -30,13 +32,6 @@ struct UserBody {
     name: String,
     email: String,
     active: bool,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    #[serde(default)]
-    message: String,
 }
 
 impl RestUsers {
@@ -84,7 +79,7 @@ impl Users for RestUsers {
         let status = response.status();
         let body = response.bytes().await.map_err(transport_error)?;
         if !status.is_success() {
-            let message = describe(status, &body);
+            let message = describe("users", status, &body);
             return Err(match status {
                 StatusCode::NOT_FOUND => PortError::NotFound(message),
                 s if s.is_server_error() => PortError::Unavailable(message),
@@ -102,16 +97,6 @@ impl Users for RestUsers {
     }
 }
 
-/// `base` with the segments appended, each percent-encoded.
-fn url(base: &Url, segments: &[&str]) -> Url {
-    let mut url = base.clone();
-    // `new` checked that the base can have path segments.
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty().extend(segments);
-    }
-    url
-}
-
 /// No answer in time may still be an answer on the way; anything else
 /// that failed the request means the service was not reached.
 fn transport_error(error: reqwest::Error) -> PortError {
@@ -120,13 +105,5 @@ fn transport_error(error: reqwest::Error) -> PortError {
         PortError::Timeout(message)
     } else {
         PortError::Unavailable(message)
-    }
-}
-
-/// The service's `{"error","message"}` if it sent one, for people.
-fn describe(status: StatusCode, body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => format!("users: HTTP {status}: {}: {}", e.error, e.message),
-        Err(_) => format!("users: HTTP {status}"),
     }
 }
