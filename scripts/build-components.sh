@@ -12,12 +12,14 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
-out="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/guest"
+target="${CARGO_TARGET_DIR:-target}"
+out="$target/wasm32-wasip2/guest"
 build() { cargo build --locked --profile guest --target wasm32-wasip2 "$@"; }
 
-# Both feature sets stay cached, so rebuilding either is only a relink.
-build -p booking-component --features booking-fee
-cp "$out/booking_component.wasm" "$out/booking_component_v2.wasm"
 build -p booking-component -p misbehaving-guest
+# v2 builds in its own target directory: sharing one would relink (LTO,
+# ~30 s) each variant on every run, as the feature set flips.
+CARGO_TARGET_DIR="$target/guest-v2" build -p booking-component --features booking-fee
+cp "$target/guest-v2/wasm32-wasip2/guest/booking_component.wasm" "$out/booking_component_v2.wasm"
 
 ls -l "$out"/*.wasm
