@@ -6,4 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build-components.sh
+# A fixed port for the in-process User service, so clients know where to
+# log in (README: "Authentication").
+export REFERENCE_USERS_LISTEN="${REFERENCE_USERS_LISTEN:-127.0.0.1:8001}"
 exec cargo run --release --locked -p booking-host -- "$@"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts the servers the real-backend tests need, on loopback:
 # RabbitMQ (Debian's rabbitmq-server) on 5672 and nx-27017 (a MongoDB-wire
-# server on SQLite, from PyPI, in .venv/) on 27017. Idempotent: what is
+# server on SQLite, from PyPI, in .venv/) on 27017. Also installs what the
+# browser test (tests/tests/graphiql_browser.rs) needs: Debian's chromium
+# and playwright-core (npm ci in tests/browser/). Idempotent: what is
 # installed is not installed again, what answers is not started again.
 #
 # Source it (scripts/test.sh does) to get TEST_MONGODB_URL and
@@ -66,8 +68,27 @@ start_mongo() {
     wait_for_port "$MONGO_PORT" nx-27017 30
 }
 
+install_browser() {
+    if [ ! -x /usr/bin/chromium ]; then
+        echo "test-services: installing chromium"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+    if ! command -v npm >/dev/null; then
+        echo "test-services: npm is missing (Node.js >= 20 needed): the browser test cannot run" >&2
+        return 0
+    fi
+    # npm keeps a copy of the lock file it installed from; reinstall only
+    # when the committed one changed since.
+    if [ ! tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ]; then
+        echo "test-services: npm ci in tests/browser"
+        npm ci --prefix tests/browser --no-audit --no-fund --ignore-scripts >/dev/null
+    fi
+}
+
 start_rabbitmq
 start_mongo
+install_browser
 
 export TEST_RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f"
 export TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"

@@ -34,6 +34,9 @@ pub struct Options {
     pub payment_timeout_seconds: u64,
     pub sweep_interval_seconds: u64,
     pub payments: PaymentBehaviour,
+    /// Whether requests need tokens. Off by default: most suites test the
+    /// workflow, and `auth.rs` tests authentication on its own.
+    pub auth_required: bool,
     pub extra_args: Vec<String>,
 }
 
@@ -45,6 +48,7 @@ impl Default for Options {
             payment_timeout_seconds: 5,
             sweep_interval_seconds: 3600,
             payments: PaymentBehaviour::default(),
+            auth_required: false,
             extra_args: Vec::new(),
         }
     }
@@ -79,6 +83,15 @@ async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, 
             options.payment_timeout_seconds.to_string(),
         ),
         ("--api-timeout", "5".to_owned()),
+        (
+            "--auth-mode",
+            if options.auth_required {
+                "required"
+            } else {
+                "disabled"
+            }
+            .to_owned(),
+        ),
         (
             "--sweep-interval",
             options.sweep_interval_seconds.to_string(),
@@ -166,6 +179,41 @@ impl TestService {
             .send()
             .await
             .expect("the service answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    /// Logs in at the reference User service (password "demo"); returns
+    /// the bearer token.
+    pub async fn login(&self, user_id: &str) -> String {
+        let response = self
+            .client
+            .post(format!("{}/auth/login", self.peers.users_url))
+            .json(&json!({"userId": user_id, "password": "demo"}))
+            .send()
+            .await
+            .expect("the user service answers");
+        assert_eq!(response.status(), 200, "login of {user_id}");
+        let body: Value = response.json().await.expect("a JSON body");
+        body["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// POSTs a GraphQL document with extra headers (e.g. a token);
+    /// returns (HTTP status, JSON body).
+    pub async fn graphql_with(
+        &self,
+        headers: &[(&str, &str)],
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.base_url))
+            .json(&json!({"query": query, "variables": variables}));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the service answers");
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON body"))
     }

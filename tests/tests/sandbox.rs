@@ -1,5 +1,6 @@
-//! A guest that loops, traps or hoards memory fails only its own request;
-//! the host keeps serving and no seat stays locked beyond its TTL.
+//! A guest that loops, traps, hoards memory or answers too much fails only
+//! its own request; the host keeps serving and no seat stays locked beyond
+//! its TTL.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,8 @@ async fn misbehaving_requests_fail_alone_and_the_host_keeps_serving() {
                 "300".into(),
                 "--request-memory-mb".into(),
                 "32".into(),
+                "--max-response-kb".into(),
+                "1024".into(),
             ],
             ..Options::default()
         })
@@ -59,6 +62,14 @@ async fn misbehaving_requests_fail_alone_and_the_host_keeps_serving() {
             "the host serves after {path}"
         );
     }
+
+    // A response over the cap is refused as a whole, not passed on cut.
+    let (status, body) = get(&service, "/huge?mb=2").await;
+    assert_eq!(status, 502);
+    assert!(body.contains("\"code\":\"RESPONSE_TOO_LARGE\""), "{body}");
+    let (status, body) = get(&service, "/huge?mb=0").await;
+    assert_eq!((status, body.len()), (200, 0), "under the cap it passes");
+    assert_eq!(get(&service, "/").await.0, 200, "the host serves after /huge");
 
     // Trapping in the middle of a mutation leaves a lock that expires.
     let (status, _) = get(&service, "/lock-then-trap?seat=E9").await;

@@ -57,6 +57,18 @@ pub enum BookingError {
         dependency: &'static str,
         detail: String,
     },
+    /// No valid bearer token came with a request that needs one.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not touch this user's bookings.
+    #[error("{0}")]
+    Forbidden(String),
+    /// An idempotency key was sent again with other arguments.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
+    /// The first request with this idempotency key is still running.
+    #[error("{0}")]
+    IdempotencyKeyInUse(String),
     /// A dependency answered something the workflow cannot act on.
     #[error("internal error: {0}")]
     Internal(String),
@@ -80,6 +92,10 @@ impl BookingError {
             BookingError::ConcurrentModification(_) => "CONCURRENT_MODIFICATION",
             BookingError::DependencyUnavailable { .. } => "DEPENDENCY_UNAVAILABLE",
             BookingError::DependencyTimeout { .. } => "DEPENDENCY_TIMEOUT",
+            BookingError::Unauthenticated(_) => "UNAUTHENTICATED",
+            BookingError::Forbidden(_) => "FORBIDDEN",
+            BookingError::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
+            BookingError::IdempotencyKeyInUse(_) => "IDEMPOTENCY_KEY_IN_USE",
             BookingError::Internal(_) => "INTERNAL",
         }
     }
@@ -93,6 +109,7 @@ impl BookingError {
                 | BookingError::ConcurrentModification(_)
                 | BookingError::DependencyUnavailable { .. }
                 | BookingError::DependencyTimeout { .. }
+                | BookingError::IdempotencyKeyInUse(_)
         )
     }
 }
@@ -151,6 +168,10 @@ mod tests {
                 dependency: "x",
                 detail: String::new(),
             },
+            BookingError::Unauthenticated(String::new()),
+            BookingError::Forbidden(String::new()),
+            BookingError::IdempotencyKeyReused(String::new()),
+            BookingError::IdempotencyKeyInUse(String::new()),
             BookingError::Internal(String::new()),
         ]
         .iter()
@@ -163,7 +184,8 @@ mod tests {
                 "PAYMENT_TIMEOUT",
                 "CONCURRENT_MODIFICATION",
                 "DEPENDENCY_UNAVAILABLE",
-                "DEPENDENCY_TIMEOUT"
+                "DEPENDENCY_TIMEOUT",
+                "IDEMPOTENCY_KEY_IN_USE"
             ]
         );
     }

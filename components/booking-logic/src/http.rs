@@ -1,28 +1,40 @@
 //! GraphQL over HTTP with no HTTP library: plain request and response
 //! values that the component (wasi:http) and a native server both
-//! translate from and to, so both serve exactly the same API.
+//! translate from and to, so both serve exactly the same API. It follows
+//! the GraphQL-over-HTTP spec:
 //!
-//! - `POST /graphql` with a JSON body `{query, variables, operationName}`.
+//! - `POST /graphql` with a JSON body `{query, variables, operationName}`
+//!   (or a JSON array of them: a batch of at most `GRAPHQL_MAX_BATCH`).
 //! - `GET /graphql?query=...&variables=...&operationName=...` for queries;
 //!   mutations over GET are refused (405) so that links, prefetchers and
 //!   caches can never book or pay.
 //! - `GET /graphql` from a browser (Accept: text/html) without a query
-//!   serves GraphiQL.
+//!   serves GraphiQL, unless introspection is switched off.
+//! - The answer is `application/graphql-response+json` unless the client
+//!   asks for `application/json` only (`Accept`); 406 if it accepts
+//!   neither. With `application/graphql-response+json`, a document that
+//!   fails to parse or validate is a 400; with `application/json` it is a
+//!   200, as the spec asks for legacy clients. Field errors are 200 in
+//!   both.
+//! - `Authorization: Bearer <token>` is checked once per request (see
+//!   `access`); an invalid token is a 401 whatever the document asks for,
+//!   a missing one only fails the fields that need a caller.
 //!
-//! Every answer is JSON (GraphiQL aside), and a bad request gets a 4xx
-//! with an `errors` body carrying `extensions.code`, never a 5xx. GraphQL
-//! documents that fail to parse or validate are answered with 200 and
-//! `GRAPHQL_PARSE_FAILED` / `GRAPHQL_VALIDATION_FAILED`, as the GraphQL
-//! over HTTP spec asks for `application/json` responses.
+//! Every error, from a body that is not JSON to a resolver's refusal,
+//! carries `extensions.code`; a bad request gets a 4xx, never a 5xx.
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use std::sync::Arc;
+
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Name, PathSegment, Request, Response, ServerError, Value};
 use serde_json::json;
 
+use crate::access::{self, Principal};
+use crate::error::BookingError;
 use crate::query_cost;
 use crate::query_string;
-use crate::schema::BookingSchema;
+use crate::schema::{BookingSchema, RequestContext};
+use crate::workflow::Workflow;
 
 /// The only path served.
 pub const GRAPHQL_PATH: &str = "/graphql";
@@ -32,6 +44,23 @@ pub const GRAPHQL_PATH: &str = "/graphql";
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 const JSON: &str = "application/json";
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// The media type of a GraphQL answer, chosen from `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    GraphqlResponse,
+    Json,
+}
+
+impl Media {
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::GraphqlResponse => GRAPHQL_RESPONSE_JSON,
+            Media::Json => JSON,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
@@ -52,9 +81,13 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     fn json(status: u16, body: Vec<u8>) -> HttpResponse {
+        HttpResponse::typed(status, JSON, body)
+    }
+
+    fn typed(status: u16, content_type: &str, body: Vec<u8>) -> HttpResponse {
         HttpResponse {
             status,
-            headers: vec![("content-type".to_string(), JSON.to_string())],
+            headers: vec![("content-type".to_string(), content_type.to_string())],
             body,
         }
     }
@@ -73,8 +106,21 @@ pub fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
     HttpResponse::json(status, body.to_string().into_bytes())
 }
 
-/// Answers one HTTP request.
-pub async fn handle(schema: &BookingSchema, request: HttpRequest) -> HttpResponse {
+/// A refusal as a GraphQL error with its code and whether to retry.
+fn booking_error_response(status: u16, error: &BookingError) -> HttpResponse {
+    let body = json!({ "errors": [{
+        "message": error.to_string(),
+        "extensions": { "code": error.code(), "retryable": error.retryable() },
+    }] });
+    HttpResponse::json(status, body.to_string().into_bytes())
+}
+
+/// Answers one HTTP request with `workflow` serving its resolvers.
+pub async fn handle(
+    schema: &BookingSchema,
+    workflow: Arc<Workflow>,
+    request: HttpRequest,
+) -> HttpResponse {
     if request.path != GRAPHQL_PATH {
         return error_response(
             404,
@@ -82,124 +128,300 @@ pub async fn handle(schema: &BookingSchema, request: HttpRequest) -> HttpRespons
             &format!("nothing here; the GraphQL endpoint is {GRAPHQL_PATH}"),
         );
     }
-    match request.method.as_str() {
-        "POST" => post(schema, request).await,
-        "GET" => get(schema, request).await,
-        _ => error_response(405, "METHOD_NOT_ALLOWED", "use POST (or GET for queries)")
-            .with_header("allow", "GET, POST"),
+    let read_only = match request.method.as_str() {
+        "POST" => false,
+        "GET" => true,
+        _ => {
+            return error_response(405, "METHOD_NOT_ALLOWED", "use POST (or GET for queries)")
+                .with_header("allow", "GET, POST");
+        }
+    };
+    let accept = header(&request.headers, "accept");
+    if read_only
+        && workflow.settings().introspection
+        && accept.is_some_and(|accept| accept.contains("text/html"))
+        && !has_query_parameter(&request)
+    {
+        return graphiql();
+    }
+    let Some(media) = negotiate(accept) else {
+        return error_response(
+            406,
+            "NOT_ACCEPTABLE",
+            &format!("this endpoint answers {GRAPHQL_RESPONSE_JSON} or {JSON}"),
+        );
+    };
+    let operations = match if read_only {
+        get_operations(&request)
+    } else {
+        post_operations(&request, workflow.settings().max_batch_operations)
+    } {
+        Ok(operations) => operations,
+        Err(refusal) => return refusal,
+    };
+    let context = match request_context(&workflow, &request.headers).await {
+        Ok(context) => context,
+        Err(refusal) => return refusal,
+    };
+
+    match operations {
+        Operations::Single(graphql) => {
+            match execute(schema, &workflow, &context, graphql, read_only).await {
+                Executed::Ran(body) => HttpResponse::typed(200, media.content_type(), body),
+                Executed::RequestError(body) => {
+                    let status = match media {
+                        Media::GraphqlResponse => 400,
+                        Media::Json => 200,
+                    };
+                    HttpResponse::typed(status, media.content_type(), body)
+                }
+                Executed::Refused(response) => response,
+            }
+        }
+        Operations::Batch(batch) => {
+            let mut answers = Vec::with_capacity(batch.len());
+            for graphql in batch {
+                match execute(schema, &workflow, &context, graphql, read_only).await {
+                    Executed::Ran(body) | Executed::RequestError(body) => answers.push(body),
+                    Executed::Refused(response) => return response,
+                }
+            }
+            let mut body = b"[".to_vec();
+            body.extend(answers.join(&b","[..]));
+            body.push(b']');
+            HttpResponse::typed(200, media.content_type(), body)
+        }
     }
 }
 
-async fn post(schema: &BookingSchema, request: HttpRequest) -> HttpResponse {
+/// The media type to answer with: the most preferred of ours that
+/// `Accept` allows; `application/graphql-response+json` without `Accept`
+/// or on a tie. `None` if the client takes neither.
+fn negotiate(accept: Option<&str>) -> Option<Media> {
+    let Some(accept) = accept.filter(|accept| !accept.trim().is_empty()) else {
+        return Some(Media::GraphqlResponse);
+    };
+    let mut best: Option<(f32, Media)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media_type = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|parameter| parameter.trim().strip_prefix("q="))
+            .next()
+            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
+            .unwrap_or(0.0);
+        let candidate = match media_type.as_str() {
+            GRAPHQL_RESPONSE_JSON | "application/*" | "*/*" => Media::GraphqlResponse,
+            JSON => Media::Json,
+            _ => continue,
+        };
+        let better = match best {
+            None => true,
+            Some((best_quality, best_media)) => {
+                quality > best_quality
+                    || (quality == best_quality
+                        && candidate == Media::GraphqlResponse
+                        && best_media == Media::Json)
+            }
+        };
+        if quality > 0.0 && better {
+            best = Some((quality, candidate));
+        }
+    }
+    best.map(|(_, media)| media)
+}
+
+fn has_query_parameter(request: &HttpRequest) -> bool {
+    query_string::parse(request.query.as_deref().unwrap_or(""))
+        .is_ok_and(|params| query_string::get(&params, "query").is_some())
+}
+
+enum Operations {
+    Single(Request),
+    Batch(Vec<Request>),
+}
+
+fn post_operations(request: &HttpRequest, max_batch: u32) -> Result<Operations, HttpResponse> {
     if request.body.len() > MAX_BODY_BYTES {
-        return error_response(
+        return Err(error_response(
             413,
             "PAYLOAD_TOO_LARGE",
             &format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-        );
+        ));
     }
     if let Some(content_type) = header(&request.headers, "content-type")
         && !is_json(content_type)
     {
-        return error_response(
+        return Err(error_response(
             415,
             "UNSUPPORTED_MEDIA_TYPE",
             "send the GraphQL request as application/json",
-        );
+        ));
     }
-    match graphql_request(&request.body) {
-        Ok(graphql) => execute(schema, graphql, false).await,
-        Err(message) => error_response(400, "BAD_REQUEST", &message),
+    let bad_request = |message: String| error_response(400, "BAD_REQUEST", &message);
+    let value: serde_json::Value = serde_json::from_slice(&request.body)
+        .map_err(|error| bad_request(format!("the body is not valid JSON: {error}")))?;
+    match value {
+        serde_json::Value::Array(items) => {
+            if items.is_empty() {
+                return Err(bad_request("an empty batch has nothing to run".to_string()));
+            }
+            if items.len() > max_batch as usize {
+                return Err(error_response(
+                    400,
+                    "BATCH_TOO_LARGE",
+                    &format!("a batch may hold at most {max_batch} operations"),
+                ));
+            }
+            items
+                .into_iter()
+                .map(graphql_request)
+                .collect::<Result<Vec<_>, _>>()
+                .map(Operations::Batch)
+                .map_err(bad_request)
+        }
+        single => graphql_request(single)
+            .map(Operations::Single)
+            .map_err(bad_request),
     }
 }
 
 /// A JSON object with a `query` string (and optional `variables`,
-/// `operationName`). Checked as JSON first because serde would also read
-/// an array as a request and every field has a default.
-fn graphql_request(body: &[u8]) -> Result<Request, String> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|error| format!("the body is not valid JSON: {error}"))?;
+/// `operationName`). Checked by hand first because serde would accept
+/// other shapes: every field of `Request` has a default.
+fn graphql_request(value: serde_json::Value) -> Result<Request, String> {
     match &value {
         serde_json::Value::Object(fields)
             if fields.get("query").is_some_and(|query| query.is_string()) => {}
-        serde_json::Value::Array(_) => return Err("batched requests are not supported".to_string()),
-        _ => return Err("the body must be a JSON object with a query string".to_string()),
+        _ => return Err("each request must be a JSON object with a query string".to_string()),
     }
     serde_json::from_value(value)
         .map_err(|error| format!("the body is not a GraphQL request: {error}"))
 }
 
-async fn get(schema: &BookingSchema, request: HttpRequest) -> HttpResponse {
+fn get_operations(request: &HttpRequest) -> Result<Operations, HttpResponse> {
     let raw = request.query.as_deref().unwrap_or("");
     if raw.len() > MAX_BODY_BYTES {
-        return error_response(
+        return Err(error_response(
             414,
             "URI_TOO_LONG",
             &format!("query strings are limited to {MAX_BODY_BYTES} bytes; use POST"),
-        );
+        ));
     }
-    let params = match query_string::parse(raw) {
-        Ok(params) => params,
-        Err(message) => return error_response(400, "BAD_REQUEST", &message),
-    };
+    let bad_request = |message: &str| error_response(400, "BAD_REQUEST", message);
+    let params = query_string::parse(raw).map_err(|message| bad_request(&message))?;
     let Some(query) = query_string::get(&params, "query") else {
-        if header(&request.headers, "accept").is_some_and(|accept| accept.contains("text/html")) {
-            return graphiql();
-        }
-        return error_response(400, "BAD_REQUEST", "missing the query parameter");
+        return Err(bad_request("missing the query parameter"));
     };
     let mut graphql = Request::new(query);
     graphql.operation_name = query_string::get(&params, "operationName").map(str::to_string);
     if let Some(variables) = query_string::get(&params, "variables") {
-        match serde_json::from_str(variables) {
-            Ok(variables) => graphql.variables = variables,
-            Err(error) => {
-                return error_response(
-                    400,
-                    "BAD_REQUEST",
-                    &format!("variables must be a JSON object: {error}"),
-                );
-            }
-        }
+        graphql.variables = serde_json::from_str(variables)
+            .map_err(|error| bad_request(&format!("variables must be a JSON object: {error}")))?;
     }
-    execute(schema, graphql, true).await
+    Ok(Operations::Single(graphql))
 }
 
-/// Parses, guards and runs a GraphQL request; `read_only` refuses
+/// Who is calling and with which idempotency key.
+async fn request_context(
+    workflow: &Workflow,
+    headers: &[(String, String)],
+) -> Result<RequestContext, HttpResponse> {
+    let idempotency_key = header(headers, "idempotency-key").map(str::to_string);
+    if !workflow.settings().auth_required {
+        return Ok(RequestContext {
+            principal: Principal::Unchecked,
+            idempotency_key,
+        });
+    }
+    let Some(authorization) = header(headers, "authorization") else {
+        return Ok(RequestContext {
+            principal: Principal::Anonymous,
+            idempotency_key,
+        });
+    };
+    let token = access::bearer_token(authorization).map_err(unauthenticated)?;
+    let ports = workflow.ports();
+    match access::authenticate(ports.users.as_ref(), token, ports.env.now()).await {
+        Ok(caller) => Ok(RequestContext {
+            principal: Principal::Caller(caller),
+            idempotency_key,
+        }),
+        Err(error @ BookingError::Unauthenticated(_)) => Err(unauthenticated(error)),
+        Err(error) => Err(booking_error_response(503, &error)),
+    }
+}
+
+/// A 401 that tells the client how to authenticate (RFC 6750).
+fn unauthenticated(error: BookingError) -> HttpResponse {
+    booking_error_response(401, &error)
+        .with_header("www-authenticate", "Bearer error=\"invalid_token\"")
+}
+
+enum Executed {
+    /// Ran; the body may hold field errors.
+    Ran(Vec<u8>),
+    /// Refused before running: parse or validation errors, limits.
+    RequestError(Vec<u8>),
+    /// Not a GraphQL answer at all (a mutation over GET).
+    Refused(HttpResponse),
+}
+
+/// Parses, guards and runs one GraphQL request; `read_only` refuses
 /// mutations (GET).
-async fn execute(schema: &BookingSchema, mut graphql: Request, read_only: bool) -> HttpResponse {
+async fn execute(
+    schema: &BookingSchema,
+    workflow: &Arc<Workflow>,
+    context: &RequestContext,
+    mut graphql: Request,
+    read_only: bool,
+) -> Executed {
     let operation_name = graphql.operation_name.clone();
     let document = match graphql.parsed_query() {
         Ok(document) => document,
-        Err(error) => return graphql_error(error, "GRAPHQL_PARSE_FAILED"),
+        Err(error) => return Executed::RequestError(graphql_error(error, "GRAPHQL_PARSE_FAILED")),
     };
     if let Err(message) = query_cost::check(document) {
-        return graphql_error(ServerError::new(message, None), "GRAPHQL_VALIDATION_FAILED");
+        return Executed::RequestError(graphql_error(
+            ServerError::new(message, None),
+            "GRAPHQL_VALIDATION_FAILED",
+        ));
+    }
+    if !workflow.settings().introspection && asks_for_introspection(document) {
+        return Executed::RequestError(graphql_error(
+            ServerError::new("introspection is switched off on this server", None),
+            "GRAPHQL_VALIDATION_FAILED",
+        ));
     }
     let mutation = selects_mutation(document, operation_name.as_deref());
     if read_only && mutation {
-        return error_response(
-            405,
-            "METHOD_NOT_ALLOWED",
-            "mutations must be sent with POST",
-        )
-        .with_header("allow", "POST");
+        return Executed::Refused(
+            error_response(405, "METHOD_NOT_ALLOWED", "mutations must be sent with POST")
+                .with_header("allow", "POST"),
+        );
     }
 
+    let graphql = graphql.data(workflow.clone()).data(context.clone());
     let mut response = schema.execute(graphql).await;
     for error in &mut response.errors {
         label(error);
     }
+    // Errors without data or a path come from validation (including
+    // variables that do not fit their types): nothing ran.
+    let request_error = response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty());
     if mutation {
         null_failed_root_fields(&mut response);
     }
     match serde_json::to_vec(&response) {
-        Ok(body) => HttpResponse::json(200, body),
-        Err(error) => error_response(
+        Ok(body) if request_error => Executed::RequestError(body),
+        Ok(body) => Executed::Ran(body),
+        Err(error) => Executed::Refused(error_response(
             500,
             "INTERNAL",
             &format!("could not encode the response: {error}"),
-        ),
+        )),
     }
 }
 
@@ -237,13 +459,14 @@ fn null_failed_root_fields(response: &mut Response) {
     }
 }
 
-fn graphql_error(mut error: ServerError, code: &str) -> HttpResponse {
+/// The body of a request error: no `data` entry, as the spec asks when
+/// execution did not start.
+fn graphql_error(mut error: ServerError, code: &str) -> Vec<u8> {
     error
         .extensions
         .get_or_insert_with(Default::default)
         .set("code", code);
-    let body = json!({ "data": null, "errors": [error] });
-    HttpResponse::json(200, body.to_string().into_bytes())
+    json!({ "errors": [error] }).to_string().into_bytes()
 }
 
 /// Whether the operation that would run is a mutation. With no name and
@@ -259,18 +482,45 @@ fn selects_mutation(document: &ExecutableDocument, operation_name: Option<&str>)
     })
 }
 
-fn graphiql() -> HttpResponse {
-    HttpResponse {
-        status: 200,
-        headers: vec![(
-            "content-type".to_string(),
-            "text/html; charset=utf-8".to_string(),
-        )],
-        body: GraphiQLSource::build()
-            .endpoint(GRAPHQL_PATH)
-            .finish()
-            .into_bytes(),
+/// Whether a root selection (directly, or through fragments at the root)
+/// is `__schema` or `__type`. async-graphql answers those with a silent
+/// `null` when introspection is off; clients deserve an error instead.
+/// `query_cost::check` ran first, so fragments do not spread themselves.
+fn asks_for_introspection(document: &ExecutableDocument) -> bool {
+    fn selects(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+        depth < query_cost::MAX_NESTING
+            && set.items.iter().any(|item| match &item.node {
+                Selection::Field(field) => {
+                    matches!(field.node.name.node.as_str(), "__schema" | "__type")
+                }
+                Selection::InlineFragment(fragment) => {
+                    selects(document, &fragment.node.selection_set.node, depth + 1)
+                }
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|fragment| {
+                        selects(document, &fragment.node.selection_set.node, depth + 1)
+                    }),
+            })
     }
+    document
+        .operations
+        .iter()
+        .any(|(_, operation)| selects(document, &operation.node.selection_set.node, 0))
+}
+
+/// A GraphiQL page that loads its scripts and styles from `/graphiql/`,
+/// which the booking host serves from vendored copies (no CDN, works
+/// offline). Runtimes without those files (Spin) show a short note instead.
+const GRAPHIQL_PAGE: &str = include_str!("http/graphiql.html");
+
+fn graphiql() -> HttpResponse {
+    HttpResponse::typed(
+        200,
+        "text/html; charset=utf-8",
+        GRAPHIQL_PAGE.as_bytes().to_vec(),
+    )
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -3,8 +3,10 @@
 //! against the traits in `ports` so the same code runs inside the
 //! `booking` component and natively.
 
+pub mod access;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod model;
 pub mod ports;
 mod query_cost;

@@ -55,6 +55,34 @@ pub struct User {
     pub active: bool,
 }
 
+/// Whom a bearer token stands for (WIT `users.caller`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub roles: Vec<String>,
+    pub expires_at: Timestamp,
+}
+
+/// The first answer to a mutation sent with an idempotency key (WIT
+/// `storage.idempotency-record`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Keys are scoped per user: (user_id, key) is the identity.
+    pub user_id: String,
+    pub key: String,
+    /// Digest of the operation and its arguments.
+    pub fingerprint: String,
+    /// The stored answer (JSON); `None` while the first request runs.
+    pub response: Option<String>,
+    /// While `response` is `None`, the first request owns the key until
+    /// then; afterwards a retry may take it over.
+    pub lease_expires_at: Timestamp,
+    /// When the record may be forgotten.
+    pub expires_at: Timestamp,
+    /// Set by the store: 1 on insert, +1 per update.
+    pub version: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeRequest {
     pub idempotency_key: String,
@@ -107,7 +135,8 @@ impl BookingStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable so an idempotent answer can be stored and replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Booking {
     pub id: String,
     pub user_id: String,
@@ -212,4 +241,6 @@ pub struct SweepReport {
     pub expired: u32,
     /// Bookings another sweeper or request changed first.
     pub skipped: u32,
+    /// Idempotency records past their retention, deleted.
+    pub idempotency_purged: u32,
 }

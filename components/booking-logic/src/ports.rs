@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::{
-    Booking, BookingPage, ChargeRequest, Event, PageRequest, Receipt, RefundReceipt, Seat,
-    SeatLock, Showtime, Timestamp, User,
+    Booking, BookingPage, Caller, ChargeRequest, Event, IdempotencyRecord, PageRequest, Receipt,
+    RefundReceipt, Seat, SeatLock, Showtime, Timestamp, User,
 };
 
 /// Why a port call failed (WIT `types.error`).
@@ -48,6 +48,8 @@ pub trait Seats: Send + Sync {
 #[async_trait]
 pub trait Users: Send + Sync {
     async fn get_user(&self, user_id: &str) -> PortResult<User>;
+    /// The caller behind a bearer token; `Rejected` if it is not valid.
+    async fn authenticate(&self, token: &str) -> PortResult<Caller>;
 }
 
 #[async_trait]
@@ -66,6 +68,23 @@ pub trait Storage: Send + Sync {
     async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64>;
     async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage>;
     async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>>;
+
+    /// Stores a new record with version 1; `Conflict` if (user, key) exists.
+    async fn insert_idempotency_record(&self, record: &IdempotencyRecord) -> PortResult<()>;
+    async fn get_idempotency_record(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> PortResult<Option<IdempotencyRecord>>;
+    /// Replaces the record if its stored version is `expected_version`;
+    /// returns the new version.
+    async fn update_idempotency_record(
+        &self,
+        record: &IdempotencyRecord,
+        expected_version: u64,
+    ) -> PortResult<u64>;
+    /// Deletes up to `limit` records that expired before `now`.
+    async fn purge_idempotency_records(&self, now: Timestamp, limit: u32) -> PortResult<u32>;
 }
 
 #[async_trait]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 
 /// Most selections (fields, spreads, inline fragments) a document may
-/// expand to. Far above what `schema::MAX_COMPLEXITY` lets through (every
+/// expand to. Far above what the default complexity limit lets through (every
 /// field costs at least one point), so it only stops abuse.
 pub const MAX_INLINED_SELECTIONS: usize = 2_000;
 

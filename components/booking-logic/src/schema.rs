@@ -18,41 +18,156 @@
 //!   argument types, limits) get `GRAPHQL_PARSE_FAILED` or
 //!   `GRAPHQL_VALIDATION_FAILED` in `http`.
 //!
+//! Who may call what is in `access`; the three mutations take an optional
+//! `idempotencyKey` (or the `Idempotency-Key` header), see `idempotency`.
+//!
 //! Money is exposed as integer cents and as a decimal string derived from
 //! them (never a float); times as RFC 3339 UTC strings.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use async_graphql::{
     Context, EmptySubscription, ErrorExtensions, Object, Result, Schema, SimpleObject,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
+use crate::access::Principal;
 use crate::error::BookingError;
+use crate::idempotency::{self, Claim, Idempotency, ReplayedError};
 use crate::model::{
     Booking, BookingPage, BookingStatus, Event, PageRequest, Seat, SeatStatus, Showtime, Timestamp,
 };
+use crate::settings::Settings;
 use crate::validation;
 use crate::workflow::{ShowtimeSeats, Workflow};
 
 pub type BookingSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Deepest selection nesting accepted.
-pub const MAX_DEPTH: usize = 10;
-/// Most complexity points (one per field, more for costly fields) one
-/// document may cost.
-pub const MAX_COMPLEXITY: usize = 500;
+/// The schema with the configured limits. It holds no per-request data:
+/// each request brings its `Arc<Workflow>` and `RequestContext`.
+pub fn build_schema(settings: &Settings) -> BookingSchema {
+    let builder = Schema::build(Query, Mutation, EmptySubscription)
+        .limit_depth(settings.max_depth as usize)
+        .limit_complexity(settings.max_complexity as usize);
+    if settings.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
+}
 
-pub fn build_schema(workflow: Arc<Workflow>) -> BookingSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
-        .data(workflow)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .finish()
+/// What the transport learned about one request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub principal: Principal,
+    /// The `Idempotency-Key` header, for a mutation sent without an
+    /// `idempotencyKey` argument.
+    pub idempotency_key: Option<String>,
 }
 
 fn workflow<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Workflow>> {
     ctx.data::<Arc<Workflow>>()
+}
+
+fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
+    Ok(&ctx.data::<RequestContext>()?.principal)
+}
+
+fn coded(error: BookingError) -> async_graphql::Error {
+    error.extend()
+}
+
+/// Loads a booking the caller may read (`None` if there is none).
+async fn readable_booking(ctx: &Context<'_>, booking_id: &str) -> Result<Option<Booking>> {
+    let principal = principal(ctx)?;
+    principal.require().map_err(coded)?;
+    let booking = workflow(ctx)?
+        .get_booking(booking_id)
+        .await
+        .map_err(coded)?;
+    if let Some(booking) = &booking {
+        principal.may_read(&booking.user_id).map_err(coded)?;
+    }
+    Ok(booking)
+}
+
+/// The owner of a booking the caller wants to change, once checked that
+/// the caller is that owner. `None` when nobody needs to know: auth is
+/// off and no idempotency key scopes by owner.
+async fn changeable_booking_owner(
+    ctx: &Context<'_>,
+    booking_id: &str,
+    key: Option<&str>,
+) -> Result<Option<String>> {
+    let principal = principal(ctx)?;
+    if principal.require().map_err(coded)?.is_none() && key.is_none() {
+        return Ok(None);
+    }
+    let booking = workflow(ctx)?
+        .get_booking(booking_id)
+        .await
+        .map_err(coded)?
+        .ok_or_else(|| coded(BookingError::BookingNotFound(booking_id.to_string())))?;
+    principal.may_act_for(&booking.user_id).map_err(coded)?;
+    Ok(Some(booking.user_id))
+}
+
+/// The key a mutation runs under: its argument, else the header.
+fn effective_key(ctx: &Context<'_>, argument: Option<String>) -> Result<Option<String>> {
+    let header = &ctx.data::<RequestContext>()?.idempotency_key;
+    Ok(argument.or_else(|| header.clone()))
+}
+
+/// Runs `operation` at most once per (owner, key): see `idempotency`.
+async fn idempotently<T, Run, Fut>(
+    ctx: &Context<'_>,
+    owner: Option<&str>,
+    key: Option<String>,
+    (operation, arguments): (&str, serde_json::Value),
+    run: Run,
+) -> Result<T>
+where
+    T: Serialize + DeserializeOwned,
+    Run: FnOnce() -> Fut,
+    Fut: Future<Output = std::result::Result<T, BookingError>>,
+{
+    let (Some(owner), Some(key)) = (owner, key) else {
+        return run().await.map_err(coded);
+    };
+    idempotency::validate_key(&key).map_err(coded)?;
+    let workflow = workflow(ctx)?;
+    let keys = Idempotency {
+        storage: workflow.ports().storage.as_ref(),
+        env: workflow.ports().env.as_ref(),
+        retention_ms: u64::from(workflow.settings().idempotency_retention_hours) * 3_600_000,
+    };
+    let fingerprint = idempotency::fingerprint(operation, &arguments);
+    match keys
+        .claim::<T>(owner, &key, &fingerprint)
+        .await
+        .map_err(coded)?
+    {
+        Claim::Replay(Ok(value)) => Ok(value),
+        Claim::Replay(Err(error)) => Err(replayed(error)),
+        Claim::Run(lease) => {
+            let outcome = run().await;
+            keys.finish(lease, &outcome).await;
+            outcome.map_err(coded)
+        }
+    }
+}
+
+/// A final error answered the first time a key was used, as it was.
+fn replayed(error: ReplayedError) -> async_graphql::Error {
+    async_graphql::Error::new(error.message).extend_with(|_, extensions| {
+        extensions.set("code", error.code);
+        extensions.set("retryable", false);
+        extensions.set("replayed", true);
+    })
 }
 
 /// Cents as a decimal amount with two places, e.g. 3000 → "30.00".
@@ -77,10 +192,7 @@ pub struct Query;
 impl Query {
     /// A booking by id; `null` if there is none.
     async fn get_booking(&self, ctx: &Context<'_>, booking_id: String) -> Result<Option<Booking>> {
-        workflow(ctx)?
-            .get_booking(&booking_id)
-            .await
-            .map_err(|error| error.extend())
+        readable_booking(ctx, &booking_id).await
     }
 
     /// A user's bookings, newest first: one page of `first` (default 50,
@@ -121,6 +233,7 @@ impl Query {
 
     /// The events published for a booking, oldest first.
     async fn booking_events(&self, ctx: &Context<'_>, booking_id: String) -> Result<Vec<Event>> {
+        readable_booking(ctx, &booking_id).await?;
         workflow(ctx)?
             .booking_events(&booking_id)
             .await
@@ -145,6 +258,7 @@ async fn user_page(
     first: i32,
     after: Option<String>,
 ) -> Result<BookingPage> {
+    principal(ctx)?.may_read(&user_id).map_err(coded)?;
     let limit = validation::page_size(first).map_err(|error| error.extend())?;
     workflow(ctx)?
         .user_bookings(
@@ -160,7 +274,7 @@ async fn user_page(
 
 pub struct Mutation;
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Serialize, Deserialize)]
 pub struct CreateBookingPayload {
     success: bool,
     message: String,
@@ -169,7 +283,7 @@ pub struct CreateBookingPayload {
     code: Option<String>,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Serialize, Deserialize)]
 pub struct PaymentPayload {
     success: bool,
     message: String,
@@ -177,7 +291,7 @@ pub struct PaymentPayload {
     code: Option<String>,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Serialize, Deserialize)]
 pub struct CancelBookingPayload {
     success: bool,
     message: String,
@@ -199,19 +313,35 @@ impl Mutation {
         user_id: String,
         showtime_id: String,
         seat_numbers: Vec<String>,
+        #[graphql(desc = "Sending the same key again replays the first answer (see README).")]
+        idempotency_key: Option<String>,
     ) -> Result<Option<CreateBookingPayload>> {
-        let created = workflow(ctx)?
-            .create_booking(&user_id, &showtime_id, seat_numbers)
-            .await
-            .map_err(|error| error.extend())?;
-        Ok(Some(CreateBookingPayload {
-            success: true,
-            message: "booking created; pay before the seat lock expires (lockExpiresAt)"
-                .to_string(),
-            lock_id: Some(created.lock_id),
-            booking: Some(created.booking),
-            code: None,
-        }))
+        principal(ctx)?.may_act_for(&user_id).map_err(coded)?;
+        let key = effective_key(ctx, idempotency_key)?;
+        let arguments = json!({
+            "userId": user_id, "showtimeId": showtime_id, "seatNumbers": seat_numbers,
+        });
+        let workflow = workflow(ctx)?;
+        idempotently(
+            ctx,
+            Some(&user_id),
+            key,
+            ("createBooking", arguments),
+            || async {
+                let created = workflow
+                    .create_booking(&user_id, &showtime_id, seat_numbers)
+                    .await?;
+                Ok(Some(CreateBookingPayload {
+                    success: true,
+                    message: "booking created; pay before the seat lock expires (lockExpiresAt)"
+                        .to_string(),
+                    lock_id: Some(created.lock_id),
+                    booking: Some(created.booking),
+                    code: None,
+                }))
+            },
+        )
+        .await
     }
 
     /// Pays a PENDING booking and confirms its seats. Safe to retry: the
@@ -222,20 +352,37 @@ impl Mutation {
         booking_id: String,
         payment_method: String,
         payment_details: String,
+        #[graphql(desc = "Sending the same key again replays the first answer (see README).")]
+        idempotency_key: Option<String>,
     ) -> Result<Option<PaymentPayload>> {
-        let outcome = workflow(ctx)?
-            .process_payment(&booking_id, &payment_method, &payment_details)
-            .await
-            .map_err(|error| error.extend())?;
-        Ok(Some(PaymentPayload {
-            success: outcome.succeeded(),
-            message: outcome.message(),
-            code: outcome
-                .failure
-                .as_ref()
-                .map(|error| error.code().to_string()),
-            booking: Some(outcome.booking),
-        }))
+        let key = effective_key(ctx, idempotency_key)?;
+        let owner = changeable_booking_owner(ctx, &booking_id, key.as_deref()).await?;
+        let arguments = json!({
+            "bookingId": booking_id, "paymentMethod": payment_method,
+            "paymentDetails": payment_details,
+        });
+        let workflow = workflow(ctx)?;
+        idempotently(
+            ctx,
+            owner.as_deref(),
+            key,
+            ("processPayment", arguments),
+            || async {
+                let outcome = workflow
+                    .process_payment(&booking_id, &payment_method, &payment_details)
+                    .await?;
+                Ok(Some(PaymentPayload {
+                    success: outcome.succeeded(),
+                    message: outcome.message(),
+                    code: outcome
+                        .failure
+                        .as_ref()
+                        .map(|error| error.code().to_string()),
+                    booking: Some(outcome.booking),
+                }))
+            },
+        )
+        .await
     }
 
     /// Cancels a PENDING booking (seats released) or a CONFIRMED one
@@ -244,21 +391,32 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         booking_id: String,
+        #[graphql(desc = "Sending the same key again replays the first answer (see README).")]
+        idempotency_key: Option<String>,
     ) -> Result<Option<CancelBookingPayload>> {
-        let booking = workflow(ctx)?
-            .cancel_booking(&booking_id)
-            .await
-            .map_err(|error| error.extend())?;
-        let message = match &booking.failure_reason {
-            Some(reason) => format!("booking {}: {reason}", booking.status.as_str()),
-            None => format!("booking {}", booking.status.as_str()),
-        };
-        Ok(Some(CancelBookingPayload {
-            success: true,
-            message,
-            booking: Some(booking),
-            code: None,
-        }))
+        let key = effective_key(ctx, idempotency_key)?;
+        let owner = changeable_booking_owner(ctx, &booking_id, key.as_deref()).await?;
+        let workflow = workflow(ctx)?;
+        idempotently(
+            ctx,
+            owner.as_deref(),
+            key,
+            ("cancelBooking", json!({ "bookingId": booking_id })),
+            || async {
+                let booking = workflow.cancel_booking(&booking_id).await?;
+                let message = match &booking.failure_reason {
+                    Some(reason) => format!("booking {}: {reason}", booking.status.as_str()),
+                    None => format!("booking {}", booking.status.as_str()),
+                };
+                Ok(Some(CancelBookingPayload {
+                    success: true,
+                    message,
+                    booking: Some(booking),
+                    code: None,
+                }))
+            },
+        )
+        .await
     }
 }
 

@@ -21,6 +21,24 @@ pub struct Settings {
     /// The sha256 of the running component (`LOGIC_SHA256`), which the host
     /// sets; none when the logic runs natively.
     pub logic_sha256: Option<String>,
+    /// Whether mutations and user-scoped queries need a bearer token
+    /// (`AUTH_MODE`: `required`, the default, or `disabled` for local
+    /// experiments, where every caller may act for any user).
+    pub auth_required: bool,
+    /// Whether the schema answers introspection and GraphiQL is served
+    /// (`GRAPHQL_INTROSPECTION`, default true; turn off in production).
+    pub introspection: bool,
+    /// Deepest selection nesting accepted (`GRAPHQL_MAX_DEPTH`, default 10).
+    pub max_depth: u32,
+    /// Most complexity points one document may cost, one per field and
+    /// more for costly ones (`GRAPHQL_MAX_COMPLEXITY`, default 500).
+    pub max_complexity: u32,
+    /// Most operations in one batched request (`GRAPHQL_MAX_BATCH`,
+    /// default 10).
+    pub max_batch_operations: u32,
+    /// How long the first answer to an idempotency key is kept
+    /// (`IDEMPOTENCY_RETENTION_HOURS`, default 24, at least 24).
+    pub idempotency_retention_hours: u32,
 }
 
 /// Upper bounds that keep a typo (an extra zero) from locking seats for
@@ -28,6 +46,13 @@ pub struct Settings {
 const MAX_SEAT_LOCK_SECONDS: u32 = 86_400;
 const MAX_SEATS_LIMIT: u32 = 1_000;
 const MAX_BOOKING_FEE_CENTS: u64 = 100_000;
+const MAX_DEPTH_LIMIT: u32 = 100;
+const MAX_COMPLEXITY_LIMIT: u32 = 100_000;
+const MAX_BATCH_LIMIT: u32 = 100;
+/// Clients may retry for a day after a failure (Stripe keeps keys 24 h),
+/// so shorter retention would break the promise; a month is plenty.
+const MIN_RETENTION_HOURS: u32 = 24;
+const MAX_RETENTION_HOURS: u32 = 720;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -45,6 +70,12 @@ impl Default for Settings {
                 0
             },
             logic_sha256: None,
+            auth_required: true,
+            introspection: true,
+            max_depth: 10,
+            max_complexity: 500,
+            max_batch_operations: 10,
+            idempotency_retention_hours: 24,
         }
     }
 }
@@ -86,12 +117,49 @@ impl Settings {
                     format!("BOOKING_FEE_CENTS must be a whole number of cents up to {MAX_BOOKING_FEE_CENTS}, got {raw:?}")
                 })?,
         };
+        let auth_required = match lookup("AUTH_MODE").as_deref().map(str::trim) {
+            None | Some("required") => true,
+            Some("disabled") => false,
+            Some(other) => {
+                return Err(format!(
+                    "AUTH_MODE must be \"required\" or \"disabled\", got {other:?}"
+                ));
+            }
+        };
         Ok(Settings {
             seat_lock_seconds,
             max_seats_per_booking,
             logic_version,
             booking_fee_cents,
             logic_sha256: lookup("LOGIC_SHA256").filter(|sha| !sha.is_empty()),
+            auth_required,
+            introspection: flag(&lookup, "GRAPHQL_INTROSPECTION", defaults.introspection)?,
+            max_depth: bounded(&lookup, "GRAPHQL_MAX_DEPTH", defaults.max_depth, MAX_DEPTH_LIMIT)?,
+            max_complexity: bounded(
+                &lookup,
+                "GRAPHQL_MAX_COMPLEXITY",
+                defaults.max_complexity,
+                MAX_COMPLEXITY_LIMIT,
+            )?,
+            max_batch_operations: bounded(
+                &lookup,
+                "GRAPHQL_MAX_BATCH",
+                defaults.max_batch_operations,
+                MAX_BATCH_LIMIT,
+            )?,
+            idempotency_retention_hours: match bounded(
+                &lookup,
+                "IDEMPOTENCY_RETENTION_HOURS",
+                defaults.idempotency_retention_hours,
+                MAX_RETENTION_HOURS,
+            )? {
+                hours if hours < MIN_RETENTION_HOURS => {
+                    return Err(format!(
+                        "IDEMPOTENCY_RETENTION_HOURS must be at least {MIN_RETENTION_HOURS}, got {hours}"
+                    ));
+                }
+                hours => hours,
+            },
         })
     }
 }
@@ -112,6 +180,18 @@ fn bounded(
         _ => Err(format!(
             "{name} must be a whole number from 1 to {max}, got {raw:?}"
         )),
+    }
+}
+
+/// Reads `true`/`false` (or 1/0, on/off).
+fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Result<bool, String> {
+    let Some(raw) = lookup(name) else {
+        return Ok(default);
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" => Ok(false),
+        _ => Err(format!("{name} must be true or false, got {raw:?}")),
     }
 }
 
@@ -138,6 +218,7 @@ mod tests {
         assert_eq!(settings.max_seats_per_booking, 10);
         assert_eq!(settings.logic_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(settings.booking_fee_cents, 0);
+        assert!(settings.auth_required, "auth is on unless switched off");
     }
 
     #[test]
@@ -147,8 +228,21 @@ mod tests {
             ("MAX_SEATS_PER_BOOKING", "4"),
             ("LOGIC_VERSION", "canary-7"),
             ("BOOKING_FEE_CENTS", "250"),
+            ("AUTH_MODE", "disabled"),
+            ("GRAPHQL_INTROSPECTION", "false"),
+            ("GRAPHQL_MAX_DEPTH", "5"),
+            ("GRAPHQL_MAX_COMPLEXITY", "50"),
+            ("GRAPHQL_MAX_BATCH", "2"),
+            ("IDEMPOTENCY_RETENTION_HOURS", "48"),
         ]))
         .unwrap();
+        assert!(!settings.auth_required);
+        assert!(!settings.introspection);
+        assert_eq!(
+            (settings.max_depth, settings.max_complexity, settings.max_batch_operations),
+            (5, 50, 2)
+        );
+        assert_eq!(settings.idempotency_retention_hours, 48);
         assert_eq!(settings.seat_lock_seconds, 60);
         assert_eq!(settings.max_seats_per_booking, 4);
         assert_eq!(settings.logic_version, "canary-7");
@@ -168,6 +262,12 @@ mod tests {
             ("BOOKING_FEE_CENTS", "-1"),
             ("BOOKING_FEE_CENTS", "1.50"),
             ("BOOKING_FEE_CENTS", "100001"),
+            ("AUTH_MODE", "off"),
+            ("GRAPHQL_INTROSPECTION", "maybe"),
+            ("GRAPHQL_MAX_DEPTH", "0"),
+            ("GRAPHQL_MAX_COMPLEXITY", "100001"),
+            ("GRAPHQL_MAX_BATCH", "101"),
+            ("IDEMPOTENCY_RETENTION_HOURS", "1"),
         ] {
             let error = Settings::from_lookup(|key| (key == name).then(|| value.to_string()))
                 .expect_err(value);

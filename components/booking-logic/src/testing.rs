@@ -16,8 +16,9 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 
 use crate::model::{
-    Booking, BookingPage, BookingStatus, ChargeRequest, Event, EventKind, PageRequest, PricedSeat,
-    Receipt, RefundReceipt, Seat, SeatLock, SeatStatus, Showtime, Timestamp, User,
+    Booking, BookingPage, BookingStatus, Caller, ChargeRequest, Event, EventKind,
+    IdempotencyRecord, PageRequest, PricedSeat, Receipt, RefundReceipt, Seat, SeatLock, SeatStatus,
+    Showtime, Timestamp, User,
 };
 use crate::ports::{
     Environment, Events, Payments, PortError, PortResult, Ports, Seats, Storage, Users,
@@ -38,6 +39,7 @@ pub enum Op {
     ConfirmSeats,
     ReleaseSeats,
     GetUser,
+    Authenticate,
     Charge,
     Refund,
     Insert,
@@ -45,6 +47,10 @@ pub enum Op {
     UpdateIfVersion,
     ListByUser,
     ListExpiredPending,
+    InsertIdempotencyRecord,
+    GetIdempotencyRecord,
+    UpdateIdempotencyRecord,
+    PurgeIdempotencyRecords,
     Publish,
     History,
 }
@@ -469,22 +475,33 @@ impl Seats for FakeSeats {
     }
 }
 
-/// The User service.
+#[derive(Default)]
+struct UsersState {
+    users: HashMap<String, User>,
+    /// Bearer tokens issued, and whom each stands for until when.
+    tokens: HashMap<String, Caller>,
+    next_token: u64,
+}
+
+/// The User service: users, and bearer tokens that expire against the
+/// shared clock (invalid from the instant `now >= expires_at`).
 pub struct FakeUsers {
+    env: Arc<dyn Environment>,
     knobs: Arc<Knobs>,
-    users: Mutex<HashMap<String, User>>,
+    state: Mutex<UsersState>,
 }
 
 impl FakeUsers {
-    pub fn new(knobs: Arc<Knobs>) -> FakeUsers {
+    pub fn new(env: Arc<dyn Environment>, knobs: Arc<Knobs>) -> FakeUsers {
         FakeUsers {
+            env,
             knobs,
-            users: Mutex::default(),
+            state: Mutex::default(),
         }
     }
 
     pub fn add_user(&self, id: &str, active: bool) {
-        lock(&self.users).insert(
+        lock(&self.state).users.insert(
             id.to_string(),
             User {
                 id: id.to_string(),
@@ -494,6 +511,23 @@ impl FakeUsers {
             },
         );
     }
+
+    /// A new token standing for `user_id` with `roles` until `expires_at`.
+    /// Like the real service's tokens it does not reveal whose it is.
+    pub fn issue_token(&self, user_id: &str, roles: &[&str], expires_at: Timestamp) -> String {
+        let mut state = lock(&self.state);
+        state.next_token += 1;
+        let token = format!("fake-token-{}", state.next_token);
+        state.tokens.insert(
+            token.clone(),
+            Caller {
+                user_id: user_id.to_string(),
+                roles: roles.iter().map(|role| role.to_string()).collect(),
+                expires_at,
+            },
+        );
+        token
+    }
 }
 
 #[async_trait]
@@ -501,10 +535,24 @@ impl Users for FakeUsers {
     async fn get_user(&self, user_id: &str) -> PortResult<User> {
         self.knobs
             .run(Op::GetUser, || {
-                lock(&self.users)
+                lock(&self.state)
+                    .users
                     .get(user_id)
                     .cloned()
                     .ok_or_else(|| PortError::NotFound(format!("user {user_id}")))
+            })
+            .await
+    }
+
+    async fn authenticate(&self, token: &str) -> PortResult<Caller> {
+        self.knobs
+            .run(Op::Authenticate, || {
+                let now = self.env.now();
+                match lock(&self.state).tokens.get(token) {
+                    Some(caller) if now < caller.expires_at => Ok(caller.clone()),
+                    Some(_) => Err(PortError::Rejected("token expired".into())),
+                    None => Err(PortError::Rejected("unknown token".into())),
+                }
             })
             .await
     }
@@ -643,13 +691,15 @@ impl Payments for FakePayments {
 }
 
 /// The booking store: versioned records, optimistic concurrency.
-/// Cursors are `<created_at>:<id>` of the last item of a page.
+/// Cursors are `<created_at>:<id>` of the last item of a page. Idempotency
+/// records are versioned the same way, keyed by (user, key).
 pub struct FakeStorage {
     knobs: Arc<Knobs>,
     bookings: Mutex<BTreeMap<String, Booking>>,
     /// Every version ever stored, in the order stored: what the booking
     /// went through, for checking its transitions afterwards.
     history: Mutex<Vec<Booking>>,
+    idempotency: Mutex<BTreeMap<(String, String), IdempotencyRecord>>,
 }
 
 impl FakeStorage {
@@ -658,7 +708,13 @@ impl FakeStorage {
             knobs,
             bookings: Mutex::default(),
             history: Mutex::default(),
+            idempotency: Mutex::default(),
         }
+    }
+
+    /// Every stored idempotency record, by (user, key), bypassing knobs.
+    pub fn idempotency_records(&self) -> Vec<IdempotencyRecord> {
+        lock(&self.idempotency).values().cloned().collect()
     }
 
     /// Every version of the booking that was stored, oldest first.
@@ -800,6 +856,95 @@ impl Storage for FakeStorage {
             })
             .await
     }
+
+    async fn insert_idempotency_record(&self, record: &IdempotencyRecord) -> PortResult<()> {
+        self.knobs
+            .run(Op::InsertIdempotencyRecord, || {
+                let mut records = lock(&self.idempotency);
+                let id = (record.user_id.clone(), record.key.clone());
+                if records.contains_key(&id) {
+                    return Err(PortError::Conflict(format!(
+                        "idempotency key {} of {} exists",
+                        record.key, record.user_id
+                    )));
+                }
+                records.insert(
+                    id,
+                    IdempotencyRecord {
+                        version: 1,
+                        ..record.clone()
+                    },
+                );
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_idempotency_record(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> PortResult<Option<IdempotencyRecord>> {
+        self.knobs
+            .run(Op::GetIdempotencyRecord, || {
+                let id = (user_id.to_string(), key.to_string());
+                Ok(lock(&self.idempotency).get(&id).cloned())
+            })
+            .await
+    }
+
+    async fn update_idempotency_record(
+        &self,
+        record: &IdempotencyRecord,
+        expected_version: u64,
+    ) -> PortResult<u64> {
+        self.knobs
+            .run(Op::UpdateIdempotencyRecord, || {
+                let mut records = lock(&self.idempotency);
+                let id = (record.user_id.clone(), record.key.clone());
+                let stored = records.get_mut(&id).ok_or_else(|| {
+                    PortError::NotFound(format!(
+                        "idempotency key {} of {}",
+                        record.key, record.user_id
+                    ))
+                })?;
+                if stored.version != expected_version {
+                    return Err(PortError::Conflict(format!(
+                        "idempotency key {} of {} is at version {}, not {expected_version}",
+                        record.key, record.user_id, stored.version
+                    )));
+                }
+                let version = expected_version.saturating_add(1);
+                *stored = IdempotencyRecord {
+                    version,
+                    ..record.clone()
+                };
+                Ok(version)
+            })
+            .await
+    }
+
+    async fn purge_idempotency_records(&self, now: Timestamp, limit: u32) -> PortResult<u32> {
+        self.knobs
+            .run(Op::PurgeIdempotencyRecords, || {
+                let mut records = lock(&self.idempotency);
+                let mut due: Vec<(Timestamp, (String, String))> = records
+                    .iter()
+                    .filter(|(_, record)| record.expires_at < now)
+                    .map(|(id, record)| (record.expires_at, id.clone()))
+                    .collect();
+                // Oldest first, as the real stores do.
+                due.sort();
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                let mut purged = 0u32;
+                for (_, id) in due.into_iter().take(limit) {
+                    records.remove(&id);
+                    purged += 1;
+                }
+                Ok(purged)
+            })
+            .await
+    }
 }
 
 /// The event log: everything published, in order. Like the host's event
@@ -879,7 +1024,7 @@ impl Fakes {
         let clock: Arc<dyn Environment> = env.clone();
         Fakes {
             seats: Arc::new(FakeSeats::new(clock.clone(), knobs.clone())),
-            users: Arc::new(FakeUsers::new(knobs.clone())),
+            users: Arc::new(FakeUsers::new(clock.clone(), knobs.clone())),
             payments: Arc::new(FakePayments::new(clock, knobs.clone())),
             storage: Arc::new(FakeStorage::new(knobs.clone())),
             events: Arc::new(FakeEvents::new(knobs.clone())),
@@ -945,5 +1090,115 @@ impl Fakes {
             available_seats: 0,
         };
         self.seats.add_showtime(showtime, seats);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::executor::block_on;
+
+    use super::*;
+
+    fn record(user_id: &str, key: &str, expires_at: Timestamp) -> IdempotencyRecord {
+        IdempotencyRecord {
+            user_id: user_id.into(),
+            key: key.into(),
+            fingerprint: "createBooking:abc".into(),
+            response: None,
+            lease_expires_at: 1_000,
+            expires_at,
+            version: 0,
+        }
+    }
+
+    #[test]
+    fn tokens_stand_for_their_caller_until_they_expire() {
+        let fakes = Fakes::new(1_000);
+        let token = fakes.users.issue_token("support_1", &["support"], 2_000);
+        let other = fakes.users.issue_token("user_123", &[], 2_000);
+        assert_ne!(token, other);
+
+        let caller = block_on(fakes.users.authenticate(&token)).unwrap();
+        assert_eq!(caller.user_id, "support_1");
+        assert_eq!(caller.roles, vec!["support".to_string()]);
+        assert_eq!(caller.expires_at, 2_000);
+
+        assert!(matches!(
+            block_on(fakes.users.authenticate("forged")),
+            Err(PortError::Rejected(_))
+        ));
+        fakes.env.set_now(2_000);
+        assert!(matches!(
+            block_on(fakes.users.authenticate(&token)),
+            Err(PortError::Rejected(_))
+        ));
+        assert_eq!(fakes.knobs.calls(Op::Authenticate), 3);
+    }
+
+    #[test]
+    fn idempotency_records_are_versioned_per_user_and_key() {
+        let storage = Fakes::new(0).storage;
+        block_on(storage.insert_idempotency_record(&record("u1", "k", 10))).unwrap();
+        // The same key of another user is another record.
+        block_on(storage.insert_idempotency_record(&record("u2", "k", 10))).unwrap();
+        assert!(matches!(
+            block_on(storage.insert_idempotency_record(&record("u1", "k", 10))),
+            Err(PortError::Conflict(_))
+        ));
+
+        let stored = block_on(storage.get_idempotency_record("u1", "k"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.version, 1);
+        let answered = IdempotencyRecord {
+            response: Some("{}".into()),
+            ..stored.clone()
+        };
+        assert_eq!(
+            block_on(storage.update_idempotency_record(&answered, 1)),
+            Ok(2)
+        );
+        assert!(matches!(
+            block_on(storage.update_idempotency_record(&stored, 1)),
+            Err(PortError::Conflict(_))
+        ));
+        assert!(matches!(
+            block_on(storage.update_idempotency_record(&record("u3", "k", 10), 1)),
+            Err(PortError::NotFound(_))
+        ));
+        let now = block_on(storage.get_idempotency_record("u1", "k"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((now.response.as_deref(), now.version), (Some("{}"), 2));
+        assert_eq!(
+            block_on(storage.get_idempotency_record("u1", "x")),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn purging_forgets_expired_records_oldest_first_up_to_the_limit() {
+        let fakes = Fakes::new(0);
+        let storage = &fakes.storage;
+        for (key, expires_at) in [("a", 30), ("b", 10), ("c", 20), ("d", 100)] {
+            block_on(storage.insert_idempotency_record(&record("u1", key, expires_at))).unwrap();
+        }
+        assert_eq!(block_on(storage.purge_idempotency_records(50, 2)), Ok(2));
+        let left: Vec<String> = storage
+            .idempotency_records()
+            .into_iter()
+            .map(|record| record.key)
+            .collect();
+        assert_eq!(left, vec!["a", "d"]);
+        // Expiring exactly now is not yet before now.
+        assert_eq!(block_on(storage.purge_idempotency_records(30, 10)), Ok(0));
+        assert_eq!(block_on(storage.purge_idempotency_records(31, 10)), Ok(1));
+
+        fakes.knobs.fail_next(
+            Op::PurgeIdempotencyRecords,
+            Fault::Fail(PortError::Unavailable("down".into())),
+        );
+        assert!(block_on(storage.purge_idempotency_records(1_000, 10)).is_err());
+        assert_eq!(storage.idempotency_records().len(), 1, "nothing changed");
     }
 }

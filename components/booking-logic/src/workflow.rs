@@ -156,6 +156,10 @@ impl Workflow {
         &self.settings
     }
 
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
     /// Locks the seats and stores a PENDING booking holding them until the
     /// lock expires. Either the booking exists with its lock, or the lock
     /// is released again and an error is returned.
@@ -555,6 +559,12 @@ impl Workflow {
                 Err(other) => return Err(other),
             }
         }
+        report.idempotency_purged = self
+            .ports
+            .storage
+            .purge_idempotency_records(now, limit)
+            .await
+            .map_err(|error| dependency(BOOKING_STORE, error))?;
         Ok(report)
     }
 

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use booking_logic::model::{
-    Booking, BookingPage, BookingStatus, ChargeRequest, Event, EventKind, PageRequest, PricedSeat,
-    Receipt, RefundReceipt, Seat, SeatLock, SeatStatus, Showtime, Timestamp, User,
+    Booking, BookingPage, BookingStatus, Caller, ChargeRequest, Event, EventKind,
+    IdempotencyRecord, PageRequest, PricedSeat, Receipt, RefundReceipt, Seat, SeatLock, SeatStatus,
+    Showtime, Timestamp, User,
 };
 use booking_logic::ports::{self, PortError, PortResult, Ports};
 
@@ -116,6 +117,15 @@ impl ports::Users for WitUsers {
             active: user.active,
         })
     }
+
+    async fn authenticate(&self, token: &str) -> PortResult<Caller> {
+        let caller = users::authenticate(token).map_err(port_error)?;
+        Ok(Caller {
+            user_id: caller.user_id,
+            roles: caller.roles,
+            expires_at: caller.expires_at,
+        })
+    }
 }
 
 struct WitPayments;
@@ -214,6 +224,30 @@ fn from_wit_booking(b: storage::Booking) -> Booking {
     }
 }
 
+fn to_wit_record(r: &IdempotencyRecord) -> storage::IdempotencyRecord {
+    storage::IdempotencyRecord {
+        user_id: r.user_id.clone(),
+        key: r.key.clone(),
+        fingerprint: r.fingerprint.clone(),
+        response: r.response.clone(),
+        lease_expires_at: r.lease_expires_at,
+        expires_at: r.expires_at,
+        version: r.version,
+    }
+}
+
+fn from_wit_record(r: storage::IdempotencyRecord) -> IdempotencyRecord {
+    IdempotencyRecord {
+        user_id: r.user_id,
+        key: r.key,
+        fingerprint: r.fingerprint,
+        response: r.response,
+        lease_expires_at: r.lease_expires_at,
+        expires_at: r.expires_at,
+        version: r.version,
+    }
+}
+
 #[async_trait]
 impl ports::Storage for WitStorage {
     async fn insert(&self, booking: &Booking) -> PortResult<()> {
@@ -248,6 +282,33 @@ impl ports::Storage for WitStorage {
     async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
         let expired = storage::list_expired_pending(now, limit).map_err(port_error)?;
         Ok(expired.into_iter().map(from_wit_booking).collect())
+    }
+
+    async fn insert_idempotency_record(&self, record: &IdempotencyRecord) -> PortResult<()> {
+        storage::insert_idempotency_record(&to_wit_record(record)).map_err(port_error)
+    }
+
+    async fn get_idempotency_record(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> PortResult<Option<IdempotencyRecord>> {
+        Ok(storage::get_idempotency_record(user_id, key)
+            .map_err(port_error)?
+            .map(from_wit_record))
+    }
+
+    async fn update_idempotency_record(
+        &self,
+        record: &IdempotencyRecord,
+        expected_version: u64,
+    ) -> PortResult<u64> {
+        storage::update_idempotency_record(&to_wit_record(record), expected_version)
+            .map_err(port_error)
+    }
+
+    async fn purge_idempotency_records(&self, now: Timestamp, limit: u32) -> PortResult<u32> {
+        storage::purge_idempotency_records(now, limit).map_err(port_error)
     }
 }
 

@@ -46,8 +46,8 @@ impl incoming_handler::Guest for Component {
             let response = match read_request(request).await {
                 Ok(request) => match workflow() {
                     Ok(workflow) => {
-                        let schema = build_schema(Arc::new(workflow));
-                        graphql_http::handle(&schema, request).await
+                        let schema = build_schema(workflow.settings());
+                        graphql_http::handle(&schema, Arc::new(workflow), request).await
                     }
                     Err(message) => {
                         graphql_http::error_response(500, "CONFIGURATION_INVALID", &message)
@@ -70,6 +70,7 @@ impl maintenance::Guest for Component {
         Ok(SweepReport {
             expired: report.expired,
             skipped: report.skipped,
+            idempotency_purged: report.idempotency_purged,
         })
     }
 }

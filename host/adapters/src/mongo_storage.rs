@@ -2,10 +2,14 @@
 //! the booking's string id. Versioned updates are a single
 //! `findOneAndUpdate` whose filter holds the expected version, so two
 //! writers of one version cannot both win; paging is keyset on
-//! (createdAt, _id), newest first.
+//! (createdAt, _id), newest first. Idempotency records live in
+//! `idempotency_records`, unique on (userId, key) and versioned the same
+//! way.
 
 use async_trait::async_trait;
-use booking_logic::model::{Booking, BookingPage, BookingStatus, PageRequest, Timestamp};
+use booking_logic::model::{
+    Booking, BookingPage, BookingStatus, IdempotencyRecord, PageRequest, Timestamp,
+};
 use booking_logic::ports::{PortError, PortResult, Storage};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -19,6 +23,7 @@ use crate::mongo::{MongoDatabase, Operation};
 const MAX_PAGE: u32 = 200;
 
 pub const COLLECTION: &str = "bookings";
+pub const IDEMPOTENCY_COLLECTION: &str = "idempotency_records";
 
 /// A booking as stored. Times are Int64 milliseconds since the epoch, money
 /// Int64 cents, exactly as in the WIT records.
@@ -93,10 +98,57 @@ impl BookingDocument {
     }
 }
 
+/// An idempotency record as stored; times in Int64 milliseconds. The
+/// server assigns `_id`; (userId, key) is the identity, held unique by an
+/// index (nx-27017 cannot query a document-valued `_id`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordDocument {
+    user_id: String,
+    key: String,
+    fingerprint: String,
+    response: Option<String>,
+    lease_expires_at: i64,
+    expires_at: i64,
+    version: i64,
+}
+
+impl RecordDocument {
+    fn from_record(record: &IdempotencyRecord, version: u64) -> PortResult<RecordDocument> {
+        Ok(RecordDocument {
+            user_id: record.user_id.clone(),
+            key: record.key.clone(),
+            fingerprint: record.fingerprint.clone(),
+            response: record.response.clone(),
+            lease_expires_at: int(record.lease_expires_at, "lease expiry")?,
+            expires_at: int(record.expires_at, "expiry")?,
+            version: int(version, "version")?,
+        })
+    }
+
+    fn into_record(self) -> PortResult<IdempotencyRecord> {
+        Ok(IdempotencyRecord {
+            lease_expires_at: uint(self.lease_expires_at, "lease expiry")?,
+            expires_at: uint(self.expires_at, "expiry")?,
+            version: uint(self.version, "version")?,
+            user_id: self.user_id,
+            key: self.key,
+            fingerprint: self.fingerprint,
+            response: self.response,
+        })
+    }
+}
+
+/// The filter selecting one idempotency record.
+fn record_filter(user_id: &str, key: &str) -> Document {
+    doc! { "userId": user_id, "key": key }
+}
+
 #[derive(Clone)]
 pub struct MongoStorage {
     db: MongoDatabase,
     bookings: Collection<BookingDocument>,
+    idempotency: Collection<RecordDocument>,
 }
 
 impl MongoStorage {
@@ -124,7 +176,31 @@ impl MongoStorage {
         });
         db.run(Operation::Write, bookings.create_indexes(indexes))
             .await?;
-        Ok(MongoStorage { db, bookings })
+        let idempotency = db.collection::<RecordDocument>(IDEMPOTENCY_COLLECTION);
+        let indexes = [
+            // The identity: a second insert of (user, key) is a conflict.
+            ("idempotency_by_key", doc! { "userId": 1, "key": 1 }, true),
+            // The sweep's purge: records by expiry.
+            ("idempotency_by_expiry", doc! { "expiresAt": 1 }, false),
+        ]
+        .map(|(name, keys, unique)| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(
+                    IndexOptions::builder()
+                        .name(name.to_owned())
+                        .unique(unique)
+                        .build(),
+                )
+                .build()
+        });
+        db.run(Operation::Write, idempotency.create_indexes(indexes))
+            .await?;
+        Ok(MongoStorage {
+            db,
+            bookings,
+            idempotency,
+        })
     }
 
     pub async fn health(&self) -> Result<(), String> {
@@ -275,5 +351,124 @@ impl Storage for MongoStorage {
             limit.clamp(1, MAX_PAGE),
         )
         .await
+    }
+
+    async fn insert_idempotency_record(&self, record: &IdempotencyRecord) -> PortResult<()> {
+        let document = RecordDocument::from_record(record, 1)?;
+        match self
+            .db
+            .run(Operation::Write, self.idempotency.insert_one(document))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(PortError::Conflict(_)) => Err(PortError::Conflict(format!(
+                "idempotency key {} of {} already exists",
+                record.key, record.user_id
+            ))),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn get_idempotency_record(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> PortResult<Option<IdempotencyRecord>> {
+        self.db
+            .run(
+                Operation::Read,
+                self.idempotency.find_one(record_filter(user_id, key)),
+            )
+            .await?
+            .map(RecordDocument::into_record)
+            .transpose()
+    }
+
+    async fn update_idempotency_record(
+        &self,
+        record: &IdempotencyRecord,
+        expected_version: u64,
+    ) -> PortResult<u64> {
+        let next_version = expected_version
+            .checked_add(1)
+            .ok_or_else(|| PortError::Rejected("version is too large".into()))?;
+        let next = RecordDocument::from_record(record, next_version)?;
+        let update = doc! { "$set": {
+            "fingerprint": next.fingerprint,
+            "response": next.response,
+            "leaseExpiresAt": next.lease_expires_at,
+            "expiresAt": next.expires_at,
+            "version": next.version,
+        }};
+        let mut filter = record_filter(&record.user_id, &record.key);
+        filter.insert("version", int(expected_version, "version")?);
+        let previous = self
+            .db
+            .run(
+                Operation::Write,
+                self.idempotency.find_one_and_update(filter, update),
+            )
+            .await?;
+        if previous.is_some() {
+            return Ok(next_version);
+        }
+        let exists = self
+            .db
+            .run(
+                Operation::Read,
+                self.idempotency
+                    .clone_with_type::<Document>()
+                    .find_one(record_filter(&record.user_id, &record.key))
+                    .projection(doc! { "_id": 1 }),
+            )
+            .await?
+            .is_some();
+        Err(if exists {
+            PortError::Conflict(format!(
+                "idempotency key {} of {} changed since version {expected_version}",
+                record.key, record.user_id
+            ))
+        } else {
+            PortError::NotFound(format!(
+                "idempotency key {} of {}",
+                record.key, record.user_id
+            ))
+        })
+    }
+
+    async fn purge_idempotency_records(&self, now: Timestamp, limit: u32) -> PortResult<u32> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let expired = doc! { "expiresAt": { "$lt": int(now, "now")? } };
+        // deleteMany has no limit: pick the oldest ids, then delete those
+        // (still expired: one may have been renewed in between).
+        let ids: Vec<mongodb::bson::Bson> = self
+            .db
+            .run(Operation::Read, async {
+                self.idempotency
+                    .clone_with_type::<Document>()
+                    .find(expired.clone())
+                    .sort(doc! { "expiresAt": 1 })
+                    .limit(i64::from(limit))
+                    .projection(doc! { "_id": 1 })
+                    .await?
+                    .try_collect::<Vec<Document>>()
+                    .await
+            })
+            .await?
+            .into_iter()
+            .filter_map(|mut document| document.remove("_id"))
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut filter = expired;
+        filter.insert("_id", doc! { "$in": ids });
+        let deleted = self
+            .db
+            .run(Operation::Write, self.idempotency.delete_many(filter))
+            .await?;
+        Ok(u32::try_from(deleted.deleted_count).unwrap_or(u32::MAX))
     }
 }

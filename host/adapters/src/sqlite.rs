@@ -41,6 +41,20 @@ CREATE TABLE IF NOT EXISTS events (
     published_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_by_booking ON events (booking_id, seq);
+
+-- The first answer to a mutation sent with an idempotency key, per user.
+CREATE TABLE IF NOT EXISTS idempotency_records (
+    user_id          TEXT NOT NULL,
+    key              TEXT NOT NULL,
+    fingerprint      TEXT NOT NULL,
+    response         TEXT,
+    lease_expires_at INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    version          INTEGER NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
+-- The sweep's purge.
+CREATE INDEX IF NOT EXISTS idempotency_by_expiry ON idempotency_records (expires_at);
 "#;
 
 /// Indexes on columns that older files gain in `migrate`.

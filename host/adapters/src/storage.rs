@@ -1,8 +1,11 @@
 //! `storage` on the embedded SQLite database: versioned single-row updates
-//! (`UPDATE … WHERE id = ? AND version = ?`), keyset paging per user.
+//! (`UPDATE … WHERE id = ? AND version = ?`), keyset paging per user. The
+//! idempotency records are versioned the same way, keyed by (user, key).
 
 use async_trait::async_trait;
-use booking_logic::model::{Booking, BookingPage, BookingStatus, PageRequest, Timestamp};
+use booking_logic::model::{
+    Booking, BookingPage, BookingStatus, IdempotencyRecord, PageRequest, Timestamp,
+};
 use booking_logic::ports::{PortError, PortResult, Storage};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -78,6 +81,21 @@ fn read_booking(row: &Row<'_>) -> rusqlite::Result<Booking> {
         created_at: row.get::<_, i64>(11)? as u64,
         updated_at: row.get::<_, i64>(12)? as u64,
         version: row.get::<_, i64>(13)? as u64,
+    })
+}
+
+const RECORD_COLUMNS: &str =
+    "user_id, key, fingerprint, response, lease_expires_at, expires_at, version";
+
+fn read_record(row: &Row<'_>) -> rusqlite::Result<IdempotencyRecord> {
+    Ok(IdempotencyRecord {
+        user_id: row.get(0)?,
+        key: row.get(1)?,
+        fingerprint: row.get(2)?,
+        response: row.get(3)?,
+        lease_expires_at: row.get::<_, i64>(4)? as u64,
+        expires_at: row.get::<_, i64>(5)? as u64,
+        version: row.get::<_, i64>(6)? as u64,
     })
 }
 
@@ -265,6 +283,128 @@ impl Storage for SqliteStorage {
             })
             .await
     }
+
+    async fn insert_idempotency_record(&self, record: &IdempotencyRecord) -> PortResult<()> {
+        let r = record.clone();
+        let (lease, expires) = (
+            sql_int(r.lease_expires_at, "lease expiry")?,
+            sql_int(r.expires_at, "expiry")?,
+        );
+        self.db
+            .run(move |connection| {
+                let inserted = connection
+                    .execute(
+                        &format!(
+                            "INSERT INTO idempotency_records ({RECORD_COLUMNS}) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1) ON CONFLICT DO NOTHING"
+                        ),
+                        params![r.user_id, r.key, r.fingerprint, r.response, lease, expires],
+                    )
+                    .map_err(unavailable)?;
+                if inserted == 0 {
+                    return Err(PortError::Conflict(format!(
+                        "idempotency key {} of {} already exists",
+                        r.key, r.user_id
+                    )));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_idempotency_record(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> PortResult<Option<IdempotencyRecord>> {
+        let (user_id, key) = (user_id.to_owned(), key.to_owned());
+        self.db
+            .run(move |connection| {
+                connection
+                    .query_row(
+                        &format!(
+                            "SELECT {RECORD_COLUMNS} FROM idempotency_records \
+                             WHERE user_id = ?1 AND key = ?2"
+                        ),
+                        [user_id, key],
+                        read_record,
+                    )
+                    .optional()
+                    .map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn update_idempotency_record(
+        &self,
+        record: &IdempotencyRecord,
+        expected_version: u64,
+    ) -> PortResult<u64> {
+        let r = record.clone();
+        let (lease, expires, expected) = (
+            sql_int(r.lease_expires_at, "lease expiry")?,
+            sql_int(r.expires_at, "expiry")?,
+            sql_int(expected_version, "version")?,
+        );
+        self.db
+            .run(move |connection| {
+                let updated_rows = connection
+                    .execute(
+                        "UPDATE idempotency_records SET fingerprint = ?1, response = ?2, \
+                         lease_expires_at = ?3, expires_at = ?4, version = version + 1 \
+                         WHERE user_id = ?5 AND key = ?6 AND version = ?7",
+                        params![
+                            r.fingerprint,
+                            r.response,
+                            lease,
+                            expires,
+                            r.user_id,
+                            r.key,
+                            expected
+                        ],
+                    )
+                    .map_err(unavailable)?;
+                if updated_rows == 1 {
+                    return Ok(expected_version + 1);
+                }
+                let exists = connection
+                    .query_row(
+                        "SELECT 1 FROM idempotency_records WHERE user_id = ?1 AND key = ?2",
+                        [&r.user_id, &r.key],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                    .map_err(unavailable)?
+                    .is_some();
+                Err(if exists {
+                    PortError::Conflict(format!(
+                        "idempotency key {} of {} changed since version {expected_version}",
+                        r.key, r.user_id
+                    ))
+                } else {
+                    PortError::NotFound(format!("idempotency key {} of {}", r.key, r.user_id))
+                })
+            })
+            .await
+    }
+
+    async fn purge_idempotency_records(&self, now: Timestamp, limit: u32) -> PortResult<u32> {
+        let now = sql_int(now, "now")?;
+        self.db
+            .run(move |connection| {
+                // Bundled SQLite has no DELETE … LIMIT: pick the rows first.
+                let deleted = connection
+                    .execute(
+                        "DELETE FROM idempotency_records WHERE rowid IN \
+                         (SELECT rowid FROM idempotency_records WHERE expires_at < ?1 \
+                          ORDER BY expires_at LIMIT ?2)",
+                        params![now, limit],
+                    )
+                    .map_err(unavailable)?;
+                Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
+            })
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -440,6 +580,125 @@ mod tests {
             "oldest lock first, only PENDING"
         );
         assert_eq!(storage.list_expired_pending(100, 1).await.unwrap().len(), 1);
+    }
+
+    fn record(user: &str, key: &str, expires_at: u64) -> IdempotencyRecord {
+        IdempotencyRecord {
+            user_id: user.into(),
+            key: key.into(),
+            fingerprint: "createBooking:1234".into(),
+            response: None,
+            lease_expires_at: 50,
+            expires_at,
+            version: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotency_records_are_inserted_once_per_user_and_key() {
+        let (_dir, storage) = open();
+        storage
+            .insert_idempotency_record(&record("u1", "k1", 100))
+            .await
+            .unwrap();
+        assert!(matches!(
+            storage
+                .insert_idempotency_record(&record("u1", "k1", 999))
+                .await,
+            Err(PortError::Conflict(_))
+        ));
+        // Keys are scoped per user.
+        storage
+            .insert_idempotency_record(&record("u2", "k1", 100))
+            .await
+            .unwrap();
+        let stored = storage
+            .get_idempotency_record("u1", "k1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored,
+            IdempotencyRecord {
+                version: 1,
+                ..record("u1", "k1", 100)
+            },
+            "the first insert stays, at version 1"
+        );
+        assert_eq!(
+            storage.get_idempotency_record("u1", "other").await,
+            Ok(None)
+        );
+    }
+
+    #[tokio::test]
+    async fn idempotency_record_updates_are_compare_and_swap() {
+        let (_dir, storage) = open();
+        storage
+            .insert_idempotency_record(&record("u1", "k1", 100))
+            .await
+            .unwrap();
+        let answered = IdempotencyRecord {
+            response: Some(r#"{"data":{}}"#.into()),
+            expires_at: 200,
+            ..record("u1", "k1", 100)
+        };
+        assert_eq!(storage.update_idempotency_record(&answered, 1).await, Ok(2));
+        assert!(matches!(
+            storage.update_idempotency_record(&answered, 1).await,
+            Err(PortError::Conflict(_))
+        ));
+        assert_eq!(storage.update_idempotency_record(&answered, 2).await, Ok(3));
+        let stored = storage
+            .get_idempotency_record("u1", "k1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored,
+            IdempotencyRecord {
+                version: 3,
+                ..answered.clone()
+            }
+        );
+        assert!(matches!(
+            storage
+                .update_idempotency_record(&record("u1", "ghost", 1), 1)
+                .await,
+            Err(PortError::NotFound(_))
+        ));
+
+        let attempts = (0..20).map(|_| {
+            let (storage, update) = (storage.clone(), answered.clone());
+            tokio::spawn(async move { storage.update_idempotency_record(&update, 3).await })
+        });
+        let mut winners = 0;
+        for attempt in attempts {
+            if attempt.await.unwrap().is_ok() {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1);
+    }
+
+    #[tokio::test]
+    async fn purging_deletes_expired_records_oldest_first_up_to_the_limit() {
+        let (_dir, storage) = open();
+        for (key, expires_at) in [("a", 30), ("b", 10), ("c", 20), ("d", 100)] {
+            storage
+                .insert_idempotency_record(&record("u1", key, expires_at))
+                .await
+                .unwrap();
+        }
+        assert_eq!(storage.purge_idempotency_records(50, 2).await, Ok(2));
+        for (key, kept) in [("a", true), ("b", false), ("c", false), ("d", true)] {
+            let found = storage.get_idempotency_record("u1", key).await.unwrap();
+            assert_eq!(found.is_some(), kept, "{key}");
+        }
+        // Expiring exactly now is not yet before now.
+        assert_eq!(storage.purge_idempotency_records(30, 10).await, Ok(0));
+        assert_eq!(storage.purge_idempotency_records(1_000, 10).await, Ok(2));
+        assert_eq!(storage.purge_idempotency_records(1_000, 10).await, Ok(0));
     }
 
     #[tokio::test]

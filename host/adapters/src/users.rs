@@ -1,16 +1,28 @@
-//! The `users` port over the User service's REST API
-//! (`GET /users/{id}`).
+//! The `users` port over the User service's REST API (`GET /users/{id}`,
+//! and `GET /auth/me` with the client's bearer token to authenticate it;
+//! positive answers are cached briefly, see `auth_cache`).
 
-use std::time::Duration;
+mod auth_cache;
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::ensure;
 use async_trait::async_trait;
-use booking_logic::model::User;
+use booking_logic::model::{Caller, User};
 use booking_logic::ports::{PortError, PortResult, Users};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+use self::auth_cache::AuthCache;
 use crate::rest::{describe, url};
+
+/// How long an authenticated token is trusted without asking again (at
+/// most until it expires): a revoked token may work this much longer.
+pub const DEFAULT_AUTH_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Tokens remembered at most; more evict the oldest.
+const AUTH_CACHE_CAPACITY: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct UsersConfig {
@@ -24,6 +36,7 @@ pub struct UsersConfig {
 pub struct RestUsers {
     client: reqwest::Client,
     base: Url,
+    auth_cache: Mutex<AuthCache>,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +45,16 @@ struct UserBody {
     name: String,
     email: String,
     active: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CallerBody {
+    user_id: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    expires_at: u64,
 }
 
 impl RestUsers {
@@ -45,7 +68,57 @@ impl RestUsers {
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .build()?;
-        Ok(RestUsers { client, base })
+        Ok(RestUsers {
+            client,
+            base,
+            auth_cache: Mutex::new(AuthCache::new(DEFAULT_AUTH_CACHE_TTL, AUTH_CACHE_CAPACITY)),
+        })
+    }
+
+    /// Trusts an authenticated token for `ttl` (zero: ask every time)
+    /// instead of `DEFAULT_AUTH_CACHE_TTL`.
+    pub fn with_auth_cache_ttl(self, ttl: Duration) -> Self {
+        RestUsers {
+            auth_cache: Mutex::new(AuthCache::new(ttl, AUTH_CACHE_CAPACITY)),
+            ..self
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, AuthCache> {
+        // The cache holds no invariant a panic could break half-way.
+        self.auth_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn fetch_caller(&self, token: &str) -> PortResult<Caller> {
+        let response = self
+            .client
+            .get(url(&self.base, &["auth", "me"]))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport_error)?;
+        if !status.is_success() {
+            let message = describe("users", status, &body);
+            return Err(match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PortError::Rejected(message),
+                // No such endpoint: the service cannot authenticate at all,
+                // which is not the client's fault.
+                StatusCode::NOT_FOUND => PortError::Unavailable(message),
+                s if s.is_server_error() => PortError::Unavailable(message),
+                _ => PortError::Rejected(message),
+            });
+        }
+        let caller: CallerBody = serde_json::from_slice(&body)
+            .map_err(|e| PortError::Unavailable(format!("users: malformed caller: {e}")))?;
+        Ok(Caller {
+            user_id: caller.user_id,
+            roles: caller.roles,
+            expires_at: caller.expires_at,
+        })
     }
 
     pub async fn health(&self) -> Result<(), String> {
@@ -95,6 +168,29 @@ impl Users for RestUsers {
             active: user.active,
         })
     }
+
+    async fn authenticate(&self, token: &str) -> PortResult<Caller> {
+        // Bearer tokens are visible ASCII; anything else cannot be sent in
+        // a header, and is nobody's token. (Never log the token itself.)
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(PortError::Rejected("users: malformed token".into()));
+        }
+        if let Some(caller) = self.cache().get(token, Instant::now()) {
+            return Ok(caller);
+        }
+        let caller = self.fetch_caller(token).await?;
+        let valid_for = Duration::from_millis(caller.expires_at.saturating_sub(now_ms()));
+        self.cache().put(token, &caller, valid_for, Instant::now());
+        Ok(caller)
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit of token expiry.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// No answer in time may still be an answer on the way; anything else

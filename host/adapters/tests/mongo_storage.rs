@@ -10,7 +10,7 @@ use booking_adapters::mongo::{MongoConfig, MongoDatabase};
 use booking_adapters::mongo_events::MongoEventLog;
 use booking_adapters::mongo_storage::MongoStorage;
 use booking_adapters::outbox::{Delivery, Outbox};
-use booking_logic::model::{Booking, BookingStatus, EventKind, PageRequest};
+use booking_logic::model::{Booking, BookingStatus, EventKind, IdempotencyRecord, PageRequest};
 use booking_logic::ports::{Events, PortError, Storage};
 use futures::TryStreamExt;
 use mongodb::bson::Document;
@@ -220,6 +220,140 @@ async fn only_pending_bookings_past_their_lock_are_expired_candidates() {
     assert_eq!(storage.list_expired_pending(100, 1).await.unwrap().len(), 1);
 }
 
+fn record(user: &str, key: &str, expires_at: u64) -> IdempotencyRecord {
+    IdempotencyRecord {
+        user_id: user.into(),
+        key: key.into(),
+        fingerprint: "createBooking:1234".into(),
+        response: None,
+        lease_expires_at: 50,
+        expires_at,
+        version: 0,
+    }
+}
+
+#[tokio::test]
+async fn idempotency_records_are_inserted_once_per_user_and_key() {
+    let Some(db) = database().await else { return };
+    let storage = MongoStorage::open(db).await.expect("indexes");
+    storage
+        .insert_idempotency_record(&record("u1", "k1", 100))
+        .await
+        .unwrap();
+    assert!(matches!(
+        storage
+            .insert_idempotency_record(&record("u1", "k1", 999))
+            .await,
+        Err(PortError::Conflict(_))
+    ));
+    // Keys are scoped per user.
+    storage
+        .insert_idempotency_record(&record("u2", "k1", 100))
+        .await
+        .unwrap();
+    let stored = storage.get_idempotency_record("u1", "k1").await.unwrap();
+    assert_eq!(
+        stored,
+        Some(IdempotencyRecord {
+            version: 1,
+            ..record("u1", "k1", 100)
+        }),
+        "the first insert stays, at version 1"
+    );
+    assert_eq!(
+        storage
+            .get_idempotency_record("u2", "k1")
+            .await
+            .unwrap()
+            .map(|r| r.user_id),
+        Some("u2".to_owned())
+    );
+    assert_eq!(
+        storage.get_idempotency_record("u1", "other").await,
+        Ok(None)
+    );
+}
+
+#[tokio::test]
+async fn idempotency_record_updates_are_compare_and_swap() {
+    let Some(db) = database().await else { return };
+    let storage = MongoStorage::open(db).await.expect("indexes");
+    storage
+        .insert_idempotency_record(&record("u1", "k1", 100))
+        .await
+        .unwrap();
+    let answered = IdempotencyRecord {
+        response: Some(r#"{"data":{}}"#.into()),
+        expires_at: 200,
+        ..record("u1", "k1", 100)
+    };
+    assert_eq!(storage.update_idempotency_record(&answered, 1).await, Ok(2));
+    assert!(matches!(
+        storage.update_idempotency_record(&answered, 1).await,
+        Err(PortError::Conflict(_))
+    ));
+    assert_eq!(storage.update_idempotency_record(&answered, 2).await, Ok(3));
+    assert_eq!(
+        storage.get_idempotency_record("u1", "k1").await,
+        Ok(Some(IdempotencyRecord {
+            version: 3,
+            ..answered.clone()
+        }))
+    );
+    assert!(matches!(
+        storage
+            .update_idempotency_record(&record("u1", "ghost", 1), 1)
+            .await,
+        Err(PortError::NotFound(_))
+    ));
+
+    let attempts: Vec<_> = (0..20)
+        .map(|n| {
+            let (storage, mut update) = (storage.clone(), answered.clone());
+            update.response = Some(format!("writer {n}"));
+            tokio::spawn(async move { storage.update_idempotency_record(&update, 3).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (n, attempt) in attempts.into_iter().enumerate() {
+        match attempt.await.unwrap() {
+            Ok(version) => winners.push((n, version)),
+            Err(PortError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let (winner, version) = winners[0];
+    let now = storage
+        .get_idempotency_record("u1", "k1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((version, now.version), (4, 4));
+    assert_eq!(now.response, Some(format!("writer {winner}")));
+}
+
+#[tokio::test]
+async fn purging_deletes_expired_records_oldest_first_up_to_the_limit() {
+    let Some(db) = database().await else { return };
+    let storage = MongoStorage::open(db).await.expect("indexes");
+    for (key, expires_at) in [("a", 30), ("b", 10), ("c", 20), ("d", 100)] {
+        storage
+            .insert_idempotency_record(&record("u1", key, expires_at))
+            .await
+            .unwrap();
+    }
+    assert_eq!(storage.purge_idempotency_records(50, 2).await, Ok(2));
+    for (key, kept) in [("a", true), ("b", false), ("c", false), ("d", true)] {
+        let found = storage.get_idempotency_record("u1", key).await.unwrap();
+        assert_eq!(found.is_some(), kept, "{key}");
+    }
+    // Expiring exactly now is not yet before now.
+    assert_eq!(storage.purge_idempotency_records(30, 10).await, Ok(0));
+    assert_eq!(storage.purge_idempotency_records(1_000, 10).await, Ok(2));
+    assert_eq!(storage.purge_idempotency_records(1_000, 10).await, Ok(0));
+}
+
 /// Key names of each index of a collection, in key order, with its
 /// uniqueness (the test server ignores index names and key directions, so
 /// that is what can be compared).
@@ -270,6 +404,9 @@ async fn indexes_exist_after_opening_and_opening_again_is_harmless() {
         "{events:?}"
     );
     assert!(has_index(&events, &["pending", "seq"], false), "{events:?}");
+    let records = indexes(&db, booking_adapters::mongo_storage::IDEMPOTENCY_COLLECTION).await;
+    assert!(has_index(&records, &["userId", "key"], true), "{records:?}");
+    assert!(has_index(&records, &["expiresAt"], false), "{records:?}");
 }
 
 #[tokio::test]

@@ -3,10 +3,12 @@
 //! the failure mappings the peers never produce.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use booking_adapters::payments::{PaymentsConfig, RestPayments};
 use booking_adapters::seats::{GrpcSeats, SeatsConfig};
 use booking_adapters::users::{RestUsers, UsersConfig};
@@ -367,6 +369,148 @@ async fn users_failures() {
     assert_kind(garbled.get_user("user_123").await, unavailable);
     let refusing = users_at(&canned_server(StatusCode::FORBIDDEN, "").await, API_TIMEOUT);
     assert_kind(refusing.get_user("user_123").await, rejected);
+}
+
+/// Signs in at the users peer; the bearer token.
+async fn log_in(users_url: &str, user_id: &str) -> String {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{users_url}/auth/login"))
+        .json(&serde_json::json!({ "userId": user_id, "password": "demo" }))
+        .send()
+        .await
+        .expect("reachable")
+        .json()
+        .await
+        .expect("json");
+    body["token"].as_str().expect("a token").to_owned()
+}
+
+#[tokio::test]
+async fn users_authenticate_valid_and_invalid_tokens() {
+    let peers = peers().await;
+    // No cache: every call asks the service.
+    let users = users_at(&peers.users_url, API_TIMEOUT).with_auth_cache_ttl(Duration::ZERO);
+
+    let token = log_in(&peers.users_url, "user_123").await;
+    let caller = users.authenticate(&token).await.expect("valid token");
+    assert_eq!(caller.user_id, "user_123");
+    assert!(caller.roles.is_empty());
+    assert!(caller.expires_at > now_ms() + 3_000_000, "about an hour");
+
+    let support = users
+        .authenticate(&log_in(&peers.users_url, "support_1").await)
+        .await
+        .expect("valid token");
+    assert_eq!(
+        (support.user_id.as_str(), support.roles),
+        ("support_1", strings(&["support"]))
+    );
+
+    for bad in ["forged", "", "two words", "line\nbreak", "ünicode"] {
+        assert_kind(users.authenticate(bad).await, rejected);
+    }
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/auth/logout", peers.users_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    assert_kind(users.authenticate(&token).await, rejected);
+}
+
+/// A users service whose `/auth/me` knows the tokens "good" (valid for
+/// an hour) and "brief" (valid for 300 ms), counting its calls.
+async fn counting_auth_server() -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let handler = move |headers: HeaderMap| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let valid_ms = match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                Some("Bearer good") => 3_600_000,
+                Some("Bearer brief") => 300,
+                _ => return (StatusCode::UNAUTHORIZED, String::new()),
+            };
+            let body = serde_json::json!({
+                "userId": "user_123",
+                "roles": ["support"],
+                "expiresAt": now_ms() + valid_ms,
+            });
+            (StatusCode::OK, body.to_string())
+        }
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    let app = Router::new().route("/auth/me", axum::routing::get(handler));
+    tokio::spawn(axum::serve(listener, app).into_future());
+    (url, calls)
+}
+
+#[tokio::test]
+async fn users_authenticate_caches_positive_answers_only() {
+    let (url, calls) = counting_auth_server().await;
+    let users = users_at(&url, API_TIMEOUT);
+
+    let first = users.authenticate("good").await.expect("valid");
+    let second = users.authenticate("good").await.expect("cached");
+    assert_eq!(first, second);
+    assert_eq!(second.roles, strings(&["support"]));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the second call did not hit the server"
+    );
+
+    assert_kind(users.authenticate("bad").await, rejected);
+    assert_kind(users.authenticate("bad").await, rejected);
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "rejections are not cached");
+
+    // Cached no longer than the token is valid.
+    users.authenticate("brief").await.expect("valid");
+    users.authenticate("brief").await.expect("cached");
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    users.authenticate("brief").await.expect("asked again");
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+
+    // Nor longer than the cache's TTL.
+    let short = users_at(&url, API_TIMEOUT).with_auth_cache_ttl(Duration::from_millis(100));
+    short.authenticate("good").await.expect("valid");
+    short.authenticate("good").await.expect("cached");
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    short.authenticate("good").await.expect("asked again");
+    assert_eq!(calls.load(Ordering::SeqCst), 7);
+}
+
+#[tokio::test]
+async fn users_authenticate_failures() {
+    let down = users_at(&format!("http://{}", dead_addr().await), API_TIMEOUT);
+    assert_kind(down.authenticate("good").await, unavailable);
+
+    let silent = users_at(&silent_server().await, Duration::from_millis(300));
+    assert_kind(silent.authenticate("good").await, timeout);
+
+    for (status, body, kind) in [
+        (
+            StatusCode::FORBIDDEN,
+            "",
+            rejected as fn(&PortError) -> bool,
+        ),
+        (
+            StatusCode::UNAUTHORIZED,
+            "{\"error\":\"invalid_token\"}",
+            rejected,
+        ),
+        (StatusCode::INTERNAL_SERVER_ERROR, "", unavailable),
+        (StatusCode::NOT_FOUND, "", unavailable),
+        (StatusCode::OK, "{\"userId\":", unavailable),
+    ] {
+        let users = users_at(&canned_server(status, body).await, API_TIMEOUT);
+        assert_kind(users.authenticate("good").await, kind);
+    }
 }
 
 // ---- payments ----

@@ -49,6 +49,9 @@ impl Host {
             // No expiry sweeps during a run: they would compete for CPU.
             .args(["--sweep-interval", "3600"])
             .env("RUST_LOG", "warn")
+            // The bench does not log in: both builds run with authentication
+            // off, the same for both so the comparison stays fair.
+            .env("AUTH_MODE", "disabled")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -89,7 +89,17 @@ pub fn user(id: &str) -> Option<User> {
         "user_456" => Some(named("Bob Smith", "bob@example.com", true)),
         "user_789" => Some(named("Carol Davis", "carol@example.com", true)),
         "user_inactive" => Some(named("Dave Inactive", "dave@example.com", false)),
+        "support_1" => Some(named("Support Desk", "support@example.com", true)),
         _ => load_test_user(id),
+    }
+}
+
+/// The roles of a user: `support_1` may read every booking; everyone else
+/// has none.
+pub fn roles(id: &str) -> Vec<&'static str> {
+    match id {
+        "support_1" => vec!["support"],
+        _ => Vec::new(),
     }
 }
 
@@ -188,6 +198,9 @@ mod tests {
         assert!(user("loadtest_user_01").is_none());
         assert!(user("loadtest_user_+5").is_none());
         assert_eq!(user("user_inactive").map(|u| u.active), Some(false));
+        assert!(user("support_1").is_some_and(|u| u.active && u.name == "Support Desk"));
+        assert_eq!(roles("support_1"), vec!["support"]);
+        assert!(roles("user_123").is_empty());
         assert!(user("nobody").is_none());
     }
 }

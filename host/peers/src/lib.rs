@@ -12,6 +12,7 @@ pub mod users;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use axum::{Json, Router};
@@ -22,6 +23,7 @@ use tonic::transport::server::TcpIncoming;
 
 pub use cinema::CinemaState;
 pub use payments::{PaymentBehaviour, PaymentsState};
+pub use users::UsersState;
 
 /// Where the peers listen. Port 0 picks a free port.
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct PeersConfig {
     pub users_addr: SocketAddr,
     pub payments_addr: SocketAddr,
     pub payments: PaymentBehaviour,
+    /// How long a User-service bearer token is valid.
+    pub token_ttl: Duration,
 }
 
 impl Default for PeersConfig {
@@ -41,6 +45,7 @@ impl Default for PeersConfig {
             users_addr: ephemeral,
             payments_addr: ephemeral,
             payments: PaymentBehaviour::default(),
+            token_ttl: users::DEFAULT_TOKEN_TTL,
         }
     }
 }
@@ -69,6 +74,7 @@ pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
 
     let cinema = CinemaState::new(catalog::showtimes());
     let payments = PaymentsState::new(config.payments);
+    let users = UsersState::new(config.token_ttl);
     let (shutdown, stop) = watch::channel(());
     let mut servers = JoinSet::new();
     servers.spawn(serve_cinema(
@@ -79,7 +85,7 @@ pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
     servers.spawn(serve_http(
         "users",
         users_listener,
-        users::router(),
+        users::router(users),
         stopped(stop.clone()),
     ));
     servers.spawn(serve_http(
@@ -148,7 +154,12 @@ async fn serve_cinema(
     state: CinemaState,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Plain gRPC over HTTP/2 (the host's tonic client) and gRPC-Web over
+    // HTTP/1.1 (the Spin seats adapter, components/spin-adapters) on the
+    // same port.
     tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
         .add_service(cinema::service(state))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop)
         .await

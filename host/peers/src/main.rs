@@ -26,6 +26,9 @@ struct Args {
     /// How long the first response for a `card_lost_reply` payment takes.
     #[arg(long, env = "PEERS_LOST_REPLY_DELAY_MS", default_value_t = 10_000)]
     lost_reply_delay_ms: u64,
+    /// How long a User-service bearer token is valid, in seconds.
+    #[arg(long, env = "PEERS_TOKEN_TTL_SECS", default_value_t = 3600)]
+    token_ttl_secs: u64,
 }
 
 #[tokio::main]
@@ -45,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
             slow_delay: Duration::from_millis(args.slow_delay_ms),
             lost_reply_delay: Duration::from_millis(args.lost_reply_delay_ms),
         },
+        token_ttl: Duration::from_secs(args.token_ttl_secs),
     })
     .await?;
 

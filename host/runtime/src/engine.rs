@@ -49,12 +49,14 @@ impl SandboxEngine {
             .total_memories(limits.max_concurrent_instances * 2)
             .total_tables(limits.max_concurrent_instances * 4)
             .max_memory_size(limits.memory_bytes);
+        experiment_knobs(&mut pool);
 
         let mut config = Config::new();
         config
             .epoch_interruption(true)
             .wasm_component_model(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        configure_profiler(&mut config)?;
         let engine = Engine::new(&config)?;
         let ticker = Arc::new(EpochTicker::start(engine.clone())?);
         Ok(SandboxEngine {
@@ -62,6 +64,54 @@ impl SandboxEngine {
             limits,
             _ticker: ticker,
         })
+    }
+}
+
+// TEMPORARY (benchmark experiments): pool knobs from the environment.
+fn experiment_knobs(pool: &mut PoolingAllocationConfig) {
+    let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+    if let Some(n) = num("XP_KEEP_RESIDENT") {
+        pool.linear_memory_keep_resident(n).table_keep_resident(n.min(1 << 16));
+    }
+    if let Some(n) = num("XP_DECOMMIT_BATCH") {
+        pool.decommit_batch_size(n);
+    }
+    if let Some(n) = num("XP_WARM_SLOTS") {
+        pool.max_unused_warm_slots(n as u32);
+    }
+    if std::env::var("XP_PAGEMAP").is_ok() {
+        pool.pagemap_scan(wasmtime::Enabled::Yes);
+    }
+}
+
+/// Environment variable that turns on wasmtime's profiler hooks so `perf`
+/// can name guest functions: `perfmap` (writes `/tmp/perf-<pid>.map`) or
+/// `jitdump` (for `perf inject --jit`). Needs the `profiling` feature of
+/// this crate; off by default.
+pub const PROFILER_ENV: &str = "BOOKING_WASM_PROFILER";
+
+fn configure_profiler(config: &mut Config) -> anyhow::Result<()> {
+    let Ok(choice) = std::env::var(PROFILER_ENV) else {
+        return Ok(());
+    };
+    #[cfg(feature = "profiling")]
+    {
+        use wasmtime::ProfilingStrategy;
+        let strategy = match choice.as_str() {
+            "perfmap" => ProfilingStrategy::PerfMap,
+            "jitdump" => ProfilingStrategy::JitDump,
+            "" | "none" => ProfilingStrategy::None,
+            other => anyhow::bail!("{PROFILER_ENV} must be perfmap, jitdump or none, got {other:?}"),
+        };
+        config.profiler(strategy);
+        Ok(())
+    }
+    #[cfg(not(feature = "profiling"))]
+    {
+        let _ = config;
+        anyhow::bail!(
+            "{PROFILER_ENV}={choice:?} needs a build with `--features booking-runtime/profiling`"
+        )
     }
 }
 

@@ -33,6 +33,7 @@ pub const LOGIC_VERSION_HEADER: &str = "x-logic-version";
 pub struct SweepReport {
     pub expired: u32,
     pub skipped: u32,
+    pub idempotency_purged: u32,
 }
 
 /// Version information for listings.
@@ -457,6 +458,7 @@ impl Runtime {
         Ok(SweepReport {
             expired: report.expired,
             skipped: report.skipped,
+            idempotency_purged: report.idempotency_purged,
         })
     }
 }

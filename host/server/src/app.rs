@@ -18,6 +18,11 @@ pub(crate) struct AppState {
     /// the component.
     pub native: Option<NativeLogic>,
     pub dependencies: Dependencies,
+    /// Largest response body passed on to a client.
+    pub max_response_bytes: usize,
+    /// Whether `/graphiql/<file>` serves GraphiQL's scripts and styles
+    /// (with introspection on, like the page itself).
+    pub graphiql_assets: bool,
 }
 
 /// A started service: its address and a handle to stop it.
@@ -90,6 +95,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         runtime,
         native,
         dependencies,
+        max_response_bytes: config.max_response_kb << 10,
+        graphiql_assets: config.graphql_introspection,
     });
     let sweeper = tokio::spawn(crate::sweeper::run(
         state.clone(),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -110,6 +110,12 @@ pub struct Config {
     #[arg(long, env = "USER_SERVICE_URL")]
     pub user_service_url: Option<String>,
 
+    /// Where the in-process reference User service listens, when it is
+    /// started; clients log in there (`POST /auth/login`). `scripts/run.sh`
+    /// sets 127.0.0.1:8001; the default picks a free port.
+    #[arg(long, env = "REFERENCE_USERS_LISTEN", default_value = "127.0.0.1:0")]
+    pub reference_users_listen: SocketAddr,
+
     /// Payment service base URL. Unset: the reference Payment service, in-process.
     #[arg(long, env = "PAYMENT_SERVICE_URL")]
     pub payment_service_url: Option<String>,
@@ -142,6 +148,41 @@ pub struct Config {
     #[arg(long, env = "REQUEST_CPU_MS", default_value_t = 2000)]
     pub request_cpu_ms: u64,
 
+    /// `required`: mutations and user-scoped queries need
+    /// `Authorization: Bearer <token>` from the User service. `disabled`:
+    /// anyone may act for any user — local experiments only.
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value_t = AuthMode::Required)]
+    pub auth_mode: AuthMode,
+
+    /// Seconds the User service's answer about a token is reused.
+    #[arg(long, env = "AUTH_CACHE_SECONDS", default_value_t = 30)]
+    pub auth_cache_seconds: u64,
+
+    /// Whether the schema answers introspection and GraphiQL is served.
+    #[arg(long, env = "GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphql_introspection: bool,
+
+    /// Deepest selection nesting a GraphQL document may have.
+    #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 10)]
+    pub graphql_max_depth: u32,
+
+    /// Most complexity points a GraphQL document may cost.
+    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 500)]
+    pub graphql_max_complexity: u32,
+
+    /// Most operations in one batched request.
+    #[arg(long, env = "GRAPHQL_MAX_BATCH", default_value_t = 10)]
+    pub graphql_max_batch: u32,
+
+    /// Hours the first answer to an idempotency key is kept (at least 24).
+    #[arg(long, env = "IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24)]
+    pub idempotency_retention_hours: u32,
+
+    /// Largest response body one request may produce, in KiB; a larger
+    /// one is cut off and answered with 502 RESPONSE_TOO_LARGE.
+    #[arg(long, env = "MAX_RESPONSE_KB", default_value_t = 4096)]
+    pub max_response_kb: usize,
+
     /// Requests that may run at once (instance pool size).
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: u32,
@@ -166,15 +207,31 @@ impl Config {
 
     /// Settings the booking logic reads from its environment.
     pub fn guest_env(&self) -> Vec<(String, String)> {
-        vec![
+        let auth_mode = match self.auth_mode {
+            AuthMode::Required => "required",
+            AuthMode::Disabled => "disabled",
+        };
+        [
+            ("SEAT_LOCK_DURATION", self.seat_lock_duration.to_string()),
+            ("MAX_SEATS_PER_BOOKING", self.max_seats_per_booking.to_string()),
+            ("AUTH_MODE", auth_mode.to_string()),
+            ("GRAPHQL_INTROSPECTION", self.graphql_introspection.to_string()),
+            ("GRAPHQL_MAX_DEPTH", self.graphql_max_depth.to_string()),
+            ("GRAPHQL_MAX_COMPLEXITY", self.graphql_max_complexity.to_string()),
+            ("GRAPHQL_MAX_BATCH", self.graphql_max_batch.to_string()),
             (
-                "SEAT_LOCK_DURATION".into(),
-                self.seat_lock_duration.to_string(),
-            ),
-            (
-                "MAX_SEATS_PER_BOOKING".into(),
-                self.max_seats_per_booking.to_string(),
+                "IDEMPOTENCY_RETENTION_HOURS",
+                self.idempotency_retention_hours.to_string(),
             ),
         ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    Required,
+    Disabled,
 }

@@ -160,8 +160,11 @@ impl Dependencies {
             || config.user_service_url.is_none()
             || config.payment_service_url.is_none();
         let peers = if needs_peers {
-            let peers = booking_peers::start(PeersConfig::default())
-                .await
+            let peers = booking_peers::start(PeersConfig {
+                users_addr: config.reference_users_listen,
+                ..PeersConfig::default()
+            })
+            .await
                 .context("starting the reference peers")?;
             tracing::info!(
                 cinema = %peers.cinema_url, users = %peers.users_url, payments = %peers.payments_url,
@@ -191,11 +194,14 @@ impl Dependencies {
                 timeout,
                 connect_timeout,
             })?),
-            users: Arc::new(RestUsers::new(&UsersConfig {
-                url: users_url,
-                timeout,
-                connect_timeout,
-            })?),
+            users: Arc::new(
+                RestUsers::new(&UsersConfig {
+                    url: users_url,
+                    timeout,
+                    connect_timeout,
+                })?
+                .with_auth_cache_ttl(std::time::Duration::from_secs(config.auth_cache_seconds)),
+            ),
             payments: Arc::new(RestPayments::new(&PaymentsConfig {
                 url: payments_url,
                 charge_timeout: config.payment_timeout(),

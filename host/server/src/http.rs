@@ -1,4 +1,5 @@
-//! The HTTP front: `/health` is answered by the host; everything else goes
+//! The HTTP front: `/health` and GraphiQL's scripts and styles
+//! (`/graphiql/<file>`) are answered by the host; everything else goes
 //! to a fresh instance of the booking component (or, with `--logic
 //! native`, to the logic compiled into the host).
 
@@ -6,8 +7,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::{BodyExt, Limited};
@@ -21,8 +22,11 @@ use crate::app::AppState;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/health", get(health))
+    let mut router = Router::new().route("/health", get(health));
+    if state.graphiql_assets {
+        router = router.route("/graphiql/{file}", get(graphiql_asset));
+    }
+    router
         .fallback(to_component)
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
@@ -41,6 +45,49 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// GraphiQL's page (served by the component at `GET /graphql`) loads
+/// these instead of a CDN, so it works offline. Vendored by
+/// `scripts/vendor-graphiql.sh`; versions in `assets/graphiql/README.md`.
+const GRAPHIQL_ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "graphiql.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/graphiql/graphiql.min.js"),
+    ),
+    (
+        "graphiql.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../assets/graphiql/graphiql.min.css"),
+    ),
+    (
+        "react.production.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/graphiql/react.production.min.js"),
+    ),
+    (
+        "react-dom.production.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/graphiql/react-dom.production.min.js"),
+    ),
+];
+
+/// The page asks for `?v=<version>`, so a new vendored version is a new
+/// URL and these may be cached for good.
+async fn graphiql_asset(Path(file): Path<String>) -> Response {
+    match GRAPHIQL_ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, bytes)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            *bytes,
+        )
+            .into_response(),
+        None => error_response(404, "NOT_FOUND", "no such GraphiQL file").map(Body::new),
+    }
+}
+
 async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let declared_length = request
         .headers()
@@ -50,7 +97,7 @@ async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> R
         return too_large();
     }
     if let Some(native) = &state.native {
-        return native.handle(request).await;
+        return capped(native.handle(request).await, state.max_response_bytes).await;
     }
     let (parts, body) = request.into_parts();
     // Chunked bodies have no declared length: cut them off while streaming.
@@ -63,9 +110,35 @@ async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> R
     });
     let request = Request::from_parts(parts, body);
     match state.runtime.handle(request).await {
-        Ok(response) => response.map(Body::new),
+        Ok(response) => capped(response.map(Body::new), state.max_response_bytes).await,
         Err(error) => {
             tracing::error!("request failed in the component: {error:#}");
+            error_response(
+                500,
+                "INTERNAL",
+                "the request failed inside the booking logic",
+            )
+            .map(Body::new)
+        }
+    }
+}
+
+/// Reads the whole body, up to `max_bytes`. A larger answer is a logic
+/// bug or an attack on clients: it is dropped (the guest stops when its
+/// stream is closed) and answered with 502. Reading it here also turns a
+/// guest that traps halfway through its body into a clean 500 instead of
+/// a truncated 200.
+async fn capped(response: Response, max_bytes: usize) -> Response {
+    let (parts, body) = response.into_parts();
+    match Limited::new(body, max_bytes).collect().await {
+        Ok(collected) => Response::from_parts(parts, Body::from(collected.to_bytes())),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            tracing::warn!(max_bytes, "a response exceeded the size limit");
+            let message = format!("the response was larger than the {max_bytes}-byte limit");
+            error_response(502, "RESPONSE_TOO_LARGE", &message).map(Body::new)
+        }
+        Err(error) => {
+            tracing::error!("the response body failed: {error}");
             error_response(
                 500,
                 "INTERNAL",

@@ -89,8 +89,11 @@ impl NativeLogic {
                 .collect(),
             body,
         };
-        let schema = build_schema(std::sync::Arc::new(self.workflow()));
-        into_response(graphql_http::handle(&schema, request).await)
+        // Built per request like the component does, so the benchmark
+        // compares equal work.
+        let workflow = std::sync::Arc::new(self.workflow());
+        let schema = build_schema(workflow.settings());
+        into_response(graphql_http::handle(&schema, workflow, request).await)
     }
 
     pub async fn sweep_expired(&self, limit: u32) -> anyhow::Result<SweepReport> {
@@ -98,6 +101,7 @@ impl NativeLogic {
         Ok(SweepReport {
             expired: report.expired,
             skipped: report.skipped,
+            idempotency_purged: report.idempotency_purged,
         })
     }
 }

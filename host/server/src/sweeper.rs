@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::app::AppState;
 
-/// Bookings expired per component call; a full batch means "run again".
+/// Bookings expired (and idempotency records purged) per component call;
+/// a full batch means "run again".
 const BATCH: u32 = 100;
 
 pub async fn run(state: Arc<AppState>, interval: Duration) {
@@ -21,14 +22,17 @@ pub async fn run(state: Arc<AppState>, interval: Duration) {
             };
             match swept {
                 Ok(report) => {
-                    if report.expired > 0 || report.skipped > 0 {
+                    if report.expired > 0 || report.skipped > 0 || report.idempotency_purged > 0 {
                         tracing::info!(
                             expired = report.expired,
                             skipped = report.skipped,
+                            idempotency_purged = report.idempotency_purged,
                             "expiry sweep"
                         );
                     }
-                    if report.expired + report.skipped < BATCH {
+                    // Either batch full means more may be due.
+                    if report.expired + report.skipped < BATCH && report.idempotency_purged < BATCH
+                    {
                         break;
                     }
                 }

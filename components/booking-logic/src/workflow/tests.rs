@@ -855,7 +855,8 @@ fn the_sweeper_expires_only_overdue_bookings() {
         report,
         SweepReport {
             expired: 2,
-            skipped: 0
+            skipped: 0,
+            idempotency_purged: 0,
         }
     );
     for booking in [&first, &second] {

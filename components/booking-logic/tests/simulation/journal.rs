@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use booking_logic::model::{
-    Booking, BookingPage, ChargeRequest, Event, EventKind, PageRequest, Receipt, RefundReceipt,
-    Seat, SeatLock, Showtime, Timestamp,
+    Booking, BookingPage, ChargeRequest, Event, EventKind, IdempotencyRecord, PageRequest, Receipt,
+    RefundReceipt, Seat, SeatLock, Showtime, Timestamp,
 };
 use booking_logic::ports::{Events, Payments, PortError, PortResult, Seats, Storage};
 use booking_logic::testing::{FakeEvents, FakePayments, FakeSeats, FakeStorage};
@@ -238,5 +238,31 @@ impl Storage for ObservedStorage {
 
     async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
         self.0.list_expired_pending(now, limit).await
+    }
+
+    async fn insert_idempotency_record(&self, record: &IdempotencyRecord) -> PortResult<()> {
+        self.0.insert_idempotency_record(record).await
+    }
+
+    async fn get_idempotency_record(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> PortResult<Option<IdempotencyRecord>> {
+        self.0.get_idempotency_record(user_id, key).await
+    }
+
+    async fn update_idempotency_record(
+        &self,
+        record: &IdempotencyRecord,
+        expected_version: u64,
+    ) -> PortResult<u64> {
+        self.0
+            .update_idempotency_record(record, expected_version)
+            .await
+    }
+
+    async fn purge_idempotency_records(&self, now: Timestamp, limit: u32) -> PortResult<u32> {
+        self.0.purge_idempotency_records(now, limit).await
     }
 }

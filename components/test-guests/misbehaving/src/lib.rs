@@ -6,6 +6,7 @@
 //! - `/memory` allocates until the memory limit refuses
 //! - `/lock-then-trap?seat=A1` locks a seat of `showtime_456` for 1 s, then
 //!   traps mid-mutation (the lock's TTL must free the seat)
+//! - `/huge?mb=8` streams an 8 MiB body (the response cap must cut it off)
 //! - `/graphql` answers the host's smoke query (`{ logicVersion }`), so the
 //!   host accepts it like any logic version
 //! - anything else answers 200 "ok"
@@ -64,6 +65,14 @@ impl incoming_handler::Guest for Misbehaving {
                     locked.map(|lock| lock.id)
                 );
             }
+            "/huge" => {
+                let mib: usize = path
+                    .split("mb=")
+                    .nth(1)
+                    .and_then(|mib| mib.parse().ok())
+                    .unwrap_or(8);
+                respond(response_out, 200, &vec![b'x'; mib << 20]);
+            }
             "/graphql" => respond(
                 response_out,
                 200,
@@ -79,6 +88,7 @@ impl maintenance::Guest for Misbehaving {
         Ok(SweepReport {
             expired: 0,
             skipped: 0,
+            idempotency_purged: 0,
         })
     }
 }
@@ -91,7 +101,12 @@ fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
     };
     ResponseOutparam::set(out, Ok(response));
     if let Ok(stream) = outgoing_body.write() {
-        let _ = stream.blocking_write_and_flush(body);
+        // One call writes at most 4096 bytes.
+        for chunk in body.chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
     }
     let _ = OutgoingBody::finish(outgoing_body, None);
 }

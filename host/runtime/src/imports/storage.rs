@@ -3,7 +3,9 @@
 use booking_logic::model;
 
 use super::wit_error;
-use crate::bindings::storage::{Booking, BookingPage, BookingStatus, Host, PageRequest};
+use crate::bindings::storage::{
+    Booking, BookingPage, BookingStatus, Host, IdempotencyRecord, PageRequest,
+};
 use crate::bindings::types::{Error, Timestamp};
 use crate::state::RequestState;
 
@@ -69,6 +71,30 @@ fn to_wit(b: model::Booking) -> Booking {
     }
 }
 
+fn record_to_model(r: IdempotencyRecord) -> model::IdempotencyRecord {
+    model::IdempotencyRecord {
+        user_id: r.user_id,
+        key: r.key,
+        fingerprint: r.fingerprint,
+        response: r.response,
+        lease_expires_at: r.lease_expires_at,
+        expires_at: r.expires_at,
+        version: r.version,
+    }
+}
+
+fn record_to_wit(r: model::IdempotencyRecord) -> IdempotencyRecord {
+    IdempotencyRecord {
+        user_id: r.user_id,
+        key: r.key,
+        fingerprint: r.fingerprint,
+        response: r.response,
+        lease_expires_at: r.lease_expires_at,
+        expires_at: r.expires_at,
+        version: r.version,
+    }
+}
+
 impl Host for RequestState {
     async fn insert(&mut self, booking: Booking) -> Result<(), Error> {
         let storage = self.ports.storage.clone();
@@ -128,5 +154,49 @@ impl Host for RequestState {
             .await
             .map_err(wit_error)?;
         Ok(expired.into_iter().map(to_wit).collect())
+    }
+
+    async fn insert_idempotency_record(&mut self, record: IdempotencyRecord) -> Result<(), Error> {
+        let storage = self.ports.storage.clone();
+        self.host_call(storage.insert_idempotency_record(&record_to_model(record)))
+            .await
+            .map_err(wit_error)
+    }
+
+    async fn get_idempotency_record(
+        &mut self,
+        user_id: String,
+        key: String,
+    ) -> Result<Option<IdempotencyRecord>, Error> {
+        let storage = self.ports.storage.clone();
+        let record = self
+            .host_call(storage.get_idempotency_record(&user_id, &key))
+            .await
+            .map_err(wit_error)?;
+        Ok(record.map(record_to_wit))
+    }
+
+    async fn update_idempotency_record(
+        &mut self,
+        record: IdempotencyRecord,
+        expected_version: u64,
+    ) -> Result<u64, Error> {
+        let storage = self.ports.storage.clone();
+        self.host_call(
+            storage.update_idempotency_record(&record_to_model(record), expected_version),
+        )
+        .await
+        .map_err(wit_error)
+    }
+
+    async fn purge_idempotency_records(
+        &mut self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<u32, Error> {
+        let storage = self.ports.storage.clone();
+        self.host_call(storage.purge_idempotency_records(now, limit))
+            .await
+            .map_err(wit_error)
     }
 }

@@ -2,7 +2,7 @@
 
 use super::wit_error;
 use crate::bindings::types::Error;
-use crate::bindings::users::{Host, User};
+use crate::bindings::users::{Caller, Host, User};
 use crate::state::RequestState;
 
 impl Host for RequestState {
@@ -17,6 +17,19 @@ impl Host for RequestState {
             name: user.name,
             email: user.email,
             active: user.active,
+        })
+    }
+
+    async fn authenticate(&mut self, token: String) -> Result<Caller, Error> {
+        let users = self.ports.users.clone();
+        let caller = self
+            .host_call(users.authenticate(&token))
+            .await
+            .map_err(wit_error)?;
+        Ok(Caller {
+            user_id: caller.user_id,
+            roles: caller.roles,
+            expires_at: caller.expires_at,
         })
     }
 }

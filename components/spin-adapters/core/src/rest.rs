@@ -1,0 +1,409 @@
+//! The User and Payment services' REST APIs as the host's adapters use them
+//! (`host/adapters/src/{rest,users,payments}.rs`): same endpoints, same
+//! bodies, same status → error mapping. The transport is the caller's.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Error;
+
+/// A service base URL split the way `wasi:http` wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUrl {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`.
+    pub authority: String,
+    /// The base path without a trailing slash ("" for the root).
+    pub base_path: String,
+}
+
+impl ServiceUrl {
+    /// `http://host:port[/base]`; anything else is refused.
+    pub fn parse(url: &str) -> Result<ServiceUrl, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("service URL {url:?} has no scheme"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!(
+                "service URL {url:?}: only http and https are supported"
+            ));
+        }
+        let (authority, path) = match rest.find(['/', '?', '#']) {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!("service URL {url:?} needs a plain host[:port]"));
+        }
+        if path.contains(['?', '#']) {
+            return Err(format!(
+                "service URL {url:?} cannot have a query or fragment"
+            ));
+        }
+        Ok(ServiceUrl {
+            scheme,
+            authority: authority.to_owned(),
+            base_path: path.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The path of the base with `segments` appended, each percent-encoded.
+    pub fn path(&self, segments: &[&str]) -> String {
+        let mut path = self.base_path.clone();
+        for segment in segments {
+            path.push('/');
+            path.push_str(&encode_segment(segment));
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        path
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so an
+/// id can never add a path segment, a query or a fragment.
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// How a request failed before an HTTP answer arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportFailure {
+    /// Nothing reached the service: DNS, refused, denied, connect timeout.
+    NotSent,
+    /// Sent, but no (complete) answer in time.
+    TimedOut,
+    /// Sent, then the connection broke or the answer was unreadable.
+    Broken,
+}
+
+/// Users: only a timeout after sending may be an answer on the way.
+pub fn users_transport_error(failure: TransportFailure, detail: &str) -> Error {
+    let message = format!("users: {detail}");
+    match failure {
+        TransportFailure::TimedOut => Error::Timeout(message),
+        TransportFailure::NotSent | TransportFailure::Broken => Error::Unavailable(message),
+    }
+}
+
+/// Payments: only a failed connect proves the request never arrived.
+pub fn payments_transport_error(failure: TransportFailure, detail: &str) -> Error {
+    let message = format!("payments: {detail}");
+    match failure {
+        TransportFailure::NotSent => Error::Unavailable(message),
+        TransportFailure::TimedOut | TransportFailure::Broken => Error::Timeout(message),
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// `"{service}: HTTP 404 Not Found: {error}: {message}"`, as the host says it.
+pub fn describe(service: &str, status: u16, body: &[u8]) -> String {
+    let status = match reason(status) {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
+    };
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => format!("{service}: HTTP {status}: {}: {}", e.error, e.message),
+        Err(_) => format!("{service}: HTTP {status}"),
+    }
+}
+
+fn reason(status: u16) -> Option<&'static str> {
+    Some(match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => return None,
+    })
+}
+
+/// `GET /users/{id}` failed with `status`.
+pub fn users_status_error(status: u16, body: &[u8]) -> Error {
+    let message = describe("users", status, body);
+    match status {
+        404 => Error::NotFound(message),
+        500..=599 => Error::Unavailable(message),
+        _ => Error::Rejected(message),
+    }
+}
+
+/// `GET /auth/me` failed with `status`: an unknown, malformed or expired
+/// token (401, 403) is `rejected`, like any refusal; a server error is
+/// `unavailable`.
+pub fn auth_status_error(status: u16, body: &[u8]) -> Error {
+    let message = describe("users", status, body);
+    match status {
+        500..=599 => Error::Unavailable(message),
+        _ => Error::Rejected(message),
+    }
+}
+
+/// `POST /payments[/{id}/refund]` failed with `status`.
+pub fn payments_status_error(status: u16, body: &[u8]) -> Error {
+    let message = describe("payments", status, body);
+    match status {
+        404 => Error::NotFound(message),
+        409 => Error::Conflict(message),
+        // The service may have acted before failing.
+        408 | 500 | 502 | 504 => Error::Timeout(message),
+        429 => Error::Unavailable(message),
+        500..=599 => Error::Unavailable(message),
+        // 402 declined, 400 invalid, and any other refusal.
+        _ => Error::Rejected(message),
+    }
+}
+
+/// Ids that would address a collection or another resource.
+pub fn is_unaddressable(id: &str) -> bool {
+    matches!(id, "" | "." | "..")
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+pub struct UserBody {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub active: bool,
+}
+
+pub fn parse_user(body: &[u8]) -> Result<UserBody, Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::Unavailable(format!("users: malformed user: {e}")))
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CallerBody {
+    pub user_id: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub expires_at: u64,
+}
+
+pub fn parse_caller(body: &[u8]) -> Result<CallerBody, Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::Unavailable(format!("users: malformed caller: {e}")))
+}
+
+/// The `Authorization` header for a token, refused if it could smuggle
+/// another header in.
+pub fn bearer(token: &str) -> Result<String, Error> {
+    if token.is_empty() || token.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(Error::Rejected("users: malformed bearer token".into()));
+    }
+    Ok(format!("Bearer {token}"))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChargeBody<'a> {
+    pub idempotency_key: &'a str,
+    pub amount_cents: u64,
+    pub currency: &'a str,
+    pub method: &'a str,
+    pub details: &'a str,
+    pub description: &'a str,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+pub struct ReceiptBody {
+    pub transaction_id: String,
+    pub amount_cents: u64,
+    pub currency: String,
+    pub created_at_ms: u64,
+}
+
+/// The service charged; an unreadable receipt is a `timeout` so the logic
+/// retries with the same key and learns how.
+pub fn parse_receipt(body: &[u8]) -> Result<ReceiptBody, Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::Timeout(format!("payments: unreadable charge receipt: {e}")))
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+pub struct RefundBody {
+    pub refund_id: String,
+    pub transaction_id: String,
+    pub amount_cents: u64,
+}
+
+pub fn parse_refund(body: &[u8]) -> Result<RefundBody, Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::Unavailable(format!("payments: malformed refund: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_and_segments_cannot_escape() {
+        let url = ServiceUrl::parse("http://127.0.0.1:8001").unwrap();
+        assert_eq!(
+            (url.scheme.as_str(), url.authority.as_str()),
+            ("http", "127.0.0.1:8001")
+        );
+        assert_eq!(url.path(&["users", "user_123"]), "/users/user_123");
+        assert_eq!(
+            url.path(&["users", "a/b?c#d e"]),
+            "/users/a%2Fb%3Fc%23d%20e"
+        );
+        assert_eq!(url.path(&[]), "/");
+        let based = ServiceUrl::parse("HTTPS://svc.example/api/v1/").unwrap();
+        assert_eq!(based.scheme, "https");
+        assert_eq!(
+            based.path(&["payments", "tx", "refund"]),
+            "/api/v1/payments/tx/refund"
+        );
+        for bad in [
+            "127.0.0.1:8001",
+            "ftp://x",
+            "http://",
+            "http://u:p@h/",
+            "http://h/?q=1",
+        ] {
+            assert!(ServiceUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(is_unaddressable("..") && !is_unaddressable("u1"));
+    }
+
+    #[test]
+    fn users_statuses_map_as_in_the_host() {
+        let body = br#"{"error":"USER_NOT_FOUND","message":"no user x"}"#;
+        assert_eq!(
+            users_status_error(404, body),
+            Error::NotFound("users: HTTP 404 Not Found: USER_NOT_FOUND: no user x".into())
+        );
+        assert!(
+            matches!(users_status_error(503, b""), Error::Unavailable(m) if m == "users: HTTP 503 Service Unavailable")
+        );
+        assert!(matches!(users_status_error(400, b""), Error::Rejected(_)));
+        assert!(matches!(
+            users_transport_error(TransportFailure::TimedOut, "x"),
+            Error::Timeout(_)
+        ));
+        assert!(matches!(
+            users_transport_error(TransportFailure::NotSent, "x"),
+            Error::Unavailable(_)
+        ));
+        assert!(matches!(
+            users_transport_error(TransportFailure::Broken, "x"),
+            Error::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn auth_refusals_are_rejected() {
+        assert!(matches!(auth_status_error(401, b""), Error::Rejected(_)));
+        assert!(matches!(auth_status_error(403, b""), Error::Rejected(_)));
+        assert!(matches!(auth_status_error(502, b""), Error::Unavailable(_)));
+        let caller =
+            parse_caller(br#"{"userId":"user_123","roles":["support"],"expiresAt":1700000000000}"#)
+                .unwrap();
+        assert_eq!(caller.user_id, "user_123");
+        assert_eq!(caller.roles, ["support"]);
+        assert_eq!(caller.expires_at, 1_700_000_000_000);
+        assert!(matches!(parse_caller(b"{}"), Err(Error::Unavailable(_))));
+        assert_eq!(bearer("abc").unwrap(), "Bearer abc");
+        assert!(bearer("a\r\nX-Evil: 1").is_err() && bearer("").is_err() && bearer("a b").is_err());
+    }
+
+    #[test]
+    fn payments_statuses_map_as_in_the_host() {
+        assert!(matches!(
+            payments_status_error(402, b""),
+            Error::Rejected(_)
+        ));
+        assert!(matches!(
+            payments_status_error(400, b""),
+            Error::Rejected(_)
+        ));
+        assert!(matches!(
+            payments_status_error(404, b""),
+            Error::NotFound(_)
+        ));
+        assert!(matches!(
+            payments_status_error(409, b""),
+            Error::Conflict(_)
+        ));
+        for status in [408, 500, 502, 504] {
+            assert!(
+                matches!(payments_status_error(status, b""), Error::Timeout(_)),
+                "{status}"
+            );
+        }
+        for status in [429, 503, 507] {
+            assert!(
+                matches!(payments_status_error(status, b""), Error::Unavailable(_)),
+                "{status}"
+            );
+        }
+        assert!(matches!(
+            payments_transport_error(TransportFailure::NotSent, "x"),
+            Error::Unavailable(_)
+        ));
+        assert!(matches!(
+            payments_transport_error(TransportFailure::TimedOut, "x"),
+            Error::Timeout(_)
+        ));
+        assert!(matches!(
+            payments_transport_error(TransportFailure::Broken, "x"),
+            Error::Timeout(_)
+        ));
+        assert!(matches!(parse_receipt(b"not json"), Err(Error::Timeout(_))));
+        assert!(matches!(
+            parse_refund(b"not json"),
+            Err(Error::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn bodies_have_the_host_shapes() {
+        let charge = ChargeBody {
+            idempotency_key: "b1",
+            amount_cents: 3000,
+            currency: "USD",
+            method: "credit_card",
+            details: "card_token_xyz",
+            description: "Booking b1",
+        };
+        assert_eq!(
+            serde_json::to_string(&charge).unwrap(),
+            r#"{"idempotency_key":"b1","amount_cents":3000,"currency":"USD","method":"credit_card","details":"card_token_xyz","description":"Booking b1"}"#
+        );
+        let receipt = parse_receipt(br#"{"transaction_id":"tx","amount_cents":3000,"currency":"USD","created_at_ms":5,"status":"succeeded"}"#).unwrap();
+        assert_eq!(receipt.created_at_ms, 5);
+        let user = parse_user(br#"{"id":"u","name":"N","email":"e","active":true}"#).unwrap();
+        assert!(user.active);
+    }
+}
+
+/// The charge request body, as the host's reqwest `.json(&body)` sends it.
+pub fn charge_json(body: &ChargeBody<'_>) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(body).map_err(|e| Error::Rejected(format!("payments: {e}")))
+}

@@ -1,0 +1,169 @@
+//! GraphiQL works offline in a real browser: the host serves GraphiQL's
+//! vendored scripts at `/graphiql/<file>`, and headless Chromium (Debian's
+//! `chromium`, driven by `tests/browser/graphiql.mjs` with playwright-core)
+//! types a query into GraphiQL, runs it and sees the movie title.
+//!
+//! `scripts/test-services.sh` installs chromium and runs `npm ci` in
+//! `tests/browser`. Outside CI the browser test skips without chromium or
+//! Node.js; in CI it fails.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use e2e_tests::{Options, TestService};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+fn runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+/// Whether chromium and Node.js are installed: `false` (and a loud
+/// message) outside CI, a failure in CI.
+fn browser_available() -> bool {
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(CHROMIUM);
+    }
+    if !runs("node") {
+        missing.push("node");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let missing = missing.join(" and ");
+    if std::env::var_os("CI").is_some() {
+        panic!("{missing} missing in CI: scripts/test-services.sh must install them");
+    }
+    // Straight to stderr: the test harness swallows `eprintln!` of passing
+    // tests, and a skip must not look like a pass.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {missing} missing. Run `source scripts/test-services.sh` \
+         or scripts/test.sh to install them. ***\n"
+    );
+    false
+}
+
+/// `npm ci` in tests/browser when playwright-core is not installed yet.
+fn install_playwright() {
+    let dir = browser_dir();
+    if dir.join("node_modules/playwright-core/package.json").exists() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix"])
+        .arg(&dir)
+        .status()
+        .expect("running npm (Node.js's package manager)");
+    assert!(status.success(), "npm ci in {} failed", dir.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_typed_into_graphiql_returns_data() {
+    if !browser_available() {
+        return;
+    }
+    tokio::task::spawn_blocking(install_playwright)
+        .await
+        .expect("npm ci");
+    let service = TestService::start(Options::default()).await;
+
+    let script = browser_dir().join("graphiql.mjs");
+    let base_url = service.base_url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .arg(&base_url)
+            .output()
+            .expect("running node")
+    })
+    .await
+    .expect("the browser script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser did not get the data through GraphiQL ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(
+        stdout.contains("\"movieTitle\": \"Inception\""),
+        "the result pane shows the movie: {stdout}"
+    );
+
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_serves_graphiql_files_with_long_caching() {
+    let service = TestService::start(Options::default()).await;
+
+    for (file, content_type) in [
+        ("graphiql.min.js", "text/javascript; charset=utf-8"),
+        ("graphiql.min.css", "text/css; charset=utf-8"),
+        ("react.production.min.js", "text/javascript; charset=utf-8"),
+        ("react-dom.production.min.js", "text/javascript; charset=utf-8"),
+    ] {
+        let response = service
+            .client
+            .get(format!("{}/graphiql/{file}?v=1", service.base_url))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 200, "{file}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(header("content-type").as_deref(), Some(content_type));
+        assert_eq!(
+            header("cache-control").as_deref(),
+            Some("public, max-age=31536000, immutable")
+        );
+        let body = response.bytes().await.expect("body");
+        assert!(body.len() > 1000, "{file} has content");
+    }
+
+    for unknown in ["nope.js", "LICENSE.react", "..%2Fhttp.rs"] {
+        let response = service
+            .client
+            .get(format!("{}/graphiql/{unknown}", service.base_url))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 404, "{unknown}");
+    }
+
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_graphiql_files_without_introspection() {
+    let service = TestService::start(Options {
+        extra_args: vec!["--graphql-introspection".into(), "false".into()],
+        ..Options::default()
+    })
+    .await;
+
+    let response = service
+        .client
+        .get(format!("{}/graphiql/graphiql.min.js", service.base_url))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 404);
+
+    service.stop().await;
+}
