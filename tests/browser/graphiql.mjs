@@ -59,6 +59,16 @@ try {
   page.on('requestfailed', (request) =>
     failedRequests.push(`${request.method()} ${request.url()}: ${request.failure()?.errorText}`),
   );
+  // GraphiQL loads the schema (docs, autocompletion) by introspection; it
+  // must pass the server's limits, or users get an editor without docs.
+  const introspection = [];
+  page.on('response', async (response) => {
+    const body = response.request().postData() ?? '';
+    if (!body.includes('IntrospectionQuery')) return;
+    const text = await response.text().catch(() => '');
+    const refused = response.status() !== 200 || text.includes('"errors"');
+    introspection.push(refused ? `refused (${response.status()}): ${text.slice(0, 300)}` : 'ok');
+  });
   page.on('request', (request) => {
     const url = request.url();
     if (/^https?:/.test(url) && new URL(url).origin !== origin) offSite.push(url);
@@ -100,6 +110,9 @@ try {
   const answer = await result.evaluate((element) => element.CodeMirror.getValue());
   if (offSite.length > 0) {
     throw new Error(`the page reached outside ${origin}: ${offSite.join(', ')}`);
+  }
+  if (introspection.length === 0 || introspection.some((outcome) => outcome !== 'ok')) {
+    throw new Error(`GraphiQL's introspection query: ${introspection.join('; ') || 'never sent'}`);
   }
   console.log(answer);
   ok = true;

@@ -37,6 +37,10 @@ pub struct Options {
     /// Whether requests need tokens. Off by default: most suites test the
     /// workflow, and `auth.rs` tests authentication on its own.
     pub auth_required: bool,
+    /// Lets the component send HTTP to the peers itself
+    /// (`--outbound-http-allow` with their `host:port`s, known only once
+    /// they run): for a component with its own adapters.
+    pub outbound_http_to_peers: bool,
     pub extra_args: Vec<String>,
 }
 
@@ -49,6 +53,7 @@ impl Default for Options {
             sweep_interval_seconds: 3600,
             payments: PaymentBehaviour::default(),
             auth_required: false,
+            outbound_http_to_peers: false,
             extra_args: Vec::new(),
         }
     }
@@ -100,6 +105,15 @@ async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, 
     for (flag, value) in settings {
         args.push(flag.to_owned());
         args.push(value);
+    }
+    if options.outbound_http_to_peers {
+        let authorities = [&peers.cinema_url, &peers.users_url, &peers.payments_url].map(|url| {
+            url.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_owned()
+        });
+        args.push("--outbound-http-allow".to_owned());
+        args.push(authorities.join(","));
     }
     args.extend(options.extra_args);
     let config = booking_host::config::Cli::parse_from(args).config;

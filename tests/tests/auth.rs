@@ -30,7 +30,12 @@ fn codes(body: &Value) -> Vec<String> {
         .map(|errors| {
             errors
                 .iter()
-                .map(|error| error["extensions"]["code"].as_str().unwrap_or("?").to_owned())
+                .map(|error| {
+                    error["extensions"]["code"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_owned()
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -44,13 +49,14 @@ async fn tokens_decide_who_may_book_pay_and_read() {
     let support = service.login("support_1").await;
 
     // No token: public fields answer, mutations do not.
-    let (status, body) = service
-        .graphql("{ logicVersion }", Value::Null)
-        .await;
+    let (status, body) = service.graphql("{ logicVersion }", Value::Null).await;
     assert_eq!((status, body.get("errors")), (200, None), "{body}");
     let variables = json!({"u": "user_123", "n": ["A1"]});
     let (status, body) = service.graphql(CREATE, variables.clone()).await;
-    assert_eq!((status, codes(&body)), (200, vec!["UNAUTHENTICATED".to_owned()]));
+    assert_eq!(
+        (status, codes(&body)),
+        (200, vec!["UNAUTHENTICATED".to_owned()])
+    );
 
     // A made-up token is refused for the whole request, with a challenge.
     let response = service
@@ -73,7 +79,11 @@ async fn tokens_decide_who_may_book_pay_and_read() {
 
     // Bob may not book for Alice; Alice may.
     let (_, body) = service
-        .graphql_with(&[("authorization", &bearer(&bob))], CREATE, variables.clone())
+        .graphql_with(
+            &[("authorization", &bearer(&bob))],
+            CREATE,
+            variables.clone(),
+        )
         .await;
     assert_eq!(codes(&body), ["FORBIDDEN"]);
     let (_, body) = service
@@ -101,7 +111,11 @@ async fn tokens_decide_who_may_book_pay_and_read() {
     let (_, body) = service
         .graphql_with(&[("authorization", &bearer(&support))], READ, read)
         .await;
-    assert_eq!(body["data"]["getBooking"]["id"], booking_id.as_str(), "{body}");
+    assert_eq!(
+        body["data"]["getBooking"]["id"],
+        booking_id.as_str(),
+        "{body}"
+    );
 
     let (_, body) = service
         .graphql_with(&[("authorization", &bearer(&alice))], PAY, pay)
@@ -120,7 +134,11 @@ async fn tokens_decide_who_may_book_pay_and_read() {
         .unwrap();
     assert!(logout.status().is_success());
     let (status, _) = service
-        .graphql_with(&[("authorization", &bearer(&carol))], "{ logicVersion }", Value::Null)
+        .graphql_with(
+            &[("authorization", &bearer(&carol))],
+            "{ logicVersion }",
+            Value::Null,
+        )
         .await;
     assert_eq!(status, 401);
     service.stop().await;
@@ -139,7 +157,10 @@ async fn concurrent_retries_with_one_key_book_and_charge_once() {
         tokio::spawn(async move {
             service
                 .graphql_with(
-                    &[("authorization", &bearer(&token)), ("idempotency-key", "order-42")],
+                    &[
+                        ("authorization", &bearer(&token)),
+                        ("idempotency-key", "order-42"),
+                    ],
                     CREATE,
                     json!({"u": "user_123", "n": ["C1", "C2"]}),
                 )
@@ -157,7 +178,10 @@ async fn concurrent_retries_with_one_key_book_and_charge_once() {
         }
     }
     assert!(!booked.is_empty());
-    assert!(booked.iter().all(|id| *id == booked[0]), "one booking: {booked:?}");
+    assert!(
+        booked.iter().all(|id| *id == booked[0]),
+        "one booking: {booked:?}"
+    );
     let (_, body) = service
         .graphql_with(
             &[("authorization", &bearer(&token))],
@@ -197,7 +221,10 @@ async fn concurrent_retries_with_one_key_book_and_charge_once() {
     // Reusing the key for other seats is refused.
     let (_, body) = service
         .graphql_with(
-            &[("authorization", &bearer(&token)), ("idempotency-key", "order-42")],
+            &[
+                ("authorization", &bearer(&token)),
+                ("idempotency-key", "order-42"),
+            ],
             CREATE,
             json!({"u": "user_123", "n": ["C3"]}),
         )
@@ -220,15 +247,39 @@ async fn graphql_over_http_media_types_and_statuses() {
         request.send()
     };
     let cases = [
-        (None, "{ logicVersion", 400, "application/graphql-response+json"),
-        (None, "{ logicVersion }", 200, "application/graphql-response+json"),
-        (Some("application/json"), "{ logicVersion", 200, "application/json"),
-        (Some("text/csv"), "{ logicVersion }", 406, "application/json"),
+        (
+            None,
+            "{ logicVersion",
+            400,
+            "application/graphql-response+json",
+        ),
+        (
+            None,
+            "{ logicVersion }",
+            200,
+            "application/graphql-response+json",
+        ),
+        (
+            Some("application/json"),
+            "{ logicVersion",
+            200,
+            "application/json",
+        ),
+        (
+            Some("text/csv"),
+            "{ logicVersion }",
+            406,
+            "application/json",
+        ),
     ];
     for (accept, query, status, media) in cases {
         let response = post(accept, query).await.unwrap();
         assert_eq!(response.status(), status, "{accept:?} {query}");
-        assert_eq!(response.headers()["content-type"], media, "{accept:?} {query}");
+        assert_eq!(
+            response.headers()["content-type"],
+            media,
+            "{accept:?} {query}"
+        );
         let body: Value = response.json().await.unwrap();
         if status != 200 || body.get("errors").is_some() {
             assert!(!codes(&body).is_empty(), "a code: {body}");

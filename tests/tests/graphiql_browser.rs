@@ -56,11 +56,20 @@ fn browser_available() -> bool {
 /// `npm ci` in tests/browser when playwright-core is not installed yet.
 fn install_playwright() {
     let dir = browser_dir();
-    if dir.join("node_modules/playwright-core/package.json").exists() {
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
         return;
     }
     let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix"])
+        .args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--prefix",
+        ])
         .arg(&dir)
         .status()
         .expect("running npm (Node.js's package manager)");
@@ -111,7 +120,10 @@ async fn the_host_serves_graphiql_files_with_long_caching() {
         ("graphiql.min.js", "text/javascript; charset=utf-8"),
         ("graphiql.min.css", "text/css; charset=utf-8"),
         ("react.production.min.js", "text/javascript; charset=utf-8"),
-        ("react-dom.production.min.js", "text/javascript; charset=utf-8"),
+        (
+            "react-dom.production.min.js",
+            "text/javascript; charset=utf-8",
+        ),
     ] {
         let response = service
             .client

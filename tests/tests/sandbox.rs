@@ -69,7 +69,11 @@ async fn misbehaving_requests_fail_alone_and_the_host_keeps_serving() {
     assert!(body.contains("\"code\":\"RESPONSE_TOO_LARGE\""), "{body}");
     let (status, body) = get(&service, "/huge?mb=0").await;
     assert_eq!((status, body.len()), (200, 0), "under the cap it passes");
-    assert_eq!(get(&service, "/").await.0, 200, "the host serves after /huge");
+    assert_eq!(
+        get(&service, "/").await.0,
+        200,
+        "the host serves after /huge"
+    );
 
     // Trapping in the middle of a mutation leaves a lock that expires.
     let (status, _) = get(&service, "/lock-then-trap?seat=E9").await;

@@ -132,9 +132,15 @@ mod tests {
 
     #[test]
     fn support_reads_everyone_and_others_only_themselves() {
-        assert!(caller("support_1", &[SUPPORT_ROLE]).may_read("user_123").is_ok());
+        assert!(
+            caller("support_1", &[SUPPORT_ROLE])
+                .may_read("user_123")
+                .is_ok()
+        );
         assert!(caller("user_123", &[]).may_read("user_123").is_ok());
-        let error = caller("user_456", &["reader"]).may_read("user_123").unwrap_err();
+        let error = caller("user_456", &["reader"])
+            .may_read("user_123")
+            .unwrap_err();
         assert_eq!(error.code(), "FORBIDDEN");
     }
 

@@ -166,7 +166,7 @@ pub async fn handle(
 
     match operations {
         Operations::Single(graphql) => {
-            match execute(schema, &workflow, &context, graphql, read_only).await {
+            match execute(schema, &workflow, &context, *graphql, read_only).await {
                 Executed::Ran(body) => HttpResponse::typed(200, media.content_type(), body),
                 Executed::RequestError(body) => {
                     let status = match media {
@@ -194,41 +194,61 @@ pub async fn handle(
     }
 }
 
-/// The media type to answer with: the most preferred of ours that
-/// `Accept` allows; `application/graphql-response+json` without `Accept`
-/// or on a tie. `None` if the client takes neither.
+/// The media type to answer with: the one of ours that `Accept` rates
+/// higher; `application/graphql-response+json` without `Accept` or on a
+/// tie. `None` if the client takes neither.
 fn negotiate(accept: Option<&str>) -> Option<Media> {
     let Some(accept) = accept.filter(|accept| !accept.trim().is_empty()) else {
         return Some(Media::GraphqlResponse);
     };
-    let mut best: Option<(f32, Media)> = None;
+    let graphql = quality(accept, GRAPHQL_RESPONSE_JSON);
+    let json = quality(accept, JSON);
+    if graphql <= 0.0 && json <= 0.0 {
+        None
+    } else if json > graphql {
+        Some(Media::Json)
+    } else {
+        Some(Media::GraphqlResponse)
+    }
+}
+
+/// The quality `Accept` gives `media_type`: the `q` of the most specific
+/// range that matches it (RFC 9110 §12.5.1), so that
+/// `application/graphql-response+json;q=0, */*` refuses that type; 0 if
+/// no range matches. Names are case-insensitive (`Q=0` too); a `q` that
+/// is no number from 0 to 1 counts as 0.
+fn quality(accept: &str, media_type: &str) -> f32 {
+    let mut best: Option<(u8, f32)> = None;
     for range in accept.split(',') {
         let mut parts = range.split(';');
-        let media_type = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let range_type = parts.next().unwrap_or("").trim();
+        let specificity = if range_type.eq_ignore_ascii_case(media_type) {
+            3
+        } else if range_type.eq_ignore_ascii_case("application/*") {
+            2
+        } else if range_type == "*/*" {
+            1
+        } else {
+            continue;
+        };
         let quality = parts
-            .filter_map(|parameter| parameter.trim().strip_prefix("q="))
-            .next()
-            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
-            .unwrap_or(0.0);
-        let candidate = match media_type.as_str() {
-            GRAPHQL_RESPONSE_JSON | "application/*" | "*/*" => Media::GraphqlResponse,
-            JSON => Media::Json,
-            _ => continue,
-        };
-        let better = match best {
-            None => true,
-            Some((best_quality, best_media)) => {
-                quality > best_quality
-                    || (quality == best_quality
-                        && candidate == Media::GraphqlResponse
-                        && best_media == Media::Json)
-            }
-        };
-        if quality > 0.0 && better {
-            best = Some((quality, candidate));
+            .find_map(|parameter| {
+                let (name, value) = parameter.split_once('=')?;
+                name.trim().eq_ignore_ascii_case("q").then(|| {
+                    value
+                        .trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))
+                        .unwrap_or(0.0)
+                })
+            })
+            .unwrap_or(1.0);
+        if best.is_none_or(|(seen, _)| specificity > seen) {
+            best = Some((specificity, quality));
         }
     }
-    best.map(|(_, media)| media)
+    best.map_or(0.0, |(_, quality)| quality)
 }
 
 fn has_query_parameter(request: &HttpRequest) -> bool {
@@ -237,7 +257,7 @@ fn has_query_parameter(request: &HttpRequest) -> bool {
 }
 
 enum Operations {
-    Single(Request),
+    Single(Box<Request>),
     Batch(Vec<Request>),
 }
 
@@ -281,7 +301,7 @@ fn post_operations(request: &HttpRequest, max_batch: u32) -> Result<Operations, 
                 .map_err(bad_request)
         }
         single => graphql_request(single)
-            .map(Operations::Single)
+            .map(|request| Operations::Single(Box::new(request)))
             .map_err(bad_request),
     }
 }
@@ -319,7 +339,7 @@ fn get_operations(request: &HttpRequest) -> Result<Operations, HttpResponse> {
         graphql.variables = serde_json::from_str(variables)
             .map_err(|error| bad_request(&format!("variables must be a JSON object: {error}")))?;
     }
-    Ok(Operations::Single(graphql))
+    Ok(Operations::Single(Box::new(graphql)))
 }
 
 /// Who is calling and with which idempotency key.
@@ -377,6 +397,12 @@ async fn execute(
     read_only: bool,
 ) -> Executed {
     let operation_name = graphql.operation_name.clone();
+    if let Err(message) = query_cost::check_text(&graphql.query) {
+        return Executed::RequestError(graphql_error(
+            ServerError::new(message, None),
+            "GRAPHQL_PARSE_FAILED",
+        ));
+    }
     let document = match graphql.parsed_query() {
         Ok(document) => document,
         Err(error) => return Executed::RequestError(graphql_error(error, "GRAPHQL_PARSE_FAILED")),
@@ -396,8 +422,12 @@ async fn execute(
     let mutation = selects_mutation(document, operation_name.as_deref());
     if read_only && mutation {
         return Executed::Refused(
-            error_response(405, "METHOD_NOT_ALLOWED", "mutations must be sent with POST")
-                .with_header("allow", "POST"),
+            error_response(
+                405,
+                "METHOD_NOT_ALLOWED",
+                "mutations must be sent with POST",
+            )
+            .with_header("allow", "POST"),
         );
     }
 

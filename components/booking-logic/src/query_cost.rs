@@ -96,6 +96,59 @@ impl<'a> Sizer<'a> {
     }
 }
 
+/// Deepest nesting of brackets (`{`, `[`, `(`) a document's text may
+/// have. Far above what the parser and `MAX_NESTING` let through for
+/// selections; it exists for values: the parser recurses once per level
+/// of a literal like `[[[…]]]` without a bound, so a deep one overflowed
+/// the stack (aborting the process) before any other check ran.
+pub const MAX_TEXT_NESTING: usize = 128;
+
+/// Refuses a document whose brackets nest deeper than `MAX_TEXT_NESTING`,
+/// in one pass over the text, before it is parsed. Brackets in strings
+/// and comments do not count; malformed text is left to the parser.
+pub fn check_text(text: &str) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        if rest.starts_with(br#"""""#) {
+            // A block string ends at the next `"""` not escaped as `\"""`.
+            at += 3;
+            while at < bytes.len() && !bytes[at..].starts_with(br#"""""#) {
+                at += if bytes[at..].starts_with(br#"\""""#) { 4 } else { 1 };
+            }
+            at += 3;
+            continue;
+        }
+        match rest[0] {
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && !matches!(bytes[at], b'"' | b'\n' | b'\r') {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'#' => {
+                while at < bytes.len() && !matches!(bytes[at], b'\n' | b'\r') {
+                    at += 1;
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_TEXT_NESTING {
+                    return Err(format!(
+                        "the document nests brackets more than {MAX_TEXT_NESTING} deep"
+                    ));
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    Ok(())
+}
+
 fn too_complex() -> String {
     "Query is too complex.".to_string()
 }
@@ -146,6 +199,21 @@ mod tests {
         text.push_str(" fragment F40 on Q { leaf }");
         let error = check_text(&text).unwrap_err();
         assert!(error.contains("recursion depth"), "{error}");
+    }
+
+    #[test]
+    fn deeply_nested_text_is_refused_before_parsing() {
+        let deep = |depth: usize| {
+            format!("{{ f(a: {}1{}) }}", "[".repeat(depth), "]".repeat(depth))
+        };
+        assert!(check_text(&deep(MAX_TEXT_NESTING - 2)).is_ok());
+        assert!(check_text(&deep(MAX_TEXT_NESTING - 1)).is_err());
+        assert!(check_text(&deep(100_000)).is_err());
+        let quoted = format!(
+            "{{ f(a: \"{0}\", b: \"\"\"{0}\\\"\"\"{0}\"\"\") }} # {0}",
+            "[".repeat(1_000)
+        );
+        assert!(check_text(&quoted).is_ok(), "brackets in strings and comments");
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub struct Settings {
     /// Whether the schema answers introspection and GraphiQL is served
     /// (`GRAPHQL_INTROSPECTION`, default true; turn off in production).
     pub introspection: bool,
-    /// Deepest selection nesting accepted (`GRAPHQL_MAX_DEPTH`, default 10).
+    /// Deepest selection nesting accepted (`GRAPHQL_MAX_DEPTH`, default 15:
+    /// GraphiQL's introspection query nests 14 deep; our own types 4).
     pub max_depth: u32,
     /// Most complexity points one document may cost, one per field and
     /// more for costly ones (`GRAPHQL_MAX_COMPLEXITY`, default 500).
@@ -72,7 +73,7 @@ impl Default for Settings {
             logic_sha256: None,
             auth_required: true,
             introspection: true,
-            max_depth: 10,
+            max_depth: 15,
             max_complexity: 500,
             max_batch_operations: 10,
             idempotency_retention_hours: 24,
@@ -134,7 +135,12 @@ impl Settings {
             logic_sha256: lookup("LOGIC_SHA256").filter(|sha| !sha.is_empty()),
             auth_required,
             introspection: flag(&lookup, "GRAPHQL_INTROSPECTION", defaults.introspection)?,
-            max_depth: bounded(&lookup, "GRAPHQL_MAX_DEPTH", defaults.max_depth, MAX_DEPTH_LIMIT)?,
+            max_depth: bounded(
+                &lookup,
+                "GRAPHQL_MAX_DEPTH",
+                defaults.max_depth,
+                MAX_DEPTH_LIMIT,
+            )?,
             max_complexity: bounded(
                 &lookup,
                 "GRAPHQL_MAX_COMPLEXITY",
@@ -184,7 +190,11 @@ fn bounded(
 }
 
 /// Reads `true`/`false` (or 1/0, on/off).
-fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Result<bool, String> {
+fn flag(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, String> {
     let Some(raw) = lookup(name) else {
         return Ok(default);
     };
@@ -239,7 +249,11 @@ mod tests {
         assert!(!settings.auth_required);
         assert!(!settings.introspection);
         assert_eq!(
-            (settings.max_depth, settings.max_complexity, settings.max_batch_operations),
+            (
+                settings.max_depth,
+                settings.max_complexity,
+                settings.max_batch_operations
+            ),
             (5, 50, 2)
         );
         assert_eq!(settings.idempotency_retention_hours, 48);

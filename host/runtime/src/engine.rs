@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances; the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Bytes of a pool slot's linear memory kept resident between instances.
+const KEEP_RESIDENT: usize = 1 << 20;
 
 /// Per-request sandbox limits.
 #[derive(Debug, Clone)]
@@ -49,7 +52,26 @@ impl SandboxEngine {
             .total_memories(limits.max_concurrent_instances * 2)
             .total_tables(limits.max_concurrent_instances * 4)
             .max_memory_size(limits.memory_bytes);
-        experiment_knobs(&mut pool);
+        // Resetting a slot for its next instance (BENCHMARKS.md, "Pool
+        // slots kept resident"). By default wasmtime `madvise`s a slot's
+        // memory and tables away when its instance goes, so the next request
+        // page-faults ~30 fresh pages back in and every madvise flushes the
+        // TLBs of both cores: 15–20 % of the host's CPU under load. With
+        // PAGEMAP_SCAN (Linux 6.7+) wasmtime finds the pages a request
+        // dirtied and restores just those with memcpy/memset, so they stay
+        // resident for the slot's next request; no state survives, the
+        // contents are back to the component's initial image. Without the
+        // ioctl keep the default: a blind memset of the whole limit would
+        // cost far more. At most KEEP_RESIDENT bytes stay per slot (a
+        // request dirties ~130 KiB; one that hoards memory gets the rest
+        // madvised away as before), so 256 slots pin at most 256 MiB. What
+        // still needs a madvise goes in batches.
+        if PoolingAllocationConfig::is_pagemap_scan_available() {
+            pool.pagemap_scan(Enabled::Yes)
+                .linear_memory_keep_resident(KEEP_RESIDENT.min(limits.memory_bytes))
+                .table_keep_resident(64 << 10);
+        }
+        pool.decommit_batch_size(32);
 
         let mut config = Config::new();
         config
@@ -64,23 +86,6 @@ impl SandboxEngine {
             limits,
             _ticker: ticker,
         })
-    }
-}
-
-// TEMPORARY (benchmark experiments): pool knobs from the environment.
-fn experiment_knobs(pool: &mut PoolingAllocationConfig) {
-    let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
-    if let Some(n) = num("XP_KEEP_RESIDENT") {
-        pool.linear_memory_keep_resident(n).table_keep_resident(n.min(1 << 16));
-    }
-    if let Some(n) = num("XP_DECOMMIT_BATCH") {
-        pool.decommit_batch_size(n);
-    }
-    if let Some(n) = num("XP_WARM_SLOTS") {
-        pool.max_unused_warm_slots(n as u32);
-    }
-    if std::env::var("XP_PAGEMAP").is_ok() {
-        pool.pagemap_scan(wasmtime::Enabled::Yes);
     }
 }
 
@@ -101,7 +106,9 @@ fn configure_profiler(config: &mut Config) -> anyhow::Result<()> {
             "perfmap" => ProfilingStrategy::PerfMap,
             "jitdump" => ProfilingStrategy::JitDump,
             "" | "none" => ProfilingStrategy::None,
-            other => anyhow::bail!("{PROFILER_ENV} must be perfmap, jitdump or none, got {other:?}"),
+            other => {
+                anyhow::bail!("{PROFILER_ENV} must be perfmap, jitdump or none, got {other:?}")
+            }
         };
         config.profiler(strategy);
         Ok(())

@@ -23,4 +23,5 @@ pub use cache::Compilation;
 pub use component::{LogicComponent, Rejection};
 pub use engine::{EngineLimits, SandboxEngine};
 pub use runtime::{AdminError, LOGIC_VERSION_HEADER, Role, Runtime, SweepReport, VersionInfo};
+pub use state::OutboundHttpAllowlist;
 pub use wasmtime_wasi_http::Error as HttpError;

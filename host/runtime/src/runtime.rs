@@ -25,7 +25,7 @@ use crate::component::{LogicComponent, Rejection, hex};
 use crate::deployment::{Deployment, DeploymentError, roll};
 use crate::engine::SandboxEngine;
 use crate::imports;
-use crate::state::RequestState;
+use crate::state::{OutboundHttpAllowlist, RequestState};
 
 /// Response header naming the sha256 of the component that answered.
 pub const LOGIC_VERSION_HEADER: &str = "x-logic-version";
@@ -92,6 +92,8 @@ pub struct Runtime {
     ports: Ports,
     /// Settings handed to the guest as its environment variables.
     guest_env: Vec<(String, String)>,
+    /// Hosts the guest may send HTTP to (none unless `with_outbound_http`).
+    outbound_http: Arc<OutboundHttpAllowlist>,
 }
 
 impl Runtime {
@@ -131,9 +133,17 @@ impl Runtime {
             requests: AtomicU64::new(0),
             ports,
             guest_env,
+            outbound_http: Arc::default(),
         };
         runtime.smoke_test(&first).await?;
         Ok(runtime)
+    }
+
+    /// Lets the guest send HTTP to these hosts (`host:port`), as Spin's
+    /// `allowed_outbound_hosts`; every other outgoing request is denied.
+    pub fn with_outbound_http(mut self, allowed: OutboundHttpAllowlist) -> Self {
+        self.outbound_http = Arc::new(allowed);
+        self
     }
 
     /// The version serving requests (canaries aside).
@@ -349,6 +359,7 @@ impl Runtime {
             &self.guest_env,
             &component.sha256,
             limits.memory_bytes,
+            self.outbound_http.clone(),
         );
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limits);

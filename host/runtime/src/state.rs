@@ -3,6 +3,7 @@
 //! calls (so the CPU deadline only counts guest execution).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use booking_logic::ports::Ports;
@@ -31,10 +32,11 @@ impl RequestState {
         guest_env: &[(String, String)],
         component_sha256: &str,
         memory_bytes: usize,
+        outbound_http: Arc<OutboundHttpAllowlist>,
     ) -> RequestState {
         // No files, no sockets, no inherited environment: the guest sees only
         // its settings (and its own identity) and reaches the world through
-        // the booking imports.
+        // the booking imports, plus outgoing HTTP to the allowlisted hosts.
         let wasi = WasiCtx::builder()
             .envs(guest_env)
             .env("LOGIC_SHA256", component_sha256)
@@ -43,7 +45,7 @@ impl RequestState {
         RequestState {
             wasi,
             http: WasiHttpCtx::new(),
-            http_hooks: SandboxHttpHooks,
+            http_hooks: SandboxHttpHooks { outbound_http },
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory_bytes)
@@ -88,23 +90,138 @@ impl WasiHttpView for RequestState {
     }
 }
 
-/// The guest serves HTTP but never sends it: the linker has no
-/// `wasi:http/outgoing-handler`, and should one ever be linked, these hooks
-/// refuse every outgoing request.
-struct SandboxHttpHooks;
+/// Hosts the guest may send HTTP requests to, as `host:port` (Spin's
+/// `allowed_outbound_hosts`, without wildcards). Empty, the default: none.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundHttpAllowlist {
+    authorities: Vec<String>,
+}
+
+impl OutboundHttpAllowlist {
+    /// `host:port` entries; a scheme prefix (`http://`) and a trailing `/`
+    /// are tolerated, the port is required. Hosts compare case-insensitively.
+    pub fn new(allowed: impl IntoIterator<Item = String>) -> anyhow::Result<Self> {
+        let mut authorities = Vec::new();
+        for entry in allowed {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let bare = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+            let bare = bare.trim_end_matches('/');
+            let authority: hyper::http::uri::Authority = bare
+                .parse()
+                .map_err(|e| anyhow::anyhow!("outbound HTTP allowlist entry {entry:?}: {e}"))?;
+            let (Some(port), false) = (authority.port_u16(), authority.as_str().contains('@'))
+            else {
+                anyhow::bail!("outbound HTTP allowlist entry {entry:?}: expected host:port");
+            };
+            authorities.push(format!("{}:{port}", authority.host()).to_ascii_lowercase());
+        }
+        Ok(OutboundHttpAllowlist { authorities })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.authorities.is_empty()
+    }
+
+    /// Whether a request to `uri` may be sent: http or https, and its
+    /// `host:port` (port defaulted from the scheme) listed.
+    pub fn allows(&self, uri: &hyper::Uri) -> bool {
+        let default_port = match uri.scheme_str() {
+            Some("http") => 80,
+            Some("https") => 443,
+            _ => return false,
+        };
+        let Some(authority) = uri.authority() else {
+            return false;
+        };
+        if authority.as_str().contains('@') {
+            return false;
+        }
+        let port = authority.port_u16().unwrap_or(default_port);
+        let wanted = format!("{}:{port}", authority.host()).to_ascii_lowercase();
+        self.authorities.iter().any(|allowed| *allowed == wanted)
+    }
+}
+
+/// The guest serves HTTP, and sends it only to the hosts of the allowlist
+/// (none by default): any other outgoing request is refused with
+/// `HTTP-request-denied` before anything is sent.
+struct SandboxHttpHooks {
+    outbound_http: Arc<OutboundHttpAllowlist>,
+}
 
 impl WasiHttpHooks for SandboxHttpHooks {
     fn send_request(
         &mut self,
-        _request: hyper::Request<HyperOutgoingBody>,
-        _options: Option<RequestOptions>,
+        request: hyper::Request<HyperOutgoingBody>,
+        options: Option<RequestOptions>,
         _io: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<
         dyn Future<Output = Result<(hyper::Response<HyperOutgoingBody>, OutgoingIo), HttpError>>
             + Send,
     > {
-        Box::new(async { Err(HttpError::HttpRequestDenied) })
+        use http_body_util::BodyExt;
+        if !self.outbound_http.allows(request.uri()) {
+            tracing::debug!(uri = %request.uri(), "outgoing HTTP request denied");
+            // The guest may still be writing the body: take it and throw it
+            // away, so what the guest sees is the denial, not a broken pipe
+            // (which a client must read as "maybe sent").
+            let mut body = request.into_body();
+            tokio::spawn(async move { while let Some(Ok(_)) = body.frame().await {} });
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as OutgoingIo,
+            ))
+        })
     }
 }
 
 type OutgoingIo = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+#[cfg(test)]
+mod tests {
+    use super::OutboundHttpAllowlist;
+
+    fn allows(list: &[&str], uri: &str) -> bool {
+        OutboundHttpAllowlist::new(list.iter().map(|s| s.to_string()))
+            .unwrap()
+            .allows(&uri.parse().unwrap())
+    }
+
+    #[test]
+    fn only_listed_authorities_over_http_or_https() {
+        let list = [
+            "127.0.0.1:8001",
+            "Payments.example:443",
+            "http://cinema:80/",
+        ];
+        assert!(allows(&list, "http://127.0.0.1:8001/users/u1"));
+        assert!(!allows(&list, "http://127.0.0.1:8002/payments"));
+        assert!(!allows(&list, "http://127.0.0.1/"));
+        assert!(allows(&list, "https://payments.example/payments"));
+        assert!(!allows(&list, "http://payments.example/payments"));
+        assert!(allows(
+            &list,
+            "http://cinema/cinema.CinemaService/LockSeats"
+        ));
+        assert!(!allows(&list, "ftp://127.0.0.1:8001/"));
+        assert!(!allows(&list, "http://user@127.0.0.1:8001/"));
+        assert!(!allows(&[], "http://127.0.0.1:8001/"));
+    }
+
+    #[test]
+    fn entries_need_a_port() {
+        assert!(OutboundHttpAllowlist::new(["example.com".to_string()]).is_err());
+        assert!(
+            OutboundHttpAllowlist::new(["".to_string(), " ".to_string()])
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -54,6 +54,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// Starts the service and returns once it accepts connections.
 pub async fn start(config: Config) -> anyhow::Result<RunningService> {
+    let outbound_http = config.outbound_http()?;
     let dependencies = Dependencies::connect(&config).await?;
     let engine = SandboxEngine::new(EngineLimits {
         memory_bytes: config.request_memory_mb << 20,
@@ -66,15 +67,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             config.component.display()
         )
     })?;
+    let mut guest_env = config.guest_env();
+    guest_env.extend(config.outbound_guest_env(&dependencies.urls));
     let runtime = Runtime::new(
         engine,
         Some(&config.data_dir.join("component-cache")),
         dependencies.ports(),
-        config.guest_env(),
+        guest_env,
         &bytes,
         &config.component.display().to_string(),
     )
-    .await?;
+    .await?
+    .with_outbound_http(outbound_http);
     let active = runtime.active();
     tracing::info!(
         sha256 = %active.sha256,

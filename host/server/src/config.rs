@@ -163,7 +163,7 @@ pub struct Config {
     pub graphql_introspection: bool,
 
     /// Deepest selection nesting a GraphQL document may have.
-    #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 10)]
+    #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 15)]
     pub graphql_max_depth: u32,
 
     /// Most complexity points a GraphQL document may cost.
@@ -182,6 +182,13 @@ pub struct Config {
     /// one is cut off and answered with 502 RESPONSE_TOO_LARGE.
     #[arg(long, env = "MAX_RESPONSE_KB", default_value_t = 4096)]
     pub max_response_kb: usize,
+
+    /// Hosts (`host:port`, comma-separated) the component may send HTTP to
+    /// itself, as Spin's `allowed_outbound_hosts`: for a component with its
+    /// own adapters (the Spin `http-only` build). Empty: no outgoing HTTP.
+    /// When set, the guest also gets the dependency URLs and timeouts.
+    #[arg(long, env = "OUTBOUND_HTTP_ALLOW", value_delimiter = ',')]
+    pub outbound_http_allow: Vec<String>,
 
     /// Requests that may run at once (instance pool size).
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
@@ -205,6 +212,34 @@ impl Config {
         Duration::from_millis(self.mongodb_timeout_ms)
     }
 
+    /// The hosts the component may send HTTP to; none by default.
+    pub fn outbound_http(&self) -> anyhow::Result<booking_runtime::OutboundHttpAllowlist> {
+        booking_runtime::OutboundHttpAllowlist::new(self.outbound_http_allow.iter().cloned())
+    }
+
+    /// With an outbound allowlist, what a component with its own adapters
+    /// needs besides `guest_env`: the services' resolved URLs (the
+    /// reference peers' when unset) and the timeouts. Nothing otherwise.
+    pub fn outbound_guest_env(&self, services: &ServiceUrls) -> Vec<(String, String)> {
+        if self
+            .outbound_http_allow
+            .iter()
+            .all(|host| host.trim().is_empty())
+        {
+            return Vec::new();
+        }
+        [
+            ("CINEMA_SERVICE_URL", services.cinema.clone()),
+            ("USER_SERVICE_URL", services.users.clone()),
+            ("PAYMENT_SERVICE_URL", services.payments.clone()),
+            ("API_TIMEOUT", self.api_timeout.to_string()),
+            ("PAYMENT_TIMEOUT", self.payment_timeout.to_string()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+    }
+
     /// Settings the booking logic reads from its environment.
     pub fn guest_env(&self) -> Vec<(String, String)> {
         let auth_mode = match self.auth_mode {
@@ -213,11 +248,20 @@ impl Config {
         };
         [
             ("SEAT_LOCK_DURATION", self.seat_lock_duration.to_string()),
-            ("MAX_SEATS_PER_BOOKING", self.max_seats_per_booking.to_string()),
+            (
+                "MAX_SEATS_PER_BOOKING",
+                self.max_seats_per_booking.to_string(),
+            ),
             ("AUTH_MODE", auth_mode.to_string()),
-            ("GRAPHQL_INTROSPECTION", self.graphql_introspection.to_string()),
+            (
+                "GRAPHQL_INTROSPECTION",
+                self.graphql_introspection.to_string(),
+            ),
             ("GRAPHQL_MAX_DEPTH", self.graphql_max_depth.to_string()),
-            ("GRAPHQL_MAX_COMPLEXITY", self.graphql_max_complexity.to_string()),
+            (
+                "GRAPHQL_MAX_COMPLEXITY",
+                self.graphql_max_complexity.to_string(),
+            ),
             ("GRAPHQL_MAX_BATCH", self.graphql_max_batch.to_string()),
             (
                 "IDEMPOTENCY_RETENTION_HOURS",
@@ -228,6 +272,14 @@ impl Config {
         .map(|(name, value)| (name.to_string(), value))
         .collect()
     }
+}
+
+/// Where the Cinema, User and Payment services are, once resolved.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceUrls {
+    pub cinema: String,
+    pub users: String,
+    pub payments: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -25,7 +25,7 @@ use booking_logic::model::Timestamp;
 use booking_logic::ports::{Environment, Events, PortResult, Ports, Storage};
 use booking_peers::{PeersConfig, RunningPeers};
 
-use crate::config::Config;
+use crate::config::{Config, ServiceUrls};
 
 /// A dependency that does not accept a connection this fast is down.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -40,6 +40,8 @@ pub struct Dependencies {
     pub broker: Option<Arc<RabbitPublisher>>,
     /// Reference peers started in-process, kept alive while we serve.
     pub _peers: Option<RunningPeers>,
+    /// The services' URLs: configured, or the reference peers'.
+    pub urls: ServiceUrls,
 }
 
 /// Bookings and their event log, in one store.
@@ -165,7 +167,7 @@ impl Dependencies {
                 ..PeersConfig::default()
             })
             .await
-                .context("starting the reference peers")?;
+            .context("starting the reference peers")?;
             tracing::info!(
                 cinema = %peers.cinema_url, users = %peers.users_url, payments = %peers.payments_url,
                 "reference peers started in-process"
@@ -183,6 +185,11 @@ impl Dependencies {
         let cinema_url = url(&config.cinema_service_url, |p| &p.cinema_url);
         let users_url = url(&config.user_service_url, |p| &p.users_url);
         let payments_url = url(&config.payment_service_url, |p| &p.payments_url);
+        let urls = ServiceUrls {
+            cinema: cinema_url.clone(),
+            users: users_url.clone(),
+            payments: payments_url.clone(),
+        };
 
         let (timeout, connect_timeout) = (
             config.api_timeout(),
@@ -211,6 +218,7 @@ impl Dependencies {
             store,
             broker,
             _peers: peers,
+            urls,
         })
     }
 

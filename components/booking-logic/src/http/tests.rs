@@ -422,7 +422,11 @@ fn depth_complexity_and_fragment_bombs_are_refused() {
     assert_eq!(graphql(&schema, deep, Value::Null)["errors"], Value::Null);
 
     let mut nested = String::from("{ userBookingsPage(userId: \"u\") { items { id } } ");
-    nested.push_str("a: __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }");
+    nested.push_str(&format!(
+        "a: __schema {{ types {{ fields {{ type {{ {}name{} }} }} }} }} }}",
+        "ofType { ".repeat(12),
+        " }".repeat(12)
+    ));
     let body = graphql(&schema, &nested, Value::Null);
     assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
     assert!(
@@ -623,7 +627,10 @@ fn browsers_get_graphiql() {
         )]
     );
     let page = String::from_utf8(response.body).expect("UTF-8");
-    assert!(page.contains("GraphiQL.createFetcher({ url: '/graphql' })"), "pointing at the endpoint");
+    assert!(
+        page.contains("GraphiQL.createFetcher({ url: '/graphql' })"),
+        "pointing at the endpoint"
+    );
     for asset in [
         "/graphiql/react.production.min.js",
         "/graphiql/react-dom.production.min.js",
@@ -632,8 +639,14 @@ fn browsers_get_graphiql() {
     ] {
         assert!(page.contains(asset), "loads {asset} from the host");
     }
-    assert!(!page.contains("://"), "nothing from another origin (no CDN)");
-    assert!(page.contains("isHeadersEditorEnabled: true"), "a header editor for tokens");
+    assert!(
+        !page.contains("://"),
+        "nothing from another origin (no CDN)"
+    );
+    assert!(
+        page.contains("isHeadersEditorEnabled: true"),
+        "a header editor for tokens"
+    );
 }
 
 // --- GraphQL over HTTP: media types, status codes, batches, introspection

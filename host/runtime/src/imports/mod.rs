@@ -26,15 +26,13 @@ fn wit_error(error: PortError) -> Error {
     }
 }
 
-/// Adds WASI, WASI-HTTP (types only: the guest gets no outgoing network)
-/// and the booking imports to the linker.
+/// Adds WASI, WASI-HTTP (types and `outgoing-handler`; every outgoing
+/// request goes through `SandboxHttpHooks`, which sends it only to the
+/// hosts of the runtime's outbound allowlist, by default none) and the
+/// booking imports to the linker.
 pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    wasmtime_wasi_http::p2::bindings::http::types::add_to_linker::<_, wasmtime_wasi_http::WasiHttp>(
-        linker,
-        &Default::default(),
-        <RequestState as wasmtime_wasi_http::WasiHttpView>::http,
-    )?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     bindings::Logic::add_to_linker::<_, HasSelf<RequestState>>(linker, |state| state)?;
     Ok(())
 }
