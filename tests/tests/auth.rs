@@ -285,5 +285,24 @@ async fn graphql_over_http_media_types_and_statuses() {
             assert!(!codes(&body).is_empty(), "a code: {body}");
         }
     }
+    // A literal nested 100,000 deep would overflow a recursive parser's
+    // stack inside the sandbox; it is refused before parsing.
+    let deep = format!(
+        "{{ getBooking(bookingId: {}1{}) {{ id }} }}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let response = service
+        .client
+        .post(format!("{}/graphql", service.base_url))
+        .json(&json!({"query": deep}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(codes(&body), ["GRAPHQL_PARSE_FAILED"]);
+    let (status, _) = service.graphql("{ logicVersion }", Value::Null).await;
+    assert_eq!(status, 200, "the host serves after the deep document");
     service.stop().await;
 }

@@ -397,7 +397,7 @@ async fn execute(
     read_only: bool,
 ) -> Executed {
     let operation_name = graphql.operation_name.clone();
-    if let Err(message) = query_cost::check_text(&graphql.query) {
+    if let Err(message) = query_cost::check_nesting(&graphql.query) {
         return Executed::RequestError(graphql_error(
             ServerError::new(message, None),
             "GRAPHQL_PARSE_FAILED",

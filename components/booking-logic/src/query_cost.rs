@@ -106,7 +106,7 @@ pub const MAX_TEXT_NESTING: usize = 128;
 /// Refuses a document whose brackets nest deeper than `MAX_TEXT_NESTING`,
 /// in one pass over the text, before it is parsed. Brackets in strings
 /// and comments do not count; malformed text is left to the parser.
-pub fn check_text(text: &str) -> Result<(), String> {
+pub fn check_nesting(text: &str) -> Result<(), String> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut at = 0;
@@ -116,7 +116,11 @@ pub fn check_text(text: &str) -> Result<(), String> {
             // A block string ends at the next `"""` not escaped as `\"""`.
             at += 3;
             while at < bytes.len() && !bytes[at..].starts_with(br#"""""#) {
-                at += if bytes[at..].starts_with(br#"\""""#) { 4 } else { 1 };
+                at += if bytes[at..].starts_with(br#"\""""#) {
+                    4
+                } else {
+                    1
+                };
             }
             at += 3;
             continue;
@@ -203,17 +207,19 @@ mod tests {
 
     #[test]
     fn deeply_nested_text_is_refused_before_parsing() {
-        let deep = |depth: usize| {
-            format!("{{ f(a: {}1{}) }}", "[".repeat(depth), "]".repeat(depth))
-        };
-        assert!(check_text(&deep(MAX_TEXT_NESTING - 2)).is_ok());
-        assert!(check_text(&deep(MAX_TEXT_NESTING - 1)).is_err());
-        assert!(check_text(&deep(100_000)).is_err());
+        let deep =
+            |depth: usize| format!("{{ f(a: {}1{}) }}", "[".repeat(depth), "]".repeat(depth));
+        assert!(check_nesting(&deep(MAX_TEXT_NESTING - 2)).is_ok());
+        assert!(check_nesting(&deep(MAX_TEXT_NESTING - 1)).is_err());
+        assert!(check_nesting(&deep(100_000)).is_err());
         let quoted = format!(
             "{{ f(a: \"{0}\", b: \"\"\"{0}\\\"\"\"{0}\"\"\") }} # {0}",
             "[".repeat(1_000)
         );
-        assert!(check_text(&quoted).is_ok(), "brackets in strings and comments");
+        assert!(
+            check_nesting(&quoted).is_ok(),
+            "brackets in strings and comments"
+        );
     }
 
     #[test]
