@@ -685,10 +685,25 @@ fn the_response_media_type_follows_accept_and_decides_request_error_statuses() {
         (&parse_error, None, 400, GRAPHQL_JSON),
         (&unknown_field, None, 400, GRAPHQL_JSON),
         (&fine, None, 200, GRAPHQL_JSON),
-        (&parse_error, Some("application/graphql-response+json"), 400, GRAPHQL_JSON),
+        (
+            &parse_error,
+            Some("application/graphql-response+json"),
+            400,
+            GRAPHQL_JSON,
+        ),
         (&parse_error, Some("*/*"), 400, GRAPHQL_JSON),
-        (&parse_error, Some("application/json"), 200, "application/json"),
-        (&unknown_field, Some("application/json"), 200, "application/json"),
+        (
+            &parse_error,
+            Some("application/json"),
+            200,
+            "application/json",
+        ),
+        (
+            &unknown_field,
+            Some("application/json"),
+            200,
+            "application/json",
+        ),
         (
             &parse_error,
             Some("application/json, application/graphql-response+json;q=0.5"),
@@ -718,7 +733,10 @@ fn the_response_media_type_follows_accept_and_decides_request_error_statuses() {
     for accept in ["text/plain", "application/xml", "application/json;q=0"] {
         let response = call(&api, raw_post(&fine, Some(accept)));
         let body: Value = serde_json::from_slice(&response.body).unwrap();
-        assert_eq!((response.status, error_code(&body)), (406, "NOT_ACCEPTABLE"));
+        assert_eq!(
+            (response.status, error_code(&body)),
+            (406, "NOT_ACCEPTABLE")
+        );
     }
 }
 
@@ -763,19 +781,32 @@ fn batches_run_each_operation_in_order_up_to_the_limit() {
 fn introspection_and_graphiql_can_be_switched_off() {
     let introspect = json!({ "query": "{ __schema { queryType { name } } }" }).to_string();
     let (_fakes, api) = setup();
-    let (status, body) = send(&api, request("POST", "/graphql", None, introspect.as_bytes()));
-    assert_eq!((status, &body["data"]["__schema"]["queryType"]["name"]), (200, &json!("Query")));
+    let (status, body) = send(
+        &api,
+        request("POST", "/graphql", None, introspect.as_bytes()),
+    );
+    assert_eq!(
+        (status, &body["data"]["__schema"]["queryType"]["name"]),
+        (200, &json!("Query"))
+    );
 
     let (_fakes, api) = setup_with(Settings {
         auth_required: false,
         introspection: false,
         ..Settings::default()
     });
-    let (_, body) = send(&api, request("POST", "/graphql", None, introspect.as_bytes()));
+    let (_, body) = send(
+        &api,
+        request("POST", "/graphql", None, introspect.as_bytes()),
+    );
     assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
     let mut browser = request("GET", "/graphql", None, b"");
     browser.headers = vec![("Accept".to_string(), "text/html".to_string())];
-    assert_eq!(call(&api, browser).status, 406, "no GraphiQL without introspection");
+    assert_eq!(
+        call(&api, browser).status,
+        406,
+        "no GraphiQL without introspection"
+    );
 }
 
 // --- Authentication and ownership
@@ -808,7 +839,8 @@ const PAY: &str = "mutation($id: String!, $details: String!, $key: String) {
     success code booking { status paymentTransactionId }
   }
 }";
-const CANCEL: &str = "mutation($id: String!) { cancelBooking(bookingId: $id) { success booking { status } } }";
+const CANCEL: &str =
+    "mutation($id: String!) { cancelBooking(bookingId: $id) { success booking { status } } }";
 const READ: &str = "query($id: String!, $user: String!) {
   getBooking(bookingId: $id) { id }
   getUserBookings(userId: $user) { id }
@@ -845,8 +877,15 @@ fn without_a_token_only_public_fields_answer() {
     assert_eq!(body["errors"], Value::Null, "{body}");
 
     let create = json!({ "query": CREATE, "variables": { "user": "user_123", "seats": ["A1"] } });
-    let (status, body) = send(&api, request("POST", "/graphql", None, create.to_string().as_bytes()));
-    assert_eq!((status, codes(&body)), (200, vec!["UNAUTHENTICATED"]), "{body}");
+    let (status, body) = send(
+        &api,
+        request("POST", "/graphql", None, create.to_string().as_bytes()),
+    );
+    assert_eq!(
+        (status, codes(&body)),
+        (200, vec!["UNAUTHENTICATED"]),
+        "{body}"
+    );
     assert_eq!(body["data"]["createBooking"], Value::Null);
     assert!(fakes.seats.locks().is_empty(), "nothing was locked");
 }
@@ -858,7 +897,10 @@ fn a_bad_or_expired_token_is_a_401_with_a_challenge() {
     for token in ["no-such-token", expired.as_str()] {
         let response = call(&api, as_caller(token, "{ logicVersion }", Value::Null));
         let body: Value = serde_json::from_slice(&response.body).unwrap();
-        assert_eq!((response.status, error_code(&body)), (401, "UNAUTHENTICATED"));
+        assert_eq!(
+            (response.status, error_code(&body)),
+            (401, "UNAUTHENTICATED")
+        );
         assert!(response.headers.contains(&(
             "www-authenticate".to_string(),
             "Bearer error=\"invalid_token\"".to_string()
@@ -879,7 +921,10 @@ fn an_unreachable_user_service_is_a_retryable_503() {
     );
     let response = call(&api, as_caller(&token, "{ logicVersion }", Value::Null));
     let body: Value = serde_json::from_slice(&response.body).unwrap();
-    assert_eq!((response.status, error_code(&body)), (503, "DEPENDENCY_UNAVAILABLE"));
+    assert_eq!(
+        (response.status, error_code(&body)),
+        (503, "DEPENDENCY_UNAVAILABLE")
+    );
     assert_eq!(body["errors"][0]["extensions"]["retryable"], true);
 }
 
@@ -888,11 +933,27 @@ fn callers_act_only_on_their_own_bookings_and_support_reads_all() {
     let (fakes, api) = secured();
     let owner = fakes.users.issue_token("user_123", &[], START + HOUR_MS);
     let other = fakes.users.issue_token("user_456", &[], START + HOUR_MS);
-    let support = fakes.users.issue_token("support_1", &["support"], START + HOUR_MS);
+    let support = fakes
+        .users
+        .issue_token("support_1", &["support"], START + HOUR_MS);
 
-    let (_, body) = send(&api, as_caller(&other, CREATE, json!({ "user": "user_123", "seats": ["A1"] })));
+    let (_, body) = send(
+        &api,
+        as_caller(
+            &other,
+            CREATE,
+            json!({ "user": "user_123", "seats": ["A1"] }),
+        ),
+    );
     assert_eq!(codes(&body), ["FORBIDDEN"], "booking for someone else");
-    let (_, body) = send(&api, as_caller(&owner, CREATE, json!({ "user": "user_123", "seats": ["A1"] })));
+    let (_, body) = send(
+        &api,
+        as_caller(
+            &owner,
+            CREATE,
+            json!({ "user": "user_123", "seats": ["A1"] }),
+        ),
+    );
     assert_eq!(body["data"]["createBooking"]["success"], true, "{body}");
     let reads = json!({ "id": "booking_123", "user": "user_123" });
 
@@ -903,7 +964,11 @@ fn callers_act_only_on_their_own_bookings_and_support_reads_all() {
         let (_, body) = send(&api, as_caller(&other, mutation, variables.clone()));
         assert_eq!(codes(&body), ["FORBIDDEN"], "{mutation}");
         let (_, body) = send(&api, as_caller(&support, mutation, variables));
-        assert_eq!(codes(&body), ["FORBIDDEN"], "support may not act: {mutation}");
+        assert_eq!(
+            codes(&body),
+            ["FORBIDDEN"],
+            "support may not act: {mutation}"
+        );
     }
     assert!(fakes.payments.charges().is_empty(), "nobody was charged");
     assert_eq!(
@@ -919,7 +984,11 @@ fn callers_act_only_on_their_own_bookings_and_support_reads_all() {
     }
     let (_, body) = send(
         &api,
-        as_caller(&owner, PAY, json!({ "id": "booking_123", "details": "card_token_xyz" })),
+        as_caller(
+            &owner,
+            PAY,
+            json!({ "id": "booking_123", "details": "card_token_xyz" }),
+        ),
     );
     assert_eq!(body["data"]["processPayment"]["success"], true, "{body}");
 }
@@ -938,14 +1007,23 @@ fn a_replayed_create_returns_the_first_answer_and_books_once() {
 
     let (_, first) = send(&api, as_caller(&token, CREATE, variables.clone()));
     let (_, again) = send(&api, as_caller(&token, CREATE, variables.clone()));
-    assert_eq!(first["data"]["createBooking"]["booking"]["id"], "booking_123", "{first}");
+    assert_eq!(
+        first["data"]["createBooking"]["booking"]["id"], "booking_123",
+        "{first}"
+    );
     assert_eq!(first, again);
     assert_eq!(fakes.seats.locks().len(), 1, "one lock");
     assert_eq!(fakes.storage.all().len(), 1, "one booking");
 
     // The header works like the argument.
-    let mut by_header = as_caller(&token, CREATE, json!({ "user": "user_123", "seats": ["A1", "A2"] }));
-    by_header.headers.push(("Idempotency-Key".to_string(), "key-1".to_string()));
+    let mut by_header = as_caller(
+        &token,
+        CREATE,
+        json!({ "user": "user_123", "seats": ["A1", "A2"] }),
+    );
+    by_header
+        .headers
+        .push(("Idempotency-Key".to_string(), "key-1".to_string()));
     let (_, replay) = send(&api, by_header);
     assert_eq!(replay, first);
 
@@ -959,7 +1037,11 @@ fn a_replayed_create_returns_the_first_answer_and_books_once() {
     let theirs = token_for(&fakes, "user_456");
     let (_, body) = send(
         &api,
-        as_caller(&theirs, CREATE, json!({ "user": "user_456", "seats": ["B1"], "key": "key-1" })),
+        as_caller(
+            &theirs,
+            CREATE,
+            json!({ "user": "user_456", "seats": ["B1"], "key": "key-1" }),
+        ),
     );
     assert_eq!(body["data"]["createBooking"]["success"], true, "{body}");
     assert_eq!(fakes.storage.all().len(), 2);
@@ -987,7 +1069,10 @@ fn a_replayed_payment_charges_once_and_replays_a_decline_too() {
     let declined = json!({ "id": ids[1], "details": "card_declined", "key": "pay-2" });
     let (_, first) = send(&api, as_caller(&token, PAY, declined.clone()));
     let (_, again) = send(&api, as_caller(&token, PAY, declined));
-    assert_eq!(first["data"]["processPayment"]["code"], "PAYMENT_DECLINED", "{first}");
+    assert_eq!(
+        first["data"]["processPayment"]["code"], "PAYMENT_DECLINED",
+        "{first}"
+    );
     assert_eq!(first, again);
 }
 
@@ -1004,14 +1089,24 @@ fn final_errors_are_replayed_and_retryable_ones_release_the_key() {
     let (_, body) = send(&api, as_caller(&token, CREATE, variables.clone()));
     assert_eq!(codes(&body), ["DEPENDENCY_UNAVAILABLE"]);
     let (_, body) = send(&api, as_caller(&token, CREATE, variables));
-    assert_eq!(body["data"]["createBooking"]["success"], true, "the retry ran: {body}");
+    assert_eq!(
+        body["data"]["createBooking"]["success"], true,
+        "the retry ran: {body}"
+    );
 
     let taken = json!({ "user": "user_123", "seats": ["A1"], "key": "taken" });
     let (_, first) = send(&api, as_caller(&token, CREATE, taken.clone()));
     assert_eq!(codes(&first), ["SEATS_UNAVAILABLE"]);
-    send(&api, as_caller(&token, CANCEL, json!({ "id": "booking_123" })));
+    send(
+        &api,
+        as_caller(&token, CANCEL, json!({ "id": "booking_123" })),
+    );
     let (_, again) = send(&api, as_caller(&token, CREATE, taken));
-    assert_eq!(codes(&again), ["SEATS_UNAVAILABLE"], "the first answer, though A1 is free now");
+    assert_eq!(
+        codes(&again),
+        ["SEATS_UNAVAILABLE"],
+        "the first answer, though A1 is free now"
+    );
     assert_eq!(again["errors"][0]["extensions"]["replayed"], true);
 }
 
@@ -1019,16 +1114,21 @@ fn final_errors_are_replayed_and_retryable_ones_release_the_key() {
 fn a_key_in_flight_is_a_retryable_conflict_until_its_lease_runs_out() {
     let (fakes, api) = secured();
     let token = token_for(&fakes, "user_123");
-    let arguments = json!({ "userId": "user_123", "showtimeId": "showtime_456", "seatNumbers": ["A1"] });
-    block_on(fakes.storage.insert_idempotency_record(&crate::model::IdempotencyRecord {
-        user_id: "user_123".to_string(),
-        key: "in-flight".to_string(),
-        fingerprint: crate::idempotency::fingerprint("createBooking", &arguments),
-        response: None,
-        lease_expires_at: START + crate::idempotency::LEASE_MS,
-        expires_at: START + 24 * HOUR_MS,
-        version: 1,
-    }))
+    let arguments =
+        json!({ "userId": "user_123", "showtimeId": "showtime_456", "seatNumbers": ["A1"] });
+    block_on(
+        fakes
+            .storage
+            .insert_idempotency_record(&crate::model::IdempotencyRecord {
+                user_id: "user_123".to_string(),
+                key: "in-flight".to_string(),
+                fingerprint: crate::idempotency::fingerprint("createBooking", &arguments),
+                response: None,
+                lease_expires_at: START + crate::idempotency::LEASE_MS,
+                expires_at: START + 24 * HOUR_MS,
+                version: 1,
+            }),
+    )
     .unwrap();
     let variables = json!({ "user": "user_123", "seats": ["A1"], "key": "in-flight" });
 
@@ -1039,14 +1139,22 @@ fn a_key_in_flight_is_a_retryable_conflict_until_its_lease_runs_out() {
 
     fakes.env.advance_ms(crate::idempotency::LEASE_MS);
     let (_, body) = send(&api, as_caller(&token, CREATE, variables));
-    assert_eq!(body["data"]["createBooking"]["success"], true, "taken over: {body}");
+    assert_eq!(
+        body["data"]["createBooking"]["success"], true,
+        "taken over: {body}"
+    );
 }
 
 #[test]
 fn malformed_keys_are_invalid_input() {
     let (fakes, api) = secured();
     let token = token_for(&fakes, "user_123");
-    for key in [String::new(), "k".repeat(256), "tab\tkey".to_string(), "clé".to_string()] {
+    for key in [
+        String::new(),
+        "k".repeat(256),
+        "tab\tkey".to_string(),
+        "clé".to_string(),
+    ] {
         let variables = json!({ "user": "user_123", "seats": ["A1"], "key": key });
         let (_, body) = send(&api, as_caller(&token, CREATE, variables));
         assert_eq!(codes(&body), ["INVALID_INPUT"], "{key:?}");
