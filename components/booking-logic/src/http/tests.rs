@@ -511,6 +511,16 @@ fn malformed_requests_get_4xx_json_with_a_code() {
             413,
             "PAYLOAD_TOO_LARGE",
         ),
+        (
+            request(
+                "GET",
+                "/graphql",
+                Some(&format!("query={}", "x".repeat(MAX_BODY_BYTES))),
+                b"",
+            ),
+            414,
+            "URI_TOO_LONG",
+        ),
     ];
     for (request, status, code) in cases {
         let described = format!("{} {} {:?}", request.method, request.path, request.query);
