@@ -278,3 +278,31 @@ async fn without_an_allowlist_the_adapters_calls_are_refused_cleanly() {
     no_payments.stop().await;
     service.stop().await;
 }
+
+/// Waiting for a slow peer inside the guest (a WASI poll on an outgoing
+/// request) is not guest CPU time: a 1.5 s charge passes a 300 ms CPU
+/// limit, while a guest that computes for that long is stopped
+/// (sandbox.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_a_slow_peer_does_not_count_against_the_cpu_limit() {
+    let service = TestService::start(Options {
+        component: composed_component(),
+        outbound_http_to_peers: true,
+        extra_args: vec!["--request-cpu-ms".into(), "300".into()],
+        ..Options::default()
+    })
+    .await;
+    let booking = service
+        .create_booking("user_123", "showtime_456", &["E1"])
+        .await;
+    let started = std::time::Instant::now();
+    let (status, body) = service.pay(&booking, "card_slow").await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1500),
+        "the peer was slow"
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["processPayment"]["success"], true, "{body}");
+    assert_eq!(service.peers.payments.charges_for_key(&booking).len(), 1);
+    service.stop().await;
+}

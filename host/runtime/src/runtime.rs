@@ -23,7 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::cache::ArtifactCache;
 use crate::component::{LogicComponent, Rejection, hex};
 use crate::deployment::{Deployment, DeploymentError, roll};
-use crate::engine::SandboxEngine;
+use crate::engine::{EPOCH_TICK, SandboxEngine};
 use crate::imports;
 use crate::state::{OutboundHttpAllowlist, RequestState};
 
@@ -365,8 +365,8 @@ impl Runtime {
         store.limiter(|state| &mut state.limits);
         let cpu_time = limits.cpu_time;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |store| {
-            if store.data().guest_time() > cpu_time {
+        store.epoch_deadline_callback(move |mut store| {
+            if store.data_mut().count_running_tick(EPOCH_TICK) > cpu_time {
                 return Err(wasmtime::format_err!(
                     "the request ran guest code for longer than the {cpu_time:?} limit"
                 ));

@@ -1,10 +1,10 @@
 //! What one request's `Store` holds: WASI and WASI-HTTP contexts, the
-//! ports the imports forward to, memory limits, and the time spent in host
-//! calls (so the CPU deadline only counts guest execution).
+//! ports the imports forward to, memory limits, and how many epoch ticks
+//! found the guest running (its CPU time, for the deadline).
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use booking_logic::ports::Ports;
 use wasmtime::component::ResourceTable;
@@ -22,8 +22,7 @@ pub struct RequestState {
     table: ResourceTable,
     pub limits: StoreLimits,
     pub ports: Ports,
-    started: Instant,
-    time_in_host: Duration,
+    running_ticks: u32,
 }
 
 impl RequestState {
@@ -52,22 +51,18 @@ impl RequestState {
                 .trap_on_grow_failure(true)
                 .build(),
             ports,
-            started: Instant::now(),
-            time_in_host: Duration::ZERO,
+            running_ticks: 0,
         }
     }
 
-    /// Runs one host call, booking its duration as host time.
-    pub async fn host_call<T>(&mut self, call: impl Future<Output = T>) -> T {
-        let start = Instant::now();
-        let result = call.await;
-        self.time_in_host += start.elapsed();
-        result
-    }
-
-    /// Wall time since the request started minus time spent in host calls.
-    pub fn guest_time(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.time_in_host)
+    /// Counts one epoch tick that found guest code running and returns the
+    /// guest's CPU time so far. The epoch callback only runs while guest
+    /// code runs, so waiting on a port, a WASI poll or the scheduler costs
+    /// nothing; a call that spans ticks is counted at most once when the
+    /// guest resumes, one tick of over-count per such call.
+    pub fn count_running_tick(&mut self, tick: Duration) -> Duration {
+        self.running_ticks = self.running_ticks.saturating_add(1);
+        tick.saturating_mul(self.running_ticks)
     }
 }
 
@@ -141,7 +136,7 @@ impl OutboundHttpAllowlist {
         }
         let port = authority.port_u16().unwrap_or(default_port);
         let wanted = format!("{}:{port}", authority.host()).to_ascii_lowercase();
-        self.authorities.iter().any(|allowed| *allowed == wanted)
+        self.authorities.contains(&wanted)
     }
 }
 

@@ -18,10 +18,7 @@ impl Host for RequestState {
             description: request.description,
         };
         let payments = self.ports.payments.clone();
-        let receipt = self
-            .host_call(payments.charge(&request))
-            .await
-            .map_err(wit_error)?;
+        let receipt = payments.charge(&request).await.map_err(wit_error)?;
         Ok(Receipt {
             transaction_id: receipt.transaction_id,
             amount_cents: receipt.amount_cents,
@@ -32,10 +29,7 @@ impl Host for RequestState {
 
     async fn refund(&mut self, transaction_id: String) -> Result<RefundReceipt, Error> {
         let payments = self.ports.payments.clone();
-        let refund = self
-            .host_call(payments.refund(&transaction_id))
-            .await
-            .map_err(wit_error)?;
+        let refund = payments.refund(&transaction_id).await.map_err(wit_error)?;
         Ok(RefundReceipt {
             refund_id: refund.refund_id,
             transaction_id: refund.transaction_id,

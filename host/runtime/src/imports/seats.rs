@@ -10,10 +10,7 @@ use crate::state::RequestState;
 impl Host for RequestState {
     async fn get_showtime(&mut self, showtime_id: String) -> Result<Showtime, Error> {
         let seats = self.ports.seats.clone();
-        let s = self
-            .host_call(seats.get_showtime(&showtime_id))
-            .await
-            .map_err(wit_error)?;
+        let s = seats.get_showtime(&showtime_id).await.map_err(wit_error)?;
         Ok(Showtime {
             id: s.id,
             movie_id: s.movie_id,
@@ -28,10 +25,7 @@ impl Host for RequestState {
 
     async fn seat_map(&mut self, showtime_id: String) -> Result<Vec<Seat>, Error> {
         let seats = self.ports.seats.clone();
-        let map = self
-            .host_call(seats.seat_map(&showtime_id))
-            .await
-            .map_err(wit_error)?;
+        let map = seats.seat_map(&showtime_id).await.map_err(wit_error)?;
         Ok(map
             .into_iter()
             .map(|seat| Seat {
@@ -55,8 +49,8 @@ impl Host for RequestState {
         ttl_seconds: u32,
     ) -> Result<SeatLock, Error> {
         let seats = self.ports.seats.clone();
-        let lock = self
-            .host_call(seats.lock_seats(&showtime_id, &numbers, &holder, ttl_seconds))
+        let lock = seats
+            .lock_seats(&showtime_id, &numbers, &holder, ttl_seconds)
             .await
             .map_err(wit_error)?;
         Ok(SeatLock {
@@ -76,15 +70,11 @@ impl Host for RequestState {
 
     async fn confirm_seats(&mut self, lock_id: String) -> Result<(), Error> {
         let seats = self.ports.seats.clone();
-        self.host_call(seats.confirm_seats(&lock_id))
-            .await
-            .map_err(wit_error)
+        seats.confirm_seats(&lock_id).await.map_err(wit_error)
     }
 
     async fn release_seats(&mut self, lock_id: String) -> Result<(), Error> {
         let seats = self.ports.seats.clone();
-        self.host_call(seats.release_seats(&lock_id))
-            .await
-            .map_err(wit_error)
+        seats.release_seats(&lock_id).await.map_err(wit_error)
     }
 }

@@ -98,17 +98,12 @@ fn record_to_wit(r: model::IdempotencyRecord) -> IdempotencyRecord {
 impl Host for RequestState {
     async fn insert(&mut self, booking: Booking) -> Result<(), Error> {
         let storage = self.ports.storage.clone();
-        self.host_call(storage.insert(&to_model(booking)))
-            .await
-            .map_err(wit_error)
+        storage.insert(&to_model(booking)).await.map_err(wit_error)
     }
 
     async fn get(&mut self, booking_id: String) -> Result<Option<Booking>, Error> {
         let storage = self.ports.storage.clone();
-        let booking = self
-            .host_call(storage.get(&booking_id))
-            .await
-            .map_err(wit_error)?;
+        let booking = storage.get(&booking_id).await.map_err(wit_error)?;
         Ok(booking.map(to_wit))
     }
 
@@ -118,7 +113,8 @@ impl Host for RequestState {
         expected_version: u64,
     ) -> Result<u64, Error> {
         let storage = self.ports.storage.clone();
-        self.host_call(storage.update_if_version(&to_model(booking), expected_version))
+        storage
+            .update_if_version(&to_model(booking), expected_version)
             .await
             .map_err(wit_error)
     }
@@ -133,8 +129,8 @@ impl Host for RequestState {
             limit: page.limit,
         };
         let storage = self.ports.storage.clone();
-        let page = self
-            .host_call(storage.list_by_user(&user_id, &page))
+        let page = storage
+            .list_by_user(&user_id, &page)
             .await
             .map_err(wit_error)?;
         Ok(BookingPage {
@@ -149,8 +145,8 @@ impl Host for RequestState {
         limit: u32,
     ) -> Result<Vec<Booking>, Error> {
         let storage = self.ports.storage.clone();
-        let expired = self
-            .host_call(storage.list_expired_pending(now, limit))
+        let expired = storage
+            .list_expired_pending(now, limit)
             .await
             .map_err(wit_error)?;
         Ok(expired.into_iter().map(to_wit).collect())
@@ -158,7 +154,8 @@ impl Host for RequestState {
 
     async fn insert_idempotency_record(&mut self, record: IdempotencyRecord) -> Result<(), Error> {
         let storage = self.ports.storage.clone();
-        self.host_call(storage.insert_idempotency_record(&record_to_model(record)))
+        storage
+            .insert_idempotency_record(&record_to_model(record))
             .await
             .map_err(wit_error)
     }
@@ -169,8 +166,8 @@ impl Host for RequestState {
         key: String,
     ) -> Result<Option<IdempotencyRecord>, Error> {
         let storage = self.ports.storage.clone();
-        let record = self
-            .host_call(storage.get_idempotency_record(&user_id, &key))
+        let record = storage
+            .get_idempotency_record(&user_id, &key)
             .await
             .map_err(wit_error)?;
         Ok(record.map(record_to_wit))
@@ -182,11 +179,10 @@ impl Host for RequestState {
         expected_version: u64,
     ) -> Result<u64, Error> {
         let storage = self.ports.storage.clone();
-        self.host_call(
-            storage.update_idempotency_record(&record_to_model(record), expected_version),
-        )
-        .await
-        .map_err(wit_error)
+        storage
+            .update_idempotency_record(&record_to_model(record), expected_version)
+            .await
+            .map_err(wit_error)
     }
 
     async fn purge_idempotency_records(
@@ -195,7 +191,8 @@ impl Host for RequestState {
         limit: u32,
     ) -> Result<u32, Error> {
         let storage = self.ports.storage.clone();
-        self.host_call(storage.purge_idempotency_records(now, limit))
+        storage
+            .purge_idempotency_records(now, limit)
             .await
             .map_err(wit_error)
     }

@@ -8,10 +8,7 @@ use crate::state::RequestState;
 impl Host for RequestState {
     async fn get_user(&mut self, user_id: String) -> Result<User, Error> {
         let users = self.ports.users.clone();
-        let user = self
-            .host_call(users.get_user(&user_id))
-            .await
-            .map_err(wit_error)?;
+        let user = users.get_user(&user_id).await.map_err(wit_error)?;
         Ok(User {
             id: user.id,
             name: user.name,
@@ -22,10 +19,7 @@ impl Host for RequestState {
 
     async fn authenticate(&mut self, token: String) -> Result<Caller, Error> {
         let users = self.ports.users.clone();
-        let caller = self
-            .host_call(users.authenticate(&token))
-            .await
-            .map_err(wit_error)?;
+        let caller = users.authenticate(&token).await.map_err(wit_error)?;
         Ok(Caller {
             user_id: caller.user_id,
             roles: caller.roles,
