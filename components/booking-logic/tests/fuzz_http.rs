@@ -1600,7 +1600,24 @@ fn raw_request() -> BoxedStrategy<Request> {
 
 /// Runs generated cases through `run` and `check` (panicking with the
 /// shrunk input on the first failure) and counts their outcomes.
-fn fuzz(default_cases: u32, requests: BoxedStrategy<Request>) -> BTreeMap<String, usize> {
+/// Runs the cases on a thread with a large stack: generating, and above
+/// all shrinking, deeply nested documents recurses deeply (a CI run
+/// overflowed the default 2 MiB test thread), and a crash would hide the
+/// failing input.
+fn fuzz(default_cases: u32, requests: fn() -> BoxedStrategy<Request>) -> BTreeMap<String, usize> {
+    thread::Builder::new()
+        .name("fuzz runner".to_string())
+        .stack_size(256 << 20)
+        .spawn(move || fuzz_on_this_thread(default_cases, requests()))
+        .expect("a runner thread")
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn fuzz_on_this_thread(
+    default_cases: u32,
+    requests: BoxedStrategy<Request>,
+) -> BTreeMap<String, usize> {
     let tally = RefCell::new(BTreeMap::new());
     let mut runner = TestRunner::new(config(default_cases));
     let result = runner.run(&(scenario(), requests), |(scenario, request)| {
@@ -1653,7 +1670,7 @@ fn count(tally: &BTreeMap<String, usize>, prefix: &str) -> usize {
 
 #[test]
 fn generated_graphql_requests_get_well_formed_answers() {
-    let tally = fuzz(3_500, graphql_request());
+    let tally = fuzz(3_500, graphql_request);
     // The generators reach past the parser into resolvers, and around.
     let total: usize = tally.values().sum();
     for (outcome, share) in [
@@ -1671,7 +1688,7 @@ fn generated_graphql_requests_get_well_formed_answers() {
 
 #[test]
 fn raw_requests_get_well_formed_answers() {
-    fuzz(1_500, raw_request());
+    fuzz(1_500, raw_request);
 }
 
 /// Inputs that found bugs, kept as fixed cases.
