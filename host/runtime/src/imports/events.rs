@@ -58,13 +58,20 @@ fn to_wit(e: model::Event) -> Event {
 
 impl Host for RequestState {
     async fn publish(&mut self, event: Event) -> Result<(), Error> {
-        let events = self.ports.events.clone();
-        events.publish(&to_model(event)).await.map_err(wit_error)
+        self.ports
+            .events
+            .publish(&to_model(event))
+            .await
+            .map_err(wit_error)
     }
 
     async fn history(&mut self, booking_id: String) -> Result<Vec<Event>, Error> {
-        let events = self.ports.events.clone();
-        let history = events.history(&booking_id).await.map_err(wit_error)?;
+        let history = self
+            .ports
+            .events
+            .history(&booking_id)
+            .await
+            .map_err(wit_error)?;
         Ok(history.into_iter().map(to_wit).collect())
     }
 }

@@ -17,8 +17,12 @@ impl Host for RequestState {
             details: request.details,
             description: request.description,
         };
-        let payments = self.ports.payments.clone();
-        let receipt = payments.charge(&request).await.map_err(wit_error)?;
+        let receipt = self
+            .ports
+            .payments
+            .charge(&request)
+            .await
+            .map_err(wit_error)?;
         Ok(Receipt {
             transaction_id: receipt.transaction_id,
             amount_cents: receipt.amount_cents,
@@ -28,8 +32,12 @@ impl Host for RequestState {
     }
 
     async fn refund(&mut self, transaction_id: String) -> Result<RefundReceipt, Error> {
-        let payments = self.ports.payments.clone();
-        let refund = payments.refund(&transaction_id).await.map_err(wit_error)?;
+        let refund = self
+            .ports
+            .payments
+            .refund(&transaction_id)
+            .await
+            .map_err(wit_error)?;
         Ok(RefundReceipt {
             refund_id: refund.refund_id,
             transaction_id: refund.transaction_id,

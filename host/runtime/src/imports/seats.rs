@@ -9,8 +9,12 @@ use crate::state::RequestState;
 
 impl Host for RequestState {
     async fn get_showtime(&mut self, showtime_id: String) -> Result<Showtime, Error> {
-        let seats = self.ports.seats.clone();
-        let s = seats.get_showtime(&showtime_id).await.map_err(wit_error)?;
+        let s = self
+            .ports
+            .seats
+            .get_showtime(&showtime_id)
+            .await
+            .map_err(wit_error)?;
         Ok(Showtime {
             id: s.id,
             movie_id: s.movie_id,
@@ -24,8 +28,12 @@ impl Host for RequestState {
     }
 
     async fn seat_map(&mut self, showtime_id: String) -> Result<Vec<Seat>, Error> {
-        let seats = self.ports.seats.clone();
-        let map = seats.seat_map(&showtime_id).await.map_err(wit_error)?;
+        let map = self
+            .ports
+            .seats
+            .seat_map(&showtime_id)
+            .await
+            .map_err(wit_error)?;
         Ok(map
             .into_iter()
             .map(|seat| Seat {
@@ -48,8 +56,9 @@ impl Host for RequestState {
         holder: String,
         ttl_seconds: u32,
     ) -> Result<SeatLock, Error> {
-        let seats = self.ports.seats.clone();
-        let lock = seats
+        let lock = self
+            .ports
+            .seats
             .lock_seats(&showtime_id, &numbers, &holder, ttl_seconds)
             .await
             .map_err(wit_error)?;
@@ -69,12 +78,18 @@ impl Host for RequestState {
     }
 
     async fn confirm_seats(&mut self, lock_id: String) -> Result<(), Error> {
-        let seats = self.ports.seats.clone();
-        seats.confirm_seats(&lock_id).await.map_err(wit_error)
+        self.ports
+            .seats
+            .confirm_seats(&lock_id)
+            .await
+            .map_err(wit_error)
     }
 
     async fn release_seats(&mut self, lock_id: String) -> Result<(), Error> {
-        let seats = self.ports.seats.clone();
-        seats.release_seats(&lock_id).await.map_err(wit_error)
+        self.ports
+            .seats
+            .release_seats(&lock_id)
+            .await
+            .map_err(wit_error)
     }
 }

@@ -97,13 +97,20 @@ fn record_to_wit(r: model::IdempotencyRecord) -> IdempotencyRecord {
 
 impl Host for RequestState {
     async fn insert(&mut self, booking: Booking) -> Result<(), Error> {
-        let storage = self.ports.storage.clone();
-        storage.insert(&to_model(booking)).await.map_err(wit_error)
+        self.ports
+            .storage
+            .insert(&to_model(booking))
+            .await
+            .map_err(wit_error)
     }
 
     async fn get(&mut self, booking_id: String) -> Result<Option<Booking>, Error> {
-        let storage = self.ports.storage.clone();
-        let booking = storage.get(&booking_id).await.map_err(wit_error)?;
+        let booking = self
+            .ports
+            .storage
+            .get(&booking_id)
+            .await
+            .map_err(wit_error)?;
         Ok(booking.map(to_wit))
     }
 
@@ -112,8 +119,8 @@ impl Host for RequestState {
         booking: Booking,
         expected_version: u64,
     ) -> Result<u64, Error> {
-        let storage = self.ports.storage.clone();
-        storage
+        self.ports
+            .storage
             .update_if_version(&to_model(booking), expected_version)
             .await
             .map_err(wit_error)
@@ -128,8 +135,9 @@ impl Host for RequestState {
             cursor: page.cursor,
             limit: page.limit,
         };
-        let storage = self.ports.storage.clone();
-        let page = storage
+        let page = self
+            .ports
+            .storage
             .list_by_user(&user_id, &page)
             .await
             .map_err(wit_error)?;
@@ -144,8 +152,9 @@ impl Host for RequestState {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<Booking>, Error> {
-        let storage = self.ports.storage.clone();
-        let expired = storage
+        let expired = self
+            .ports
+            .storage
             .list_expired_pending(now, limit)
             .await
             .map_err(wit_error)?;
@@ -153,8 +162,8 @@ impl Host for RequestState {
     }
 
     async fn insert_idempotency_record(&mut self, record: IdempotencyRecord) -> Result<(), Error> {
-        let storage = self.ports.storage.clone();
-        storage
+        self.ports
+            .storage
             .insert_idempotency_record(&record_to_model(record))
             .await
             .map_err(wit_error)
@@ -165,8 +174,9 @@ impl Host for RequestState {
         user_id: String,
         key: String,
     ) -> Result<Option<IdempotencyRecord>, Error> {
-        let storage = self.ports.storage.clone();
-        let record = storage
+        let record = self
+            .ports
+            .storage
             .get_idempotency_record(&user_id, &key)
             .await
             .map_err(wit_error)?;
@@ -178,8 +188,8 @@ impl Host for RequestState {
         record: IdempotencyRecord,
         expected_version: u64,
     ) -> Result<u64, Error> {
-        let storage = self.ports.storage.clone();
-        storage
+        self.ports
+            .storage
             .update_idempotency_record(&record_to_model(record), expected_version)
             .await
             .map_err(wit_error)
@@ -190,8 +200,8 @@ impl Host for RequestState {
         now: Timestamp,
         limit: u32,
     ) -> Result<u32, Error> {
-        let storage = self.ports.storage.clone();
-        storage
+        self.ports
+            .storage
             .purge_idempotency_records(now, limit)
             .await
             .map_err(wit_error)

@@ -7,8 +7,12 @@ use crate::state::RequestState;
 
 impl Host for RequestState {
     async fn get_user(&mut self, user_id: String) -> Result<User, Error> {
-        let users = self.ports.users.clone();
-        let user = users.get_user(&user_id).await.map_err(wit_error)?;
+        let user = self
+            .ports
+            .users
+            .get_user(&user_id)
+            .await
+            .map_err(wit_error)?;
         Ok(User {
             id: user.id,
             name: user.name,
@@ -18,8 +22,12 @@ impl Host for RequestState {
     }
 
     async fn authenticate(&mut self, token: String) -> Result<Caller, Error> {
-        let users = self.ports.users.clone();
-        let caller = users.authenticate(&token).await.map_err(wit_error)?;
+        let caller = self
+            .ports
+            .users
+            .authenticate(&token)
+            .await
+            .map_err(wit_error)?;
         Ok(Caller {
             user_id: caller.user_id,
             roles: caller.roles,
