@@ -152,6 +152,20 @@ pub struct Booking {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
+    /// When the latest charge attempt started (written before the charge
+    /// is sent): a charge may exist while `payment_transaction_id` is none.
+    #[serde(default)]
+    pub charge_attempted_at: Option<Timestamp>,
+    /// When the Payment service confirmed the refund of the charge.
+    #[serde(default)]
+    pub refunded_at: Option<Timestamp>,
+    /// When the sweep should next settle what the booking owes; `None`
+    /// once nothing is.
+    #[serde(default)]
+    pub settle_after: Option<Timestamp>,
+    /// Settle attempts that failed so far (for backoff).
+    #[serde(default)]
+    pub settle_attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,10 +196,12 @@ pub enum EventKind {
     BookingExpired,
     #[serde(rename = "booking.refunded")]
     BookingRefunded,
+    #[serde(rename = "booking.payment_refunded")]
+    PaymentRefunded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::BookingCreated,
         EventKind::BookingConfirmed,
         EventKind::BookingPaymentFailed,
@@ -193,6 +209,7 @@ impl EventKind {
         EventKind::BookingCancelled,
         EventKind::BookingExpired,
         EventKind::BookingRefunded,
+        EventKind::PaymentRefunded,
     ];
 
     /// The routing key / wire name, e.g. `booking.created`.
@@ -205,6 +222,7 @@ impl EventKind {
             EventKind::BookingCancelled => "booking.cancelled",
             EventKind::BookingExpired => "booking.expired",
             EventKind::BookingRefunded => "booking.refunded",
+            EventKind::PaymentRefunded => "booking.payment_refunded",
         }
     }
 
@@ -215,8 +233,8 @@ impl EventKind {
     }
 }
 
-/// A domain event; its JSON form (see `Event::to_json`) is what event
-/// sinks carry on the wire.
+/// A domain event, committed with the booking write it announces; its
+/// serde JSON form is what the relay carries on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
@@ -234,7 +252,7 @@ pub struct Event {
     pub reason: Option<String>,
 }
 
-/// What one sweep of expired bookings did (WIT `maintenance.sweep-report`).
+/// What one sweep did (WIT `maintenance.sweep-report`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
     /// Bookings moved to EXPIRED by this call.
@@ -243,4 +261,8 @@ pub struct SweepReport {
     pub skipped: u32,
     /// Idempotency records past their retention, deleted.
     pub idempotency_purged: u32,
+    /// Ended bookings whose seats, charge and refund are now settled.
+    pub settled: u32,
+    /// Bookings that still owe something; retried with backoff.
+    pub unsettled: u32,
 }

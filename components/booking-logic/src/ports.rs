@@ -56,18 +56,29 @@ pub trait Users: Send + Sync {
 pub trait Payments: Send + Sync {
     async fn charge(&self, request: &ChargeRequest) -> PortResult<Receipt>;
     async fn refund(&self, transaction_id: &str) -> PortResult<RefundReceipt>;
+    /// The successful charge made under `idempotency_key`, if any.
+    async fn find_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>>;
 }
 
 #[async_trait]
 pub trait Storage: Send + Sync {
-    /// Stores a new booking with version 1; `Conflict` if the id exists.
-    async fn insert(&self, booking: &Booking) -> PortResult<()>;
+    /// Stores a new booking with version 1 and its events, atomically;
+    /// `Conflict` if the id exists.
+    async fn insert(&self, booking: &Booking, events: &[Event]) -> PortResult<()>;
     async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>>;
-    /// Replaces the booking if its stored version is `expected_version`;
-    /// returns the new version.
-    async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64>;
+    /// Replaces the booking if its stored version is `expected_version`
+    /// and appends `events` in the same atomic write; returns the new
+    /// version.
+    async fn update_if_version(
+        &self,
+        booking: &Booking,
+        expected_version: u64,
+        events: &[Event],
+    ) -> PortResult<u64>;
     async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage>;
     async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>>;
+    /// Bookings whose `settle_after` is at or before `now`, earliest first.
+    async fn list_unsettled(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>>;
 
     /// Stores a new record with version 1; `Conflict` if (user, key) exists.
     async fn insert_idempotency_record(&self, record: &IdempotencyRecord) -> PortResult<()>;
@@ -87,9 +98,10 @@ pub trait Storage: Send + Sync {
     async fn purge_idempotency_records(&self, now: Timestamp, limit: u32) -> PortResult<u32>;
 }
 
+/// Reading events; they are written by `Storage` with their booking.
 #[async_trait]
 pub trait Events: Send + Sync {
-    async fn publish(&self, event: &Event) -> PortResult<()>;
+    /// A booking's events in commit order.
     async fn history(&self, booking_id: &str) -> PortResult<Vec<Event>>;
 }
 
