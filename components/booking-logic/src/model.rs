@@ -121,6 +121,13 @@ pub enum BookingStatus {
 }
 
 impl BookingStatus {
+    /// Whether the booking is over: no further status except that a
+    /// CONFIRMED booking may still become REFUNDED. Ended bookings are
+    /// settled (seats freed, money returned) by the workflow.
+    pub fn is_ended(self) -> bool {
+        !matches!(self, BookingStatus::Pending | BookingStatus::Confirmed)
+    }
+
     /// The wire name, e.g. `PAYMENT_FAILED` (as in GraphQL and events).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -265,4 +272,15 @@ pub struct SweepReport {
     pub settled: u32,
     /// Bookings that still owe something; retried with backoff.
     pub unsettled: u32,
+}
+
+impl SweepReport {
+    /// Counts a booking that was just settled (or tried to be).
+    pub fn count_settlement(&mut self, booking: &Booking) {
+        if booking.settle_after.is_none() {
+            self.settled = self.settled.saturating_add(1);
+        } else {
+            self.unsettled = self.unsettled.saturating_add(1);
+        }
+    }
 }

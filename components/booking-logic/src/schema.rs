@@ -472,6 +472,19 @@ impl Booking {
         self.failure_reason.as_deref()
     }
 
+    /// When the charge of an ended booking was paid back; `null` while a
+    /// refund is still owed (the service retries it until it succeeds)
+    /// and for bookings that were never charged.
+    async fn refunded_at(&self) -> Result<Option<String>> {
+        self.refunded_at.map(rfc3339).transpose()
+    }
+
+    /// Whether the service still owes this ended booking something: its
+    /// seats freed, its charge found or refunded. Retried until done.
+    async fn settlement_pending(&self) -> bool {
+        self.settle_after.is_some()
+    }
+
     async fn created_at(&self) -> Result<String> {
         rfc3339(self.created_at)
     }

@@ -42,16 +42,17 @@ pub enum Op {
     Authenticate,
     Charge,
     Refund,
+    FindCharge,
     Insert,
     Get,
     UpdateIfVersion,
     ListByUser,
     ListExpiredPending,
+    ListUnsettled,
     InsertIdempotencyRecord,
     GetIdempotencyRecord,
     UpdateIdempotencyRecord,
     PurgeIdempotencyRecords,
-    Publish,
     History,
 }
 
@@ -688,13 +689,22 @@ impl Payments for FakePayments {
             })
             .await
     }
+
+    async fn find_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>> {
+        self.knobs
+            .run(Op::FindCharge, || Ok(self.receipt(idempotency_key)))
+            .await
+    }
 }
 
-/// The booking store: versioned records, optimistic concurrency.
-/// Cursors are `<created_at>:<id>` of the last item of a page. Idempotency
-/// records are versioned the same way, keyed by (user, key).
+/// The booking store: versioned records, optimistic concurrency, and the
+/// events of each write appended to `events` under the same lock (the
+/// atomic outbox). Cursors are `<created_at>:<id>` of the last item of a
+/// page. Idempotency records are versioned the same way, keyed by (user,
+/// key).
 pub struct FakeStorage {
     knobs: Arc<Knobs>,
+    events: Arc<FakeEvents>,
     bookings: Mutex<BTreeMap<String, Booking>>,
     /// Every version ever stored, in the order stored: what the booking
     /// went through, for checking its transitions afterwards.
@@ -703,9 +713,10 @@ pub struct FakeStorage {
 }
 
 impl FakeStorage {
-    pub fn new(knobs: Arc<Knobs>) -> FakeStorage {
+    pub fn new(knobs: Arc<Knobs>, events: Arc<FakeEvents>) -> FakeStorage {
         FakeStorage {
             knobs,
+            events,
             bookings: Mutex::default(),
             history: Mutex::default(),
             idempotency: Mutex::default(),
@@ -755,7 +766,7 @@ fn parse_cursor(cursor: &str) -> Option<(Timestamp, &str)> {
 
 #[async_trait]
 impl Storage for FakeStorage {
-    async fn insert(&self, booking: &Booking) -> PortResult<()> {
+    async fn insert(&self, booking: &Booking, events: &[Event]) -> PortResult<()> {
         self.knobs
             .run(Op::Insert, || {
                 let mut bookings = lock(&self.bookings);
@@ -771,6 +782,7 @@ impl Storage for FakeStorage {
                 };
                 self.keep(&stored);
                 bookings.insert(booking.id.clone(), stored);
+                self.events.append(events);
                 Ok(())
             })
             .await
@@ -784,7 +796,12 @@ impl Storage for FakeStorage {
             .await
     }
 
-    async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64> {
+    async fn update_if_version(
+        &self,
+        booking: &Booking,
+        expected_version: u64,
+        events: &[Event],
+    ) -> PortResult<u64> {
         self.knobs
             .run(Op::UpdateIfVersion, || {
                 let mut bookings = lock(&self.bookings);
@@ -803,6 +820,7 @@ impl Storage for FakeStorage {
                     ..booking.clone()
                 };
                 self.keep(stored);
+                self.events.append(events);
                 Ok(version)
             })
             .await
@@ -853,6 +871,26 @@ impl Storage for FakeStorage {
                 due.sort_by(|a, b| (a.lock_expires_at, &a.id).cmp(&(b.lock_expires_at, &b.id)));
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
                 Ok(due.into_iter().take(limit).cloned().collect())
+            })
+            .await
+    }
+
+    async fn list_unsettled(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
+        self.knobs
+            .run(Op::ListUnsettled, || {
+                let bookings = lock(&self.bookings);
+                let mut due: Vec<(Timestamp, &Booking)> = bookings
+                    .values()
+                    .filter_map(|booking| Some((booking.settle_after?, booking)))
+                    .filter(|(after, _)| *after <= now)
+                    .collect();
+                due.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                Ok(due
+                    .into_iter()
+                    .take(limit)
+                    .map(|(_, booking)| booking.clone())
+                    .collect())
             })
             .await
     }
@@ -947,9 +985,7 @@ impl Storage for FakeStorage {
     }
 }
 
-/// The event log: everything published, in order. Like the host's event
-/// log it is idempotent by event id: publishing an event again (the
-/// logic does after a replay) keeps the first.
+/// The event log: every event `FakeStorage` committed, in commit order.
 pub struct FakeEvents {
     knobs: Arc<Knobs>,
     events: Mutex<Vec<Event>>,
@@ -963,7 +999,7 @@ impl FakeEvents {
         }
     }
 
-    /// Every event published, in order.
+    /// Every event committed, in order.
     pub fn published(&self) -> Vec<Event> {
         lock(&self.events).clone()
     }
@@ -978,20 +1014,15 @@ impl FakeEvents {
     }
 }
 
+impl FakeEvents {
+    /// Called by `FakeStorage` inside its write.
+    fn append(&self, events: &[Event]) {
+        lock(&self.events).extend_from_slice(events);
+    }
+}
+
 #[async_trait]
 impl Events for FakeEvents {
-    async fn publish(&self, event: &Event) -> PortResult<()> {
-        self.knobs
-            .run(Op::Publish, || {
-                let mut events = lock(&self.events);
-                if !events.iter().any(|published| published.id == event.id) {
-                    events.push(event.clone());
-                }
-                Ok(())
-            })
-            .await
-    }
-
     async fn history(&self, booking_id: &str) -> PortResult<Vec<Event>> {
         self.knobs
             .run(Op::History, || {
@@ -1022,12 +1053,13 @@ impl Fakes {
         let env = Arc::new(FakeEnvironment::new(now));
         let knobs = Arc::new(Knobs::default());
         let clock: Arc<dyn Environment> = env.clone();
+        let events = Arc::new(FakeEvents::new(knobs.clone()));
         Fakes {
             seats: Arc::new(FakeSeats::new(clock.clone(), knobs.clone())),
             users: Arc::new(FakeUsers::new(clock.clone(), knobs.clone())),
             payments: Arc::new(FakePayments::new(clock, knobs.clone())),
-            storage: Arc::new(FakeStorage::new(knobs.clone())),
-            events: Arc::new(FakeEvents::new(knobs.clone())),
+            storage: Arc::new(FakeStorage::new(knobs.clone(), events.clone())),
+            events,
             env,
             knobs,
         }

@@ -1,41 +1,43 @@
 //! The booking workflow: create (lock seats, store a PENDING booking), pay
-//! (charge, confirm the seats, CONFIRMED), cancel, and the sweeper that
-//! expires unpaid bookings.
+//! (charge, confirm the seats, CONFIRMED), cancel, and the sweep that
+//! expires unpaid bookings and settles what ended bookings still owe.
 //!
 //! The logic owns no state: every fact lives behind a port, and every
-//! status change is an optimistic-concurrency write
-//! (`Storage::update_if_version`) made by `Workflow::transition`. That
-//! write is the commit point:
+//! change of a booking is an optimistic-concurrency write
+//! (`Storage::update_if_version`) that carries the events of that move in
+//! the same atomic write (the transactional outbox). That write is the
+//! commit point; a crash before it changed nothing, a crash after it left
+//! a record the sweep finishes from:
 //!
-//! - Leaving PENDING for a failure state (PAYMENT_FAILED, FAILED,
-//!   CANCELLED, EXPIRED) releases the seat lock and refunds a recorded
-//!   charge *after* the write, so when two requests race (a payment and
-//!   the sweeper, two sweepers) only the winner compensates, and a loser
-//!   never frees seats a concurrent payment has just confirmed.
-//! - CONFIRMED can only become REFUNDED, so cancelling a confirmed booking
-//!   refunds and releases *before* the write: if the refund fails nothing
-//!   has changed and the client can simply retry (refunds are idempotent).
-//! - A refund made after the write is recorded as pending in that write
-//!   and as done only once it happened, so the record never claims money
-//!   was paid back when it was not.
-//! - Events are published after the write. The stored state is the truth:
-//!   a failed publish is reported on stderr and does not fail the
-//!   operation (a durable outbox will close that gap). An event's id is
-//!   the booking id and the version its move was committed as, so
-//!   publishing it again (a replayed confirmation, two requests that both
-//!   believe they made the move) yields one event after de-duplication.
+//! - **Intent before money.** Before every charge the booking records
+//!   `charge_attempted_at`. A crash between the charge and recording its
+//!   receipt leaves that mark, and the sweep asks the Payment service
+//!   (`find_charge`, by the booking id as idempotency key) whether the
+//!   charge exists.
+//! - **Decisions before effects.** Every move to an ended state (from
+//!   PENDING: PAYMENT_FAILED, FAILED, CANCELLED, EXPIRED; from CONFIRMED:
+//!   REFUNDED) is committed first, with `settle_after` set. Settling then
+//!   releases the seats, finds an unrecorded charge and refunds it, and
+//!   clears `settle_after` only once all of that succeeded; any failure
+//!   leaves it set with a backoff, and the sweep retries. So an ended
+//!   booking never keeps money and never keeps seats, and when two
+//!   requests race only the winner of the write compensates.
+//! - **Events are part of the write.** An event's id is the booking id and
+//!   the version its move was committed as, so a retried write (a timeout
+//!   that in fact landed) yields the same event, which consumers
+//!   de-duplicate by id. `booking.payment_refunded` is committed with the
+//!   write that records the refund (`refunded_at`).
 //!
 //! Payments use the booking id as idempotency key, so any retry of
 //! `process_payment` (after a timeout, an outage, a crash) reaches the
-//! same charge and never charges twice. Once money has moved (a charge,
-//! the refund of a cancelled confirmation) every later failure is
-//! reported as retryable, and so is any answer a dependency's contract
-//! does not foresee: the retry repeats only idempotent steps, and a
-//! client that stopped instead would leave the booking halfway.
+//! same charge and never charges twice. Once money has moved every later
+//! failure is reported as retryable, and so is any answer a dependency's
+//! contract does not foresee: the retry repeats only idempotent steps.
 //!
-//! `tests/simulation` runs this workflow against faulty fakes under
-//! thousands of seeded schedules and checks its invariants, including the
-//! gaps that remain (see `tests/simulation/invariants.rs`).
+//! `tests/simulation` runs this workflow against faulty fakes, with the
+//! process dying after any port call, under thousands of seeded schedules
+//! and checks that after settling nothing is lost (see
+//! `tests/simulation/invariants.rs`).
 
 use std::collections::HashSet;
 
@@ -59,6 +61,11 @@ const EVENT_LOG: &str = "event log";
 const REASON_EXPIRED: &str = "seat lock expired before payment";
 const REASON_LOCK_LOST: &str = "seat lock expired before confirmation";
 const REASON_CANCELLED: &str = "cancelled by the customer";
+
+/// First wait after a failed settle attempt; doubles per failure up to
+/// `SETTLE_BACKOFF_MAX_MS`.
+const SETTLE_BACKOFF_MS: u64 = 1_000;
+const SETTLE_BACKOFF_MAX_MS: u64 = 300_000;
 
 /// A freshly created PENDING booking and the lock holding its seats.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,6 +253,10 @@ impl Workflow {
             created_at: now,
             updated_at: now,
             version: 1,
+            charge_attempted_at: None,
+            refunded_at: None,
+            settle_after: None,
+            settle_attempts: 0,
         };
         if let Err(error) = self.insert(&booking).await {
             // Compensate: without a stored booking nobody would ever pay
@@ -253,8 +264,6 @@ impl Workflow {
             self.release_quietly(&booking.id, &lock.id).await;
             return Err(error);
         }
-        self.announce(EventKind::BookingCreated, &booking, booking.version)
-            .await;
         Ok(CreatedBooking {
             booking,
             lock_id: lock.id,
@@ -281,7 +290,7 @@ impl Workflow {
         let booking = self.load(booking_id).await?;
         match booking.status {
             BookingStatus::Pending => {}
-            BookingStatus::Confirmed => return Ok(self.replay_confirmed(booking).await),
+            BookingStatus::Confirmed => return Ok(PaymentOutcome::confirmed(booking, true)),
             other => {
                 return Err(BookingError::InvalidState(format!(
                     "booking {booking_id} is {}; only a PENDING booking can be paid",
@@ -295,6 +304,7 @@ impl Workflow {
             return Err(BookingError::BookingExpired(booking_id.to_string()));
         }
 
+        let booking = self.record_attempt(booking).await?;
         let request = ChargeRequest {
             idempotency_key: booking.id.clone(),
             amount_cents: booking.total_cents,
@@ -355,7 +365,7 @@ impl Workflow {
     ) -> Result<PaymentOutcome, BookingError> {
         let booking = match self.record_charge(booking, transaction_id).await? {
             Charged::Pending(booking) => booking,
-            Charged::Confirmed(booking) => return Ok(self.replay_confirmed(booking).await),
+            Charged::Confirmed(booking) => return Ok(PaymentOutcome::confirmed(booking, true)),
         };
         let booking_id = booking.id.clone();
 
@@ -367,7 +377,7 @@ impl Workflow {
                 Err(BookingError::ConcurrentModification(message)) => {
                     match self.load(&booking_id).await {
                         Ok(current) if current.status == BookingStatus::Confirmed => {
-                            Ok(self.replay_confirmed(current).await)
+                            Ok(PaymentOutcome::confirmed(current, true))
                         }
                         _ => Err(BookingError::ConcurrentModification(message)),
                     }
@@ -408,59 +418,11 @@ impl Workflow {
                 self.transition(booking, BookingStatus::Cancelled, REASON_CANCELLED)
                     .await
             }
+            // The decision is committed first; settling (inline, and by
+            // the sweep until it succeeds) refunds and frees the seats.
             BookingStatus::Confirmed => {
-                // Effects first (see the module doc): if either fails the
-                // booking is still CONFIRMED and a retry repeats both.
-                // Every refund failure is retryable: refunds are idempotent,
-                // and an earlier attempt that timed out may have paid the
-                // money back already, so giving up here could leave the
-                // booking CONFIRMED without its money.
-                if let Some(transaction_id) = &booking.payment_transaction_id {
-                    self.ports.payments.refund(transaction_id).await.map_err(
-                        |error| match error {
-                            error @ (PortError::Unavailable(_) | PortError::Timeout(_)) => {
-                                dependency(PAYMENT_SERVICE, error)
-                            }
-                            other => BookingError::DependencyUnavailable {
-                                dependency: PAYMENT_SERVICE,
-                                detail: format!(
-                                    "it refused to refund {transaction_id} ({other}); retry cancelBooking"
-                                ),
-                            },
-                        },
-                    )?;
-                }
-                // The money is back: whatever fails from here on must keep
-                // the client retrying, or the booking would stay CONFIRMED
-                // without its money.
-                let reason = if booking.payment_transaction_id.is_some() {
-                    format!("{REASON_CANCELLED}; payment refunded")
-                } else {
-                    REASON_CANCELLED.to_string()
-                };
-                let finished = match self.ports.seats.release_seats(&booking.lock_id).await {
-                    Ok(()) => {
-                        self.transition(booking, BookingStatus::Refunded, &reason)
-                            .await
-                    }
-                    // Any lock can be released, so every failure is
-                    // transient as far as the logic can tell.
-                    Err(PortError::Timeout(detail)) => Err(BookingError::DependencyTimeout {
-                        dependency: SEAT_SERVICE,
-                        detail,
-                    }),
-                    Err(other) => Err(BookingError::DependencyUnavailable {
-                        dependency: SEAT_SERVICE,
-                        detail: other.to_string(),
-                    }),
-                };
-                finished.map_err(|error| {
-                    retry_to_finish(
-                        error,
-                        BOOKING_STORE,
-                        "the payment was refunded; retry cancelBooking to finish",
-                    )
-                })
+                self.transition(booking, BookingStatus::Refunded, REASON_CANCELLED)
+                    .await
             }
             other => Err(BookingError::InvalidState(format!(
                 "booking {booking_id} is {}; only PENDING or CONFIRMED bookings can be cancelled",
@@ -531,10 +493,11 @@ impl Workflow {
             .map_err(|error| dependency(EVENT_LOG, error))
     }
 
-    /// Expires up to `limit` PENDING bookings whose seat lock has run out.
+    /// Expires up to `limit` PENDING bookings whose seat lock has run out,
+    /// then settles up to `limit` bookings that still owe something.
     /// Several sweepers (or a sweeper and a payment) may race: the
-    /// versioned write lets exactly one of them expire a booking; the
-    /// others count it as skipped and touch nothing.
+    /// versioned write lets exactly one of them move a booking; the others
+    /// count it as skipped and touch nothing.
     pub async fn sweep_expired(&self, limit: u32) -> Result<SweepReport, BookingError> {
         let now = self.ports.env.now();
         let due = self
@@ -549,13 +512,31 @@ impl Workflow {
                 .transition(booking, BookingStatus::Expired, REASON_EXPIRED)
                 .await
             {
-                Ok(_) => report.expired = report.expired.saturating_add(1),
+                Ok(expired) => {
+                    report.expired = report.expired.saturating_add(1);
+                    report.count_settlement(&expired);
+                }
                 // Someone else moved it first (it may no longer be PENDING
                 // when we get to it): theirs to compensate, not ours.
                 Err(BookingError::ConcurrentModification(_) | BookingError::InvalidState(_)) => {
                     report.skipped = report.skipped.saturating_add(1);
                 }
                 // The store is failing: stop; the next sweep resumes.
+                Err(other) => return Err(other),
+            }
+        }
+        let owing = self
+            .ports
+            .storage
+            .list_unsettled(now, limit)
+            .await
+            .map_err(|error| dependency(BOOKING_STORE, error))?;
+        for booking in owing {
+            match self.settle(booking).await {
+                Ok(settled) => report.count_settlement(&settled),
+                Err(BookingError::ConcurrentModification(_)) => {
+                    report.skipped = report.skipped.saturating_add(1);
+                }
                 Err(other) => return Err(other),
             }
         }
@@ -569,10 +550,11 @@ impl Workflow {
     }
 
     /// The one place a booking changes status: checks the move against
-    /// the state machine, writes it only if nobody changed the booking
-    /// since it was read, compensates when a PENDING booking ends without
-    /// being confirmed, and publishes exactly one event. `reason` is the
-    /// failure reason recorded for people (empty for none).
+    /// the state machine and commits it with its event, only if nobody
+    /// changed the booking since it was read. A move to an ended state is
+    /// committed owing its settlement (`settle_after` = now), which is
+    /// then attempted at once. `reason` is the failure reason recorded for
+    /// people (empty for none).
     async fn transition(
         &self,
         booking: Booking,
@@ -588,77 +570,116 @@ impl Workflow {
                 to.as_str()
             )));
         };
-        let compensate = from == BookingStatus::Pending && to != BookingStatus::Confirmed;
-        let refund = if compensate {
-            booking.payment_transaction_id.clone()
-        } else {
-            None
-        };
+        let now = self.ports.env.now();
         let mut next = booking.clone();
         next.status = to;
-        // Until the refund is known to have happened, the record says it
-        // is pending: then no failure past this point can leave a booking
-        // claiming money was paid back when it was not.
-        next.failure_reason = with_note(reason, refund.as_ref().map(|_| "refund pending"));
-        next.updated_at = self.ports.env.now();
-        let committed = self.store(next, booking.version).await?;
-        // The event is named after the version the move was committed
-        // as: whoever publishes it (again) publishes the same event.
-        let moved_as = committed.version;
-
-        if compensate {
-            self.release_quietly(&committed.id, &committed.lock_id)
-                .await;
+        next.failure_reason = (!reason.is_empty()).then(|| reason.to_string());
+        next.updated_at = now;
+        let ended = to.is_ended();
+        next.settle_after = ended.then_some(now);
+        next.settle_attempts = 0;
+        let committed = self.store(next, booking.version, &[kind]).await?;
+        if !ended {
+            return Ok(committed);
         }
-        let settled = match refund {
-            Some(transaction_id) => self.pay_back(committed, reason, &transaction_id).await,
-            None => committed,
-        };
-        self.announce(kind, &settled, moved_as).await;
-        Ok(settled)
-    }
-
-    /// Refunds the charge of a booking that has just ended and records
-    /// how that went (status unchanged). A failed refund stays visible on
-    /// the booking so it can be paid back by hand until refunds are
-    /// retried automatically.
-    async fn pay_back(&self, booking: Booking, reason: &str, transaction_id: &str) -> Booking {
-        let outcome = match self.ports.payments.refund(transaction_id).await {
-            Ok(_) => "payment refunded".to_string(),
+        // Committed: the move stands even if settling fails now (the
+        // sweep retries it), so that failure is not the caller's error.
+        let fallback = committed.clone();
+        match self.settle(committed).await {
+            Ok(settled) => Ok(settled),
             Err(error) => {
                 eprintln!(
-                    "booking {}: refund of {transaction_id} failed: {error}; recorded as refund pending",
-                    booking.id
+                    "booking {}: settling after {} failed: {error}; the sweep retries",
+                    fallback.id,
+                    to.as_str()
                 );
-                format!("refund pending: {error}")
-            }
-        };
-        let mut next = booking.clone();
-        next.failure_reason = with_note(reason, Some(&outcome));
-        next.updated_at = self.ports.env.now();
-        match self.store(next, booking.version).await {
-            Ok(noted) => noted,
-            Err(store_error) => {
-                eprintln!(
-                    "booking {}: could not record the refund of {transaction_id} ({outcome}): {store_error}",
-                    booking.id
-                );
-                booking
+                Ok(fallback)
             }
         }
     }
 
-    /// The booking is already CONFIRMED: success, nothing charged. Its
-    /// confirmation is published again under the same event id, in case
-    /// the attempt that confirmed it could not tell its write landed.
-    async fn replay_confirmed(&self, booking: Booking) -> PaymentOutcome {
-        self.announce(EventKind::BookingConfirmed, &booking, booking.version)
-            .await;
-        PaymentOutcome::confirmed(booking, true)
+    /// Does what an ended booking still owes and records how far it got:
+    /// its seats released (a CONFIRMED booking's seats have no TTL), a
+    /// crashed charge attempt looked up, every known charge refunded.
+    /// Every step is idempotent, so a settle that failed halfway is simply
+    /// repeated. `settle_after` is cleared only once nothing is owed; a
+    /// failure reschedules it with backoff. Bookings that have not ended
+    /// owe nothing yet and are returned unchanged.
+    async fn settle(&self, booking: Booking) -> Result<Booking, BookingError> {
+        if !booking.status.is_ended() || booking.settle_after.is_none() {
+            return Ok(booking);
+        }
+        let now = self.ports.env.now();
+        let mut next = booking.clone();
+        let mut events = Vec::new();
+        let mut failures = Vec::new();
+        // Not a failure: the charge of an attempt may still arrive.
+        let mut look_again_at = None;
+
+        if let Err(error) = self.ports.seats.release_seats(&booking.lock_id).await {
+            failures.push(format!("releasing seat lock {}: {error}", booking.lock_id));
+        }
+        if let (None, Some(attempted_at)) =
+            (&next.payment_transaction_id, next.charge_attempted_at)
+        {
+            match self.ports.payments.find_charge(&booking.id).await {
+                Ok(Some(receipt)) => next.payment_transaction_id = Some(receipt.transaction_id),
+                Ok(None) => {
+                    let window_ends = attempted_at.saturating_add(
+                        u64::from(self.settings.charge_window_seconds).saturating_mul(1000),
+                    );
+                    if now < window_ends {
+                        look_again_at = Some(window_ends);
+                    }
+                }
+                Err(error) => failures.push(format!("looking up the charge: {error}")),
+            }
+        }
+        if let (Some(transaction_id), None) = (&next.payment_transaction_id, next.refunded_at) {
+            match self.ports.payments.refund(transaction_id).await {
+                Ok(_) => {
+                    next.refunded_at = Some(now);
+                    events.push(EventKind::PaymentRefunded);
+                }
+                Err(error) => failures.push(format!("refunding {transaction_id}: {error}")),
+            }
+        }
+
+        if failures.is_empty() {
+            next.settle_after = look_again_at;
+            next.settle_attempts = 0;
+        } else {
+            eprintln!(
+                "booking {}: settling incomplete ({}); retried by the sweep",
+                booking.id,
+                failures.join("; ")
+            );
+            let backoff = SETTLE_BACKOFF_MS
+                .saturating_mul(1u64 << booking.settle_attempts.min(20))
+                .min(SETTLE_BACKOFF_MAX_MS);
+            next.settle_after = Some(now.saturating_add(backoff));
+            next.settle_attempts = booking.settle_attempts.saturating_add(1);
+        }
+        next.updated_at = now;
+        self.store(next, booking.version, &events).await
+    }
+
+    /// Records that a charge is about to be attempted, before it is sent:
+    /// if the process dies between the charge and recording its receipt,
+    /// this mark tells the sweep to look the charge up. Not needed once a
+    /// charge is recorded (a retry reaches that same charge).
+    async fn record_attempt(&self, booking: Booking) -> Result<Booking, BookingError> {
+        if booking.payment_transaction_id.is_some() {
+            return Ok(booking);
+        }
+        let mut next = booking.clone();
+        next.charge_attempted_at = Some(self.ports.env.now());
+        next.updated_at = self.ports.env.now();
+        self.store(next, booking.version, &[]).await
     }
 
     /// Writes the charge onto the PENDING booking before the seats are
-    /// confirmed, so that a crash or a failed confirmation leaves a trace
+    /// confirmed, so that a failed confirmation or a crash leaves a trace
     /// of the money and whoever ends the booking refunds it.
     async fn record_charge(
         &self,
@@ -671,7 +692,7 @@ impl Workflow {
         let mut next = booking.clone();
         next.payment_transaction_id = Some(transaction_id.to_string());
         next.updated_at = self.ports.env.now();
-        match self.store(next, booking.version).await {
+        match self.store(next, booking.version, &[]).await {
             Ok(recorded) => Ok(Charged::Pending(recorded)),
             Err(BookingError::ConcurrentModification(message)) => {
                 self.charge_record_lost(&booking.id, transaction_id, message)
@@ -697,40 +718,45 @@ impl Workflow {
             (BookingStatus::Pending, true) => Ok(Charged::Pending(current)),
             (BookingStatus::Confirmed, true) => Ok(Charged::Confirmed(current)),
             // Still PENDING: a retry records the charge (same key, same
-            // receipt). Ended with our charge on it: whoever ended it
-            // refunded it.
+            // receipt). Ended with our charge on it: it is being settled.
             (BookingStatus::Pending, false) | (_, true) => {
                 Err(BookingError::ConcurrentModification(message))
             }
             // Ended (expired, cancelled) without knowing about this
-            // charge: nobody else will ever refund it.
+            // charge: record it on the ended booking so that settling
+            // refunds it, now and until it succeeds.
             (_, false) => {
-                let refund = match self.ports.payments.refund(transaction_id).await {
-                    Ok(_) => "the payment was refunded".to_string(),
-                    Err(error) => {
-                        eprintln!(
-                            "booking {booking_id}: refund of orphaned charge {transaction_id} failed: {error}"
-                        );
-                        format!("refund pending for {transaction_id}: {error}")
-                    }
-                };
+                let mut next = current.clone();
+                next.payment_transaction_id = Some(transaction_id.to_string());
+                next.refunded_at = None;
+                next.settle_after = Some(self.ports.env.now());
+                next.updated_at = self.ports.env.now();
+                let adopted = self.store(next, current.version, &[]).await?;
+                self.settle(adopted).await?;
                 Err(BookingError::ConcurrentModification(format!(
-                    "{message}; {refund}"
+                    "{message}; the payment {transaction_id} is being refunded"
                 )))
             }
         }
     }
 
-    /// `update_if_version` with the error mapping every write shares.
+    /// `update_if_version` of `next` with the events of `kinds`, with the
+    /// error mapping every write shares.
     async fn store(
         &self,
         mut next: Booking,
         expected_version: u64,
+        kinds: &[EventKind],
     ) -> Result<Booking, BookingError> {
+        let version = expected_version.saturating_add(1);
+        let events: Vec<Event> = kinds
+            .iter()
+            .map(|kind| self.event(*kind, &next, version))
+            .collect();
         match self
             .ports
             .storage
-            .update_if_version(&next, expected_version)
+            .update_if_version(&next, expected_version, &events)
             .await
         {
             Ok(version) => {
@@ -740,14 +766,15 @@ impl Workflow {
             Err(PortError::Conflict(_)) => Err(self.lost_race(&next.id).await),
             Err(PortError::NotFound(_)) => Err(BookingError::BookingNotFound(next.id)),
             // The write may have landed. If the store now holds exactly
-            // what we wrote, one version on, it is ours.
+            // what we wrote, one version on, it is ours (events included:
+            // they were one write).
             Err(PortError::Timeout(detail)) => {
-                let landed = expected_version.checked_add(1).map(|version| Booking {
+                let landed = Booking {
                     version,
                     ..next.clone()
-                });
+                };
                 match self.ports.storage.get(&next.id).await {
-                    Ok(Some(current)) if Some(&current) == landed.as_ref() => Ok(current),
+                    Ok(Some(current)) if current == landed => Ok(current),
                     _ => Err(BookingError::DependencyTimeout {
                         dependency: BOOKING_STORE,
                         detail,
@@ -771,8 +798,10 @@ impl Workflow {
         ))
     }
 
+    /// Inserts a new booking with its `booking.created` event.
     async fn insert(&self, booking: &Booking) -> Result<(), BookingError> {
-        match self.ports.storage.insert(booking).await {
+        let created = [self.event(EventKind::BookingCreated, booking, 1)];
+        match self.ports.storage.insert(booking, &created).await {
             Ok(()) => Ok(()),
             // The insert may have landed; only a read can tell.
             Err(PortError::Timeout(detail)) => match self.ports.storage.get(&booking.id).await {
@@ -820,18 +849,13 @@ impl Workflow {
         }
     }
 
-    /// Publishes an event about the booking as it now stands, for the move
-    /// committed as version `moved_as`. The state is already committed and
-    /// is the truth, so a failure is logged (the host captures guest
-    /// stderr), not returned.
-    ///
-    /// The event id is the booking id and that version, not a fresh id:
-    /// two requests that each believe they made the move (a write that
-    /// timed out but landed looks the same as an identical write that
-    /// did) publish one event, which consumers de-duplicate by id.
-    async fn announce(&self, kind: EventKind, booking: &Booking, moved_as: u64) {
-        let event = Event {
-            id: format!("{}-v{moved_as}", booking.id),
+    /// The event announcing `booking` as committed at `version`. Its id
+    /// is the booking id and that version, not a fresh id: a write that
+    /// timed out but landed and its retry carry one event, which consumers
+    /// de-duplicate by id.
+    fn event(&self, kind: EventKind, booking: &Booking, version: u64) -> Event {
+        Event {
+            id: format!("{}-v{version}", booking.id),
             kind,
             occurred_at: self.ports.env.now(),
             booking_id: booking.id.clone(),
@@ -842,26 +866,7 @@ impl Workflow {
             currency: booking.currency.clone(),
             status: booking.status,
             reason: booking.failure_reason.clone(),
-        };
-        if let Err(error) = self.ports.events.publish(&event).await {
-            eprintln!(
-                "booking {}: publishing {} ({}) failed: {error}",
-                booking.id,
-                kind.as_str(),
-                event.id
-            );
         }
-    }
-}
-
-/// A `(reason, note)` pair as one failure reason, e.g. "cancelled by the
-/// customer; payment refunded"; either part may be missing.
-fn with_note(reason: &str, note: Option<&str>) -> Option<String> {
-    match (reason.is_empty(), note) {
-        (true, None) => None,
-        (true, Some(note)) => Some(note.to_string()),
-        (false, None) => Some(reason.to_string()),
-        (false, Some(note)) => Some(format!("{reason}; {note}")),
     }
 }
 
