@@ -404,9 +404,16 @@ impl Mutation {
             ("cancelBooking", json!({ "bookingId": booking_id })),
             || async {
                 let booking = workflow.cancel_booking(&booking_id).await?;
+                let money = match (&booking.payment_transaction_id, booking.refunded_at) {
+                    (_, Some(_)) => "; payment refunded",
+                    (Some(_), None) => "; refund pending, retried until it succeeds",
+                    (None, None) => "",
+                };
                 let message = match &booking.failure_reason {
-                    Some(reason) => format!("booking {}: {reason}", booking.status.as_str()),
-                    None => format!("booking {}", booking.status.as_str()),
+                    Some(reason) => {
+                        format!("booking {}: {reason}{money}", booking.status.as_str())
+                    }
+                    None => format!("booking {}{money}", booking.status.as_str()),
                 };
                 Ok(Some(CancelBookingPayload {
                     success: true,

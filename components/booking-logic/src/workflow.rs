@@ -146,6 +146,18 @@ pub struct Workflow {
     settings: Settings,
 }
 
+/// Where marking a charge attempt on the booking left it.
+enum Attempt {
+    /// PENDING and marked (or with a charge already recorded): charge.
+    Ready(Booking),
+    /// A concurrent attempt confirmed it meanwhile: nothing to charge.
+    Confirmed(Booking),
+}
+
+/// How often marking an attempt is retried when concurrent attempts keep
+/// changing the booking.
+const ATTEMPT_MARK_TRIES: usize = 3;
+
 /// Where recording a charge on the booking left it.
 enum Charged {
     /// PENDING with the charge recorded: go on and confirm the seats.
@@ -304,7 +316,10 @@ impl Workflow {
             return Err(BookingError::BookingExpired(booking_id.to_string()));
         }
 
-        let booking = self.record_attempt(booking).await?;
+        let booking = match self.record_attempt(booking).await? {
+            Attempt::Ready(booking) => booking,
+            Attempt::Confirmed(booking) => return Ok(PaymentOutcome::confirmed(booking, true)),
+        };
         let request = ChargeRequest {
             idempotency_key: booking.id.clone(),
             amount_cents: booking.total_cents,
@@ -667,15 +682,40 @@ impl Workflow {
     /// Records that a charge is about to be attempted, before it is sent:
     /// if the process dies between the charge and recording its receipt,
     /// this mark tells the sweep to look the charge up. Not needed once a
-    /// charge is recorded (a retry reaches that same charge).
-    async fn record_attempt(&self, booking: Booking) -> Result<Booking, BookingError> {
-        if booking.payment_transaction_id.is_some() {
-            return Ok(booking);
+    /// charge is recorded (a retry reaches that same charge). Two attempts
+    /// racing mark the same thing, so losing that race to another attempt
+    /// just means marking again on top of it.
+    async fn record_attempt(&self, mut booking: Booking) -> Result<Attempt, BookingError> {
+        for _ in 0..ATTEMPT_MARK_TRIES {
+            match booking.status {
+                BookingStatus::Pending if booking.payment_transaction_id.is_some() => {
+                    return Ok(Attempt::Ready(booking));
+                }
+                BookingStatus::Pending => {}
+                BookingStatus::Confirmed => return Ok(Attempt::Confirmed(booking)),
+                other => {
+                    return Err(BookingError::InvalidState(format!(
+                        "booking {} is {}; only a PENDING booking can be paid",
+                        booking.id,
+                        other.as_str()
+                    )));
+                }
+            }
+            let mut next = booking.clone();
+            next.charge_attempted_at = Some(self.ports.env.now());
+            next.updated_at = self.ports.env.now();
+            match self.store(next, booking.version, &[]).await {
+                Ok(marked) => return Ok(Attempt::Ready(marked)),
+                Err(BookingError::ConcurrentModification(_)) => {
+                    booking = self.load(&booking.id).await?;
+                }
+                Err(other) => return Err(other),
+            }
         }
-        let mut next = booking.clone();
-        next.charge_attempted_at = Some(self.ports.env.now());
-        next.updated_at = self.ports.env.now();
-        self.store(next, booking.version, &[]).await
+        Err(BookingError::ConcurrentModification(format!(
+            "booking {} keeps changing; retry processPayment",
+            booking.id
+        )))
     }
 
     /// Writes the charge onto the PENDING booking before the seats are

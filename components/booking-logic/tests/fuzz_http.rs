@@ -1371,7 +1371,9 @@ fn faults() -> BoxedStrategy<Vec<(Op, Fault)>> {
         Op::GetIdempotencyRecord,
         Op::InsertIdempotencyRecord,
         Op::UpdateIdempotencyRecord,
-        Op::Publish,
+        Op::FindCharge,
+        Op::Refund,
+        Op::ListUnsettled,
         Op::History,
     ]);
     let error = select(vec![0u8, 1, 2, 3, 4]).prop_map(|kind| match kind {

@@ -9,7 +9,7 @@ use futures::future::join;
 
 use super::*;
 use crate::model::{SeatStatus, Timestamp};
-use crate::ports::{PortError, Seats};
+use crate::ports::{Environment, PortError, Seats};
 use crate::testing::{Fakes, Fault, LockState, Op};
 
 const START: Timestamp = 1_700_000_000_000;
@@ -243,16 +243,18 @@ fn create_releases_the_lock_after_an_insert_timeout_that_did_not_land() {
 }
 
 #[test]
-fn create_succeeds_when_only_the_event_is_lost() {
+fn a_failed_insert_commits_no_event() {
     let (fakes, workflow) = setup();
     fakes.knobs.fail_next(
-        Op::Publish,
-        Fault::Fail(PortError::Unavailable("broker down".into())),
+        Op::Insert,
+        Fault::Fail(PortError::Unavailable("disk gone".into())),
     );
 
-    let booking = create(&workflow, &["A1"]);
+    let error =
+        run(workflow.create_booking("user_123", "showtime_456", seats(&["A1"]))).unwrap_err();
 
-    assert_eq!(stored(&fakes, &booking.id).status, BookingStatus::Pending);
+    assert_eq!(error.code(), "DEPENDENCY_UNAVAILABLE");
+    assert!(fakes.storage.all().is_empty());
     assert!(fakes.events.published().is_empty());
 }
 
@@ -441,21 +443,24 @@ fn a_lost_seat_lock_after_the_charge_refunds_and_fails_the_booking() {
         outcome.failure.as_ref().map(BookingError::code),
         Some("SEATS_UNAVAILABLE")
     );
-    assert_eq!(
-        outcome.message(),
-        "seat lock expired before confirmation; payment refunded"
-    );
+    assert_eq!(outcome.message(), "seat lock expired before confirmation");
     let failed = stored(&fakes, &booking.id);
     assert_eq!(failed.status, BookingStatus::Failed);
     assert_eq!(failed.payment_transaction_id.as_deref(), Some("txn-1"));
     assert_eq!(
         failed.failure_reason.as_deref(),
-        Some("seat lock expired before confirmation; payment refunded")
+        Some("seat lock expired before confirmation")
     );
+    assert_eq!(failed.refunded_at, Some(fakes.env.now()));
+    assert_eq!(failed.settle_after, None, "nothing owed");
     assert!(fakes.payments.is_refunded("txn-1"));
     assert_eq!(
         kinds(&fakes, &booking.id),
-        [EventKind::BookingCreated, EventKind::BookingFailed]
+        [
+            EventKind::BookingCreated,
+            EventKind::BookingFailed,
+            EventKind::PaymentRefunded
+        ]
     );
     let event = fakes.events.published().pop().unwrap();
     assert_eq!(event.status, BookingStatus::Failed);
@@ -463,7 +468,7 @@ fn a_lost_seat_lock_after_the_charge_refunds_and_fails_the_booking() {
 }
 
 #[test]
-fn a_failed_refund_is_recorded_as_refund_pending() {
+fn a_failed_refund_stays_owed_and_the_sweep_retries_it_with_backoff() {
     let (fakes, workflow) = setup();
     let booking = create(&workflow, &["A1"]);
     fakes.knobs.fail_next(
@@ -480,21 +485,44 @@ fn a_failed_refund_is_recorded_as_refund_pending() {
     assert!(!outcome.succeeded());
     let failed = stored(&fakes, &booking.id);
     assert_eq!(failed.status, BookingStatus::Failed);
-    let reason = failed.failure_reason.clone().unwrap_or_default();
-    assert!(
-        reason.starts_with("seat lock expired before confirmation; refund pending:"),
-        "{reason}"
-    );
-    assert!(
-        outcome.message().contains("refund pending"),
-        "{}",
-        outcome.message()
-    );
+    assert_eq!(failed.refunded_at, None);
+    assert_eq!(failed.settle_attempts, 1);
+    let retry_at = failed.settle_after.expect("the refund is still owed");
+    assert!(retry_at > fakes.env.now(), "backs off");
     assert!(!fakes.payments.is_refunded("txn-1"));
-    assert_eq!(fakes.payments.charges().len(), 1);
-    let event = fakes.events.published().pop().unwrap();
-    assert_eq!(event.kind, EventKind::BookingFailed);
-    assert_eq!(event.reason.as_deref(), Some(reason.as_str()));
+    assert_eq!(
+        fakes.events.published().pop().unwrap().kind,
+        EventKind::BookingFailed
+    );
+
+    // Not yet due: the sweep leaves it alone.
+    let report = run(workflow.sweep_expired(10)).unwrap();
+    assert_eq!((report.settled, report.unsettled), (0, 0));
+    // Due, and the Payment service is down again: the wait doubles.
+    fakes.env.set_now(retry_at);
+    fakes.knobs.fail_next(
+        Op::Refund,
+        Fault::Fail(PortError::Unavailable("payments down".into())),
+    );
+    assert_eq!(run(workflow.sweep_expired(10)).unwrap().unsettled, 1);
+    let again = stored(&fakes, &booking.id);
+    assert_eq!(again.settle_attempts, 2);
+    assert_eq!(
+        again.settle_after.unwrap() - retry_at,
+        2 * (retry_at - failed.updated_at)
+    );
+    // Then it goes through, once.
+    fakes.env.set_now(again.settle_after.unwrap());
+    assert_eq!(run(workflow.sweep_expired(10)).unwrap().settled, 1);
+    let settled = stored(&fakes, &booking.id);
+    assert_eq!(settled.refunded_at, Some(fakes.env.now()));
+    assert_eq!(settled.settle_after, None);
+    assert!(fakes.payments.is_refunded("txn-1"));
+    assert_eq!(
+        kinds(&fakes, &booking.id).last(),
+        Some(&EventKind::PaymentRefunded)
+    );
+    assert_eq!(run(workflow.sweep_expired(10)).unwrap().settled, 0);
 }
 
 #[test]
@@ -546,19 +574,29 @@ fn a_store_outage_while_recording_the_charge_is_retryable_without_double_charge(
 }
 
 #[test]
-fn the_confirmation_survives_a_lost_event() {
+fn every_status_change_is_committed_with_its_event_and_nothing_else_is() {
     let (fakes, workflow) = setup();
     let booking = create(&workflow, &["A1"]);
-    fakes.knobs.fail_next(
-        Op::Publish,
-        Fault::Fail(PortError::Unavailable("broker down".into())),
+
+    assert!(pay(&workflow, &booking.id).unwrap().succeeded());
+
+    // Versions: 1 created, 2 charge attempt, 3 charge recorded, 4 confirmed.
+    let events: Vec<(String, EventKind)> = fakes
+        .events
+        .published()
+        .into_iter()
+        .map(|event| (event.id, event.kind))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (format!("{}-v1", booking.id), EventKind::BookingCreated),
+            (format!("{}-v4", booking.id), EventKind::BookingConfirmed),
+        ]
     );
-
-    let outcome = pay(&workflow, &booking.id).unwrap();
-
-    assert!(outcome.succeeded());
-    assert_eq!(stored(&fakes, &booking.id).status, BookingStatus::Confirmed);
-    assert_eq!(kinds(&fakes, &booking.id), [EventKind::BookingCreated]);
+    let versions = fakes.storage.versions(&booking.id);
+    assert!(versions[1].charge_attempted_at.is_some());
+    assert_eq!(versions[1].payment_transaction_id, None);
 }
 
 #[test]
@@ -630,21 +668,27 @@ fn a_payment_racing_a_cancellation_never_keeps_the_money() {
         workflow.cancel_booking(&booking.id),
     ));
 
-    // The cancellation wins the write; the payment finds its charge
-    // orphaned and refunds it.
-    assert_eq!(cancelled.unwrap().status, BookingStatus::Cancelled);
-    let error = paid.unwrap_err();
-    assert_eq!(error.code(), "CONCURRENT_MODIFICATION");
-    assert!(error.to_string().contains("refunded"), "{error}");
-    let charges = fakes.payments.charges();
-    assert_eq!(charges.len(), 1);
-    assert!(fakes.payments.is_refunded(&charges[0].transaction_id));
-    assert_eq!(stored(&fakes, &booking.id).status, BookingStatus::Cancelled);
-    assert_eq!(seat(&fakes, "A1"), SeatStatus::Available);
-    assert_eq!(
-        kinds(&fakes, &booking.id),
-        [EventKind::BookingCreated, EventKind::BookingCancelled]
-    );
+    // Exactly one of them wins the booking's write; whoever loses
+    // changes nothing, and no money is kept unless it stays CONFIRMED.
+    let final_state = stored(&fakes, &booking.id);
+    match (paid, cancelled) {
+        (Ok(outcome), Err(error)) => {
+            assert!(outcome.succeeded());
+            assert_eq!(error.code(), "CONCURRENT_MODIFICATION");
+            assert_eq!(final_state.status, BookingStatus::Confirmed);
+            assert!(fakes.payments.refunds().is_empty());
+        }
+        (Err(_), Ok(cancelled)) => {
+            assert_eq!(cancelled.status, BookingStatus::Cancelled);
+            assert_eq!(final_state.status, BookingStatus::Cancelled);
+            assert_eq!(final_state.settle_after, None);
+            for charge in fakes.payments.charges() {
+                assert!(fakes.payments.is_refunded(&charge.transaction_id));
+            }
+            assert_eq!(seat(&fakes, "A1"), SeatStatus::Available);
+        }
+        other => panic!("exactly one must win: {other:?}"),
+    }
 }
 
 // ---- cancelBooking -------------------------------------------------------
@@ -688,8 +732,9 @@ fn cancelling_a_pending_booking_with_a_recorded_charge_refunds_it() {
     assert_eq!(cancelled.status, BookingStatus::Cancelled);
     assert_eq!(
         cancelled.failure_reason.as_deref(),
-        Some("cancelled by the customer; payment refunded")
+        Some("cancelled by the customer")
     );
+    assert!(cancelled.refunded_at.is_some());
     assert!(fakes.payments.is_refunded("txn-1"));
     assert_eq!(seat(&fakes, "A1"), SeatStatus::Available);
 }
@@ -712,13 +757,14 @@ fn cancelling_a_confirmed_booking_refunds_and_frees_the_seats() {
         [
             EventKind::BookingCreated,
             EventKind::BookingConfirmed,
-            EventKind::BookingRefunded
+            EventKind::BookingRefunded,
+            EventKind::PaymentRefunded
         ]
     );
 }
 
 #[test]
-fn a_failed_refund_leaves_a_confirmed_booking_untouched_until_the_retry() {
+fn a_cancellation_whose_refund_fails_is_committed_and_the_sweep_pays_back() {
     let (fakes, workflow) = setup();
     let booking = create(&workflow, &["A1"]);
     pay(&workflow, &booking.id).unwrap();
@@ -726,17 +772,25 @@ fn a_failed_refund_leaves_a_confirmed_booking_untouched_until_the_retry() {
         Op::Refund,
         Fault::Fail(PortError::Unavailable("payments down".into())),
     );
+    fakes.knobs.fail_next(
+        Op::ReleaseSeats,
+        Fault::Fail(PortError::Unavailable("cinema down".into())),
+    );
 
-    let error = run(workflow.cancel_booking(&booking.id)).unwrap_err();
+    let cancelled = run(workflow.cancel_booking(&booking.id)).unwrap();
 
-    assert_eq!(error.code(), "DEPENDENCY_UNAVAILABLE");
-    assert_eq!(stored(&fakes, &booking.id).status, BookingStatus::Confirmed);
+    // The decision stands; the money and the seats are owed.
+    assert_eq!(cancelled.status, BookingStatus::Refunded);
+    assert_eq!(cancelled.refunded_at, None);
     assert_eq!(seat(&fakes, "A1"), SeatStatus::Booked);
-    assert_eq!(kinds(&fakes, &booking.id).len(), 2);
+    assert!(fakes.payments.refunds().is_empty());
 
-    let refunded = run(workflow.cancel_booking(&booking.id)).unwrap();
-    assert_eq!(refunded.status, BookingStatus::Refunded);
+    fakes.env.set_now(cancelled.settle_after.unwrap());
+    let report = run(workflow.sweep_expired(10)).unwrap();
+    assert_eq!((report.settled, report.unsettled), (1, 0));
+    assert_eq!(seat(&fakes, "A1"), SeatStatus::Available);
     assert_eq!(fakes.payments.refunds().len(), 1);
+    assert!(stored(&fakes, &booking.id).refunded_at.is_some());
 }
 
 #[test]
@@ -787,7 +841,8 @@ fn a_status_write_that_timed_out_but_landed_counts_as_done() {
     let cancelled = run(workflow.cancel_booking(&booking.id)).unwrap();
 
     assert_eq!(cancelled.status, BookingStatus::Cancelled);
-    assert_eq!(cancelled.version, 2);
+    // 2: the move (timed out, landed); 3: its settlement.
+    assert_eq!(cancelled.version, 3);
     assert_eq!(seat(&fakes, "A1"), SeatStatus::Available);
     assert_eq!(
         kinds(&fakes, &booking.id),
@@ -857,6 +912,8 @@ fn the_sweeper_expires_only_overdue_bookings() {
             expired: 2,
             skipped: 0,
             idempotency_purged: 0,
+            settled: 2,
+            unsettled: 0,
         }
     );
     for booking in [&first, &second] {
@@ -935,8 +992,9 @@ fn the_sweeper_refunds_a_recorded_charge() {
     assert_eq!(expired.status, BookingStatus::Expired);
     assert_eq!(
         expired.failure_reason.as_deref(),
-        Some("seat lock expired before payment; payment refunded")
+        Some("seat lock expired before payment")
     );
+    assert!(expired.refunded_at.is_some());
     assert!(fakes.payments.is_refunded("txn-1"));
 }
 

@@ -49,9 +49,10 @@ fn events_are_named_after_the_booking_and_the_version_of_their_move() {
         .map(|event| event.id)
         .collect();
 
+    // v2 marks the charge attempt, v3 records the charge: no events.
     assert_eq!(
         ids,
-        [format!("{}-v1", booking.id), format!("{}-v3", booking.id)]
+        [format!("{}-v1", booking.id), format!("{}-v4", booking.id)]
     );
 }
 
@@ -68,22 +69,21 @@ fn a_refund_is_never_recorded_as_done_before_it_is() {
     fakes
         .knobs
         .fail_next(Op::Refund, unavailable("payments down"));
-    // Recording the charge, committing FAILED, then noting the refund.
+    // Marking the attempt, recording the charge, committing FAILED, then
+    // recording the settlement.
     fakes.knobs.set_chaos(fail_nth(vec![(
         Op::UpdateIfVersion,
-        3,
+        4,
         unavailable("store down"),
     )]));
 
     let outcome = pay(&workflow, &booking.id).unwrap();
 
+    assert!(!outcome.succeeded());
     let failed = stored(&fakes, &booking.id);
     assert_eq!(failed.status, BookingStatus::Failed);
-    assert_eq!(
-        failed.failure_reason.as_deref(),
-        Some("seat lock expired before confirmation; refund pending")
-    );
-    assert!(outcome.message().contains("refund pending"));
+    assert_eq!(failed.refunded_at, None);
+    assert!(failed.settle_after.is_some(), "still owed");
     assert!(!fakes.payments.is_refunded("txn-1"));
 }
 
@@ -94,10 +94,12 @@ fn a_refund_is_never_recorded_as_done_before_it_is() {
 fn a_charge_whose_recording_is_refused_is_retryable_and_the_retry_confirms() {
     let (fakes, workflow) = setup();
     let booking = create(&workflow, &["A1"]);
-    fakes.knobs.fail_next(
+    // The first write marks the attempt; the second records the charge.
+    fakes.knobs.set_chaos(fail_nth(vec![(
         Op::UpdateIfVersion,
+        2,
         Fault::Fail(PortError::NotFound("lost track".into())),
-    );
+    )]));
 
     let error = pay(&workflow, &booking.id).unwrap_err();
 
@@ -112,17 +114,17 @@ fn a_charge_whose_recording_is_refused_is_retryable_and_the_retry_confirms() {
 
 /// Seed 426: the CONFIRMED write landed but its answer and the read-back
 /// were lost; the retry replayed the success and nobody ever published
-/// `booking.confirmed`.
+/// `booking.confirmed`. Now the event is part of that write.
 #[test]
-fn a_confirmation_the_payment_could_not_verify_is_announced_by_the_retry() {
+fn a_confirmation_whose_answer_was_lost_carries_its_event() {
     let (fakes, workflow) = setup();
     let booking = create(&workflow, &["A1"]);
-    // The CONFIRMED write (after recording the charge) lands unanswered,
-    // and the read-back (after the read that loads the booking) fails.
+    // The CONFIRMED write (after marking the attempt and recording the
+    // charge) lands unanswered, and the read-back fails.
     fakes.knobs.set_chaos(fail_nth(vec![
         (
             Op::UpdateIfVersion,
-            2,
+            3,
             Fault::FailAfterEffect(PortError::Timeout("slow".into())),
         ),
         (Op::Get, 2, Fault::Fail(PortError::Timeout("slow".into()))),
@@ -132,43 +134,41 @@ fn a_confirmation_the_payment_could_not_verify_is_announced_by_the_retry() {
 
     assert_eq!(error.code(), "DEPENDENCY_TIMEOUT");
     assert_eq!(stored(&fakes, &booking.id).status, BookingStatus::Confirmed);
-    assert_eq!(kinds(&fakes, &booking.id), [EventKind::BookingCreated]);
-
-    let replayed = pay(&workflow, &booking.id).unwrap();
-
-    assert!(replayed.replayed);
     assert_eq!(
         kinds(&fakes, &booking.id),
         [EventKind::BookingCreated, EventKind::BookingConfirmed]
     );
-    pay(&workflow, &booking.id).unwrap();
-    assert_eq!(kinds(&fakes, &booking.id).len(), 2, "published once");
+
+    let replayed = pay(&workflow, &booking.id).unwrap();
+
+    assert!(replayed.replayed);
+    assert_eq!(kinds(&fakes, &booking.id).len(), 2, "committed once");
 }
 
 /// Seeds 202, 453: cancelling a confirmed booking refunded it, then the
 /// seat release or the REFUNDED write failed with an answer reported as
-/// final: the client stopped, the booking stayed CONFIRMED unpaid.
+/// final: the client stopped, the booking stayed CONFIRMED unpaid. Now
+/// the decision is committed first and whatever fails after it is owed
+/// and settled by the sweep.
 #[test]
-fn after_the_refund_a_cancellation_stays_retryable_until_it_finishes() {
+fn a_cancellation_is_committed_before_its_effects_and_the_sweep_finishes_them() {
     for fault in [
         (Op::ReleaseSeats, PortError::Rejected("no".into())),
-        (
-            Op::UpdateIfVersion,
-            PortError::NotFound("lost track".into()),
-        ),
+        (Op::Refund, PortError::Rejected("no".into())),
     ] {
         let (fakes, workflow) = setup();
         let booking = create(&workflow, &["A1"]);
         pay(&workflow, &booking.id).unwrap();
         fakes.knobs.fail_next(fault.0, Fault::Fail(fault.1.clone()));
 
-        let error = run(workflow.cancel_booking(&booking.id)).unwrap_err();
+        let cancelled = run(workflow.cancel_booking(&booking.id)).unwrap();
 
-        assert!(error.retryable(), "{fault:?}: {error:?}");
-        assert_eq!(stored(&fakes, &booking.id).status, BookingStatus::Confirmed);
-        let refunded = run(workflow.cancel_booking(&booking.id)).unwrap();
-        assert_eq!(refunded.status, BookingStatus::Refunded);
+        assert_eq!(cancelled.status, BookingStatus::Refunded, "{fault:?}");
+        let due = cancelled.settle_after.expect("owed");
+        fakes.env.set_now(due);
+        assert_eq!(run(workflow.sweep_expired(10)).unwrap().settled, 1);
         assert_eq!(fakes.payments.refunds().len(), 1);
+        assert!(stored(&fakes, &booking.id).refunded_at.is_some());
         assert_eq!(seat(&fakes, "A1"), SeatStatus::Available);
     }
 }
@@ -177,7 +177,7 @@ fn after_the_refund_a_cancellation_stays_retryable_until_it_finishes() {
 /// refund was refused, reported as final, and the booking stayed
 /// CONFIRMED with its money paid back.
 #[test]
-fn a_refused_refund_of_a_confirmed_booking_is_retryable() {
+fn a_refund_that_timed_out_then_was_refused_is_retried_until_recorded() {
     let (fakes, workflow) = setup();
     let booking = create(&workflow, &["A1"]);
     pay(&workflow, &booking.id).unwrap();
@@ -190,12 +190,96 @@ fn a_refused_refund_of_a_confirmed_booking_is_retryable() {
         Fault::Fail(PortError::Rejected("unknown transaction".into())),
     );
 
-    let first = run(workflow.cancel_booking(&booking.id)).unwrap_err();
-    let second = run(workflow.cancel_booking(&booking.id)).unwrap_err();
+    let cancelled = run(workflow.cancel_booking(&booking.id)).unwrap();
+    assert_eq!(cancelled.status, BookingStatus::Refunded);
+    for _ in 0..2 {
+        let due = stored(&fakes, &booking.id).settle_after.expect("owed");
+        fakes.env.set_now(due);
+        run(workflow.sweep_expired(10)).unwrap();
+    }
 
-    assert!(first.retryable() && second.retryable(), "{second:?}");
-    let refunded = run(workflow.cancel_booking(&booking.id)).unwrap();
-    assert_eq!(refunded.status, BookingStatus::Refunded);
+    let settled = stored(&fakes, &booking.id);
+    assert!(settled.refunded_at.is_some());
+    assert_eq!(settled.settle_after, None);
+    assert_eq!(fakes.payments.refunds().len(), 1);
+}
+
+/// A crash between the charge and recording it: the booking only has the
+/// attempt mark. When it ends, settling finds the charge by its key and
+/// refunds it; an attempt that never charged is settled once the charge
+/// window has passed with nothing found.
+#[test]
+fn a_crashed_charge_attempt_is_found_and_refunded_when_the_booking_ends() {
+    let (fakes, workflow) = setup();
+    let charged = create(&workflow, &["A1"]);
+    let uncharged = create(&workflow, &["A2"]);
+    // The process "dies" after the charge: its receipt is never recorded.
+    fakes.knobs.set_chaos(fail_nth(vec![(
+        Op::UpdateIfVersion,
+        2,
+        unavailable("process died"),
+    )]));
+    pay(&workflow, &charged.id).unwrap_err();
+    fakes.knobs.set_chaos(None);
+    fakes
+        .knobs
+        .fail_next(Op::Charge, unavailable("process died before the charge"));
+    pay(&workflow, &uncharged.id).unwrap_err();
+    assert_eq!(stored(&fakes, &charged.id).payment_transaction_id, None);
+    assert!(stored(&fakes, &uncharged.id).charge_attempted_at.is_some());
+
+    // Cancelled at once: nothing found, but a charge could still arrive,
+    // so it is looked up again when the charge window ends.
+    let cancelled = run(workflow.cancel_booking(&uncharged.id)).unwrap();
+    let window_ends = cancelled.charge_attempted_at.unwrap()
+        + u64::from(workflow.settings().charge_window_seconds) * 1000;
+    assert_eq!(cancelled.settle_after, Some(window_ends));
+
+    fakes.env.set_now(window_ends.max(charged.lock_expires_at));
+    let report = run(workflow.sweep_expired(10)).unwrap();
+
+    assert_eq!((report.expired, report.settled), (1, 2));
+    let refunded = stored(&fakes, &charged.id);
+    assert_eq!(refunded.status, BookingStatus::Expired);
+    assert_eq!(refunded.payment_transaction_id.as_deref(), Some("txn-1"));
+    assert!(refunded.refunded_at.is_some());
+    assert!(fakes.payments.is_refunded("txn-1"));
+    assert_eq!(stored(&fakes, &uncharged.id).settle_after, None);
+    assert_eq!(fakes.payments.charges().len(), 1);
+}
+
+/// A charge that lands after the booking ended without it (the sweep
+/// expired it while the payment ran) is recorded on the ended booking and
+/// refunded, instead of being reported and forgotten.
+#[test]
+fn a_charge_arriving_after_the_booking_ended_is_adopted_and_refunded() {
+    let (fakes, workflow) = setup();
+    let booking = create(&workflow, &["A1"]);
+    // While the charge is on its way, a sweep expires the booking (a
+    // version that knows nothing of this charge).
+    let storage = fakes.storage.clone();
+    let id = booking.id.clone();
+    fakes.knobs.set_chaos(Some(Box::new(move |op| {
+        if op == Op::Charge {
+            let current = storage.booking(&id).expect("stored");
+            storage.put(Booking {
+                status: BookingStatus::Expired,
+                version: current.version + 1,
+                ..current
+            });
+        }
+        None
+    })));
+
+    let error = pay(&workflow, &booking.id).unwrap_err();
+
+    assert_eq!(error.code(), "CONCURRENT_MODIFICATION", "{error}");
+    assert!(error.to_string().contains("refunded"), "{error}");
+    let ended = stored(&fakes, &booking.id);
+    assert_eq!(ended.status, BookingStatus::Expired);
+    assert_eq!(ended.payment_transaction_id.as_deref(), Some("txn-1"));
+    assert!(ended.refunded_at.is_some());
+    assert!(fakes.payments.is_refunded("txn-1"));
 }
 
 /// Seeds 3146, 5644: the retry of a cancellation that had already
