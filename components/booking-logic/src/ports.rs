@@ -56,8 +56,9 @@ pub trait Users: Send + Sync {
 pub trait Payments: Send + Sync {
     async fn charge(&self, request: &ChargeRequest) -> PortResult<Receipt>;
     async fn refund(&self, transaction_id: &str) -> PortResult<RefundReceipt>;
-    /// The successful charge made under `idempotency_key`, if any.
-    async fn find_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>>;
+    /// Closes `idempotency_key` (later charges with it are `Rejected`) and
+    /// returns the successful charge made with it before, if any.
+    async fn void_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>>;
 }
 
 #[async_trait]

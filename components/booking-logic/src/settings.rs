@@ -40,12 +40,6 @@ pub struct Settings {
     /// How long the first answer to an idempotency key is kept
     /// (`IDEMPOTENCY_RETENTION_HOURS`, default 24, at least 24).
     pub idempotency_retention_hours: u32,
-    /// How long after a charge attempt started its charge may still reach
-    /// the Payment service (`CHARGE_WINDOW_SECONDS`, default 300): until
-    /// then "no charge under this key" is not final, so the sweep asks
-    /// again before it settles an ended booking as unpaid. Keep it above
-    /// the longest a request may run.
-    pub charge_window_seconds: u32,
 }
 
 /// Upper bounds that keep a typo (an extra zero) from locking seats for
@@ -60,7 +54,6 @@ const MAX_BATCH_LIMIT: u32 = 100;
 /// so shorter retention would break the promise; a month is plenty.
 const MIN_RETENTION_HOURS: u32 = 24;
 const MAX_RETENTION_HOURS: u32 = 720;
-const MAX_CHARGE_WINDOW_SECONDS: u32 = 86_400;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -84,7 +77,6 @@ impl Default for Settings {
             max_complexity: 500,
             max_batch_operations: 10,
             idempotency_retention_hours: 24,
-            charge_window_seconds: 300,
         }
     }
 }
@@ -174,12 +166,6 @@ impl Settings {
                 }
                 hours => hours,
             },
-            charge_window_seconds: bounded(
-                &lookup,
-                "CHARGE_WINDOW_SECONDS",
-                defaults.charge_window_seconds,
-                MAX_CHARGE_WINDOW_SECONDS,
-            )?,
         })
     }
 }

@@ -42,7 +42,7 @@ pub enum Op {
     Authenticate,
     Charge,
     Refund,
-    FindCharge,
+    VoidCharge,
     Insert,
     Get,
     UpdateIfVersion,
@@ -64,6 +64,10 @@ pub enum Fault {
     /// Do the call, then report this error anyway, e.g. a charge that went
     /// through but whose answer timed out.
     FailAfterEffect(PortError),
+    /// The process dies during the call, after it took effect or before:
+    /// no answer ever comes (the call stays pending) and
+    /// `Knobs::take_crashed` tells the driver to drop the request.
+    Crash { after_effect: bool },
 }
 
 /// Decides the fate of a port call that has no queued fault: `None` lets
@@ -74,6 +78,8 @@ pub type Chaos = Box<dyn FnMut(Op) -> Option<Fault> + Send>;
 #[derive(Default)]
 struct KnobState {
     faults: HashMap<Op, VecDeque<Fault>>,
+    /// Set by a `Fault::Crash` until `take_crashed` reads it.
+    crashed: bool,
     calls: HashMap<Op, usize>,
     interleave: bool,
     chaos: Option<Chaos>,
@@ -108,6 +114,12 @@ impl Knobs {
         lock(&self.state).interleave = on;
     }
 
+    /// Whether a call has crashed "the process" since the last look: the
+    /// request in flight must then be dropped where it stands.
+    pub fn take_crashed(&self) -> bool {
+        std::mem::take(&mut lock(&self.state).crashed)
+    }
+
     /// Consults `chaos` for every call without a queued fault, until it is
     /// replaced or removed (`None`).
     pub fn set_chaos(&self, chaos: Option<Chaos>) {
@@ -137,6 +149,13 @@ impl Knobs {
                 // The effect happens; its answer is lost.
                 let _ = body();
                 Err(error)
+            }
+            Some(Fault::Crash { after_effect }) => {
+                if after_effect {
+                    let _ = body();
+                }
+                lock(&self.state).crashed = true;
+                std::future::pending().await
             }
         }
     }
@@ -566,12 +585,14 @@ struct PaymentsState {
     charges: BTreeMap<String, (ChargeRequest, Receipt)>,
     refunds: BTreeMap<String, RefundReceipt>,
     declined_details: HashSet<String>,
+    /// Keys closed by `void_charge`: no new charge with them.
+    voided: HashSet<String>,
     next: u64,
 }
 
 /// The Payment service: one charge per idempotency key (a retry gets the
-/// same receipt; reusing a key for another amount is a conflict), one
-/// refund per transaction.
+/// same receipt; reusing a key for another amount is a conflict; a voided
+/// key charges no more), one refund per transaction.
 pub struct FakePayments {
     env: Arc<dyn Environment>,
     knobs: Arc<Knobs>,
@@ -644,6 +665,12 @@ impl Payments for FakePayments {
                     }
                     return Ok(receipt.clone());
                 }
+                if state.voided.contains(&request.idempotency_key) {
+                    return Err(PortError::Rejected(format!(
+                        "idempotency key {} was voided",
+                        request.idempotency_key
+                    )));
+                }
                 if state.declined_details.contains(&request.details) {
                     return Err(PortError::Rejected("card declined".into()));
                 }
@@ -690,9 +717,16 @@ impl Payments for FakePayments {
             .await
     }
 
-    async fn find_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>> {
+    async fn void_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>> {
         self.knobs
-            .run(Op::FindCharge, || Ok(self.receipt(idempotency_key)))
+            .run(Op::VoidCharge, || {
+                let mut state = lock(&self.state);
+                state.voided.insert(idempotency_key.to_string());
+                Ok(state
+                    .charges
+                    .get(idempotency_key)
+                    .map(|(_, receipt)| receipt.clone()))
+            })
             .await
     }
 }

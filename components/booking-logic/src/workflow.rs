@@ -11,9 +11,11 @@
 //!
 //! - **Intent before money.** Before every charge the booking records
 //!   `charge_attempted_at`. A crash between the charge and recording its
-//!   receipt leaves that mark, and the sweep asks the Payment service
-//!   (`find_charge`, by the booking id as idempotency key) whether the
-//!   charge exists.
+//!   receipt leaves that mark; once the booking has ended, settling voids
+//!   the charge's key at the Payment service (`void_charge`, the booking
+//!   id is the key), which answers whether it charged and refuses any
+//!   charge still in flight, so the answer is final without any timing
+//!   assumption.
 //! - **Decisions before effects.** Every move to an ended state (from
 //!   PENDING: PAYMENT_FAILED, FAILED, CANCELLED, EXPIRED; from CONFIRMED:
 //!   REFUNDED) is committed first, with `settle_after` set. Settling then
@@ -614,8 +616,9 @@ impl Workflow {
     }
 
     /// Does what an ended booking still owes and records how far it got:
-    /// its seats released (a CONFIRMED booking's seats have no TTL), a
-    /// crashed charge attempt looked up, every known charge refunded.
+    /// its seats released (a CONFIRMED booking's seats have no TTL), the key
+    /// of an unrecorded charge attempt voided (and its charge, if any,
+    /// recorded), every known charge refunded.
     /// Every step is idempotent, so a settle that failed halfway is simply
     /// repeated. `settle_after` is cleared only once nothing is owed; a
     /// failure reschedules it with backoff. Bookings that have not ended
@@ -628,26 +631,17 @@ impl Workflow {
         let mut next = booking.clone();
         let mut events = Vec::new();
         let mut failures = Vec::new();
-        // Not a failure: the charge of an attempt may still arrive.
-        let mut look_again_at = None;
 
         if let Err(error) = self.ports.seats.release_seats(&booking.lock_id).await {
             failures.push(format!("releasing seat lock {}: {error}", booking.lock_id));
         }
-        if let (None, Some(attempted_at)) =
-            (&next.payment_transaction_id, next.charge_attempted_at)
-        {
-            match self.ports.payments.find_charge(&booking.id).await {
+        // An attempt whose charge was never recorded: close its key and
+        // learn whether it charged. Ended bookings take no more charges.
+        if next.payment_transaction_id.is_none() && next.charge_attempted_at.is_some() {
+            match self.ports.payments.void_charge(&booking.id).await {
                 Ok(Some(receipt)) => next.payment_transaction_id = Some(receipt.transaction_id),
-                Ok(None) => {
-                    let window_ends = attempted_at.saturating_add(
-                        u64::from(self.settings.charge_window_seconds).saturating_mul(1000),
-                    );
-                    if now < window_ends {
-                        look_again_at = Some(window_ends);
-                    }
-                }
-                Err(error) => failures.push(format!("looking up the charge: {error}")),
+                Ok(None) => {}
+                Err(error) => failures.push(format!("voiding the charge key: {error}")),
             }
         }
         if let (Some(transaction_id), None) = (&next.payment_transaction_id, next.refunded_at) {
@@ -661,7 +655,7 @@ impl Workflow {
         }
 
         if failures.is_empty() {
-            next.settle_after = look_again_at;
+            next.settle_after = None;
             next.settle_attempts = 0;
         } else {
             eprintln!(

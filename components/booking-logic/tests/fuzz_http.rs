@@ -1371,7 +1371,7 @@ fn faults() -> BoxedStrategy<Vec<(Op, Fault)>> {
         Op::GetIdempotencyRecord,
         Op::InsertIdempotencyRecord,
         Op::UpdateIdempotencyRecord,
-        Op::FindCharge,
+        Op::VoidCharge,
         Op::Refund,
         Op::ListUnsettled,
         Op::History,

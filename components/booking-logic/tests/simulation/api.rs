@@ -2,7 +2,14 @@
 //! component's HTTP handler does after parsing) or sending GraphQL through
 //! `http::handle`, so that the mapping of every failure to a GraphQL error
 //! with `extensions.code` is exercised under the same faults. Both give
-//! the client the same view: an answer or a coded failure.
+//! the client the same view: an answer or a coded failure. Each request
+//! runs `in_process`: when the fakes kill the process serving it, the
+//! request is dropped where it stands and the client sees the connection
+//! fail.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
 
 use booking_logic::BookingError;
 use booking_logic::http::{self, HttpRequest};
@@ -35,6 +42,33 @@ pub struct Paid {
     pub success: bool,
     pub code: Option<String>,
     pub status: BookingStatus,
+}
+
+/// What a client sees when the process serving its request dies.
+pub const PROCESS_DIED: &str = "PROCESS_DIED";
+
+/// Runs `request` as one process serving it would: if a port call kills
+/// that process (`Fault::Crash`), the request's future is dropped at once,
+/// mid-flight, and the client sees a transport failure. The executor is
+/// single-threaded, so the crash flag seen right after polling this
+/// request was raised by this request's own call.
+pub async fn in_process<T>(
+    world: &World,
+    request: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    let mut request = pin!(request);
+    poll_fn(|context| {
+        let polled = request.as_mut().poll(context);
+        if world.fakes.knobs.take_crashed() {
+            return Poll::Ready(Err(Failure {
+                code: PROCESS_DIED.to_string(),
+                retryable: true,
+                message: "the connection closed without an answer".to_string(),
+            }));
+        }
+        polled
+    })
+    .await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! The seeded fault schedule: for every port call, whether it runs, fails
 //! with one of the WIT's error kinds before taking effect, takes effect
-//! and then times out (the answer is lost), or is delayed, the clock
-//! moving while it is in flight, possibly past a seat lock's expiry.
+//! and then times out (the answer is lost), kills the process serving the
+//! request (before or after the call took effect), or is delayed, the
+//! clock moving while it is in flight, possibly past a seat lock's expiry.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,6 +21,8 @@ pub enum Mishap {
     Unavailable,
     Timeout,
     TimeoutAfterEffect,
+    Crash,
+    CrashAfterEffect,
     Delay,
     DelayPastLockExpiry,
 }
@@ -71,7 +74,7 @@ pub fn schedule(
             let detail = format!("injected into {op:?}");
             // Outages and timeouts are what real dependencies mostly do;
             // the other kinds are answers a dependency may give anyway.
-            let (mishap, fault) = match rng.between(0, 9) {
+            let (mishap, fault) = match rng.between(0, 11) {
                 0 => (Mishap::NotFound, Fault::Fail(PortError::NotFound(detail))),
                 1 => (Mishap::Rejected, Fault::Fail(PortError::Rejected(detail))),
                 2 => (Mishap::Conflict, Fault::Fail(PortError::Conflict(detail))),
@@ -80,6 +83,10 @@ pub fn schedule(
                     Fault::Fail(PortError::Unavailable(detail)),
                 ),
                 6 | 7 => (Mishap::Timeout, Fault::Fail(PortError::Timeout(detail))),
+                10 => (Mishap::Crash, Fault::Crash {
+                    after_effect: false,
+                }),
+                11 => (Mishap::CrashAfterEffect, Fault::Crash { after_effect: true }),
                 _ => (
                     Mishap::TimeoutAfterEffect,
                     Fault::FailAfterEffect(PortError::Timeout(detail)),

@@ -63,7 +63,8 @@ pub async fn customer(world: &World, ledger: &Ledger, slot: &SharedSlot, mut rng
 
     let mut booking_id = None;
     for _ in 0..rng.between(1, 3) {
-        match api::create(world, via(&mut rng), user, &showtime.id, chosen.clone()).await {
+        let request = api::create(world, via(&mut rng), user, &showtime.id, chosen.clone());
+        match api::in_process(world, request).await {
             Ok(id) => {
                 ledger.record(Some(&id), Request::Create, Reply::Created);
                 booking_id = Some(id);
@@ -142,9 +143,10 @@ pub async fn sweeper(world: &World, ledger: &Ledger, mut rng: Rng) {
             world.fakes.env.advance_ms(rng.between(0, LOCK_MS / 2));
         }
         let limit = rng.between(1, 4) as u32;
-        let reply = match world.workflow.sweep_expired(limit).await {
+        let sweep = async { Ok::<_, api::Failure>(world.workflow.sweep_expired(limit).await?) };
+        let reply = match api::in_process(world, sweep).await {
             Ok(_) => Reply::Swept,
-            Err(error) => Reply::Refused(error.into()),
+            Err(failure) => Reply::Refused(failure),
         };
         ledger.record(None, Request::Sweep, reply);
     }
@@ -154,7 +156,7 @@ pub async fn sweeper(world: &World, ledger: &Ledger, mut rng: Rng) {
 /// patience drawn per customer.
 async fn pay(world: &World, ledger: &Ledger, booking_id: &str, card: &str, rng: &mut Rng) {
     for _ in 0..rng.between(1, 4) {
-        let reply = match api::pay(world, via(rng), booking_id, card).await {
+        let reply = match api::in_process(world, api::pay(world, via(rng), booking_id, card)).await {
             Ok(paid) => Reply::Paid(paid),
             Err(failure) => Reply::Refused(failure),
         };
@@ -172,7 +174,7 @@ async fn pay(world: &World, ledger: &Ledger, booking_id: &str, card: &str, rng: 
 
 async fn cancel(world: &World, ledger: &Ledger, booking_id: &str, rng: &mut Rng) {
     for _ in 0..rng.between(1, 4) {
-        let reply = match api::cancel(world, via(rng), booking_id).await {
+        let reply = match api::in_process(world, api::cancel(world, via(rng), booking_id)).await {
             Ok(status) => Reply::Cancelled(status),
             Err(failure) => Reply::Refused(failure),
         };

@@ -3,7 +3,6 @@
 //! so each poll moves one task by at most one call: the seed decides the
 //! interleaving of clients and sweepers, and replays it exactly.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -12,20 +11,8 @@ use super::rng::Rng;
 
 type Task<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 
-thread_local! {
-    static CURRENT: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Which task is being polled, so that observers of port calls can tell
-/// one request's calls from another's (0 outside the executor).
-pub fn current_task() -> usize {
-    CURRENT.with(Cell::get)
-}
-
 pub struct Executor<'a> {
-    /// Each with a number unique in this executor, from 1.
-    tasks: Vec<(usize, Task<'a>)>,
-    spawned: usize,
+    tasks: Vec<Task<'a>>,
     rng: Rng,
 }
 
@@ -33,14 +20,12 @@ impl<'a> Executor<'a> {
     pub fn new(rng: Rng) -> Executor<'a> {
         Executor {
             tasks: Vec::new(),
-            spawned: 0,
             rng,
         }
     }
 
     pub fn spawn(&mut self, task: impl Future<Output = ()> + 'a) {
-        self.spawned += 1;
-        self.tasks.push((self.spawned, Box::pin(task)));
+        self.tasks.push(Box::pin(task));
     }
 
     /// Runs every task to completion. Nothing here waits on real I/O, so
@@ -58,11 +43,7 @@ impl<'a> Executor<'a> {
             }
             polls += 1;
             let next = self.rng.index(self.tasks.len());
-            let (number, task) = &mut self.tasks[next];
-            CURRENT.with(|current| current.set(*number));
-            let ready = task.as_mut().poll(&mut context).is_ready();
-            CURRENT.with(|current| current.set(0));
-            if ready {
+            if self.tasks[next].as_mut().poll(&mut context).is_ready() {
                 drop(self.tasks.swap_remove(next));
             }
         }

@@ -1,77 +1,37 @@
 //! The invariants every run must end in, checked against the fakes' own
-//! records (not against what the logic believes):
+//! records (not against what the logic believes). None has an exception:
 //!
 //! 1. seats: no seat is confirmed to two bookings; every confirmed booking
 //!    holds its seats and every booked seat belongs to a confirmed
 //!    booking; no seat is left locked once every lock's time is up;
 //! 2. money: charged − refunded is the price for a CONFIRMED booking and 0
 //!    for any other; one charge per idempotency key, for a real booking,
-//!    of its price;
+//!    of its price; a booking records a refund exactly when it happened,
+//!    and owes nothing once settled;
 //! 3. every status change is allowed by `transition_event`, and each has
 //!    exactly one event (after de-duplication by event id) of the right
-//!    kind and status;
+//!    kind and status, committed in the write that made it; every refund
+//!    has exactly one `booking.payment_refunded` event;
 //! 4. every refusal a client saw carries a code, and what clients were
 //!    told is true.
-//!
-//! The logic cannot always finish what a failure interrupted: a refund
-//! or seat release that fails *after* the status was committed is not
-//! retried by anyone, an event whose publication failed is not
-//! re-published (no outbox), a status write that landed while its writer
-//! could not find out is not followed up, and a charge whose answer never
-//! reached the booking cannot be found again (the Payments port has no
-//! lookup by idempotency key). Those outcomes are accepted only with the
-//! evidence the journal holds for them, and counted as `Exemptions`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ops::AddAssign;
 
 use booking_logic::model::{Booking, BookingStatus, Event, EventKind, SeatStatus};
 use booking_logic::testing::LockState;
 use booking_logic::workflow::transition_event;
 
-use super::ledger::{Ledger, Reply, Request};
+use super::ledger::{Ledger, Reply};
 use super::world::World;
-
-/// Known gaps of the logic met in a run, each backed by evidence.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Exemptions {
-    /// A booking ended unconfirmed, its refund failed and is recorded as
-    /// pending on the booking, and nobody retries it.
-    pub refund_pending: u64,
-    /// A charge the booking never learned of (its answer was lost, or
-    /// recording it failed) on a booking that then ended unconfirmed; the
-    /// client had been told to retry the payment.
-    pub charge_unknown: u64,
-    /// Seats confirmed for a booking that then ended unconfirmed, whose
-    /// release failed.
-    pub seats_not_released: u64,
-    /// A status change whose event could not be published.
-    pub event_lost: u64,
-    /// A write that landed but whose writer could not tell (its answer
-    /// was lost and so was the read-back), so it stopped before
-    /// compensating and announcing: a missing event, refund or release.
-    pub outcome_unknown: u64,
-}
-
-impl AddAssign for Exemptions {
-    fn add_assign(&mut self, other: Exemptions) {
-        self.refund_pending += other.refund_pending;
-        self.charge_unknown += other.charge_unknown;
-        self.seats_not_released += other.seats_not_released;
-        self.event_lost += other.event_lost;
-        self.outcome_unknown += other.outcome_unknown;
-    }
-}
 
 struct Checker<'w> {
     world: &'w World,
     bookings: BTreeMap<String, Booking>,
-    exemptions: Exemptions,
     violations: Vec<String>,
 }
 
 /// Checks a settled run; the error lists every violation found.
-pub fn check(world: &World, ledger: &Ledger) -> Result<Exemptions, String> {
+pub fn check(world: &World, ledger: &Ledger) -> Result<(), String> {
     let mut checker = Checker {
         world,
         bookings: world
@@ -81,15 +41,14 @@ pub fn check(world: &World, ledger: &Ledger) -> Result<Exemptions, String> {
             .into_iter()
             .map(|booking| (booking.id.clone(), booking))
             .collect(),
-        exemptions: Exemptions::default(),
         violations: Vec::new(),
     };
     checker.transitions_and_events();
     checker.seats();
-    checker.money(ledger);
+    checker.money();
     checker.answers(ledger);
     if checker.violations.is_empty() {
-        Ok(checker.exemptions)
+        Ok(())
     } else {
         Err(checker.violations.join("\n"))
     }
@@ -150,6 +109,9 @@ impl Checker<'_> {
                     before.version, after.version
                 ));
             }
+            if before.refunded_at.is_none() && after.refunded_at.is_some() {
+                expected.push((EventKind::PaymentRefunded, after.status));
+            }
             if before.status == after.status {
                 continue;
             }
@@ -185,12 +147,6 @@ impl Checker<'_> {
                     event.status.as_str(),
                     status.as_str()
                 )),
-                [] if self.world.journal.publish_failed(id, *kind) => {
-                    self.exemptions.event_lost += 1;
-                }
-                [] if self.world.journal.outcome_unknown(id) => {
-                    self.exemptions.outcome_unknown += 1;
-                }
                 [] => self.violation(format!("{id}: no {} event", kind.as_str())),
                 many => self.violation(format!(
                     "{id}: {} distinct {} events",
@@ -262,14 +218,7 @@ impl Checker<'_> {
             let rightful = owner.is_some_and(|owner| {
                 owner.status == BookingStatus::Confirmed && owner.lock_id == record.lock.id
             });
-            if rightful {
-                continue;
-            }
-            if self.world.journal.release_failed_last(&record.lock.id) {
-                self.exemptions.seats_not_released += 1;
-            } else if self.world.journal.outcome_unknown(&record.holder) {
-                self.exemptions.outcome_unknown += 1;
-            } else {
+            if !rightful {
                 self.violation(format!(
                     "seats of lock {} stay booked for {} ({:?})",
                     record.lock.id,
@@ -293,7 +242,7 @@ impl Checker<'_> {
         }
     }
 
-    fn money(&mut self, ledger: &Ledger) {
+    fn money(&mut self) {
         let payments = &self.world.fakes.payments;
         let mut charged = 0;
         let bookings: Vec<Booking> = self.bookings.values().cloned().collect();
@@ -301,6 +250,9 @@ impl Checker<'_> {
             let id = &booking.id;
             if booking.status == BookingStatus::Pending {
                 self.violation(format!("{id} is still PENDING after the final sweep"));
+            }
+            if let Some(due) = booking.settle_after {
+                self.violation(format!("{id} still owes a settlement (due {due})"));
             }
             let Some(receipt) = payments.receipt(id) else {
                 if matches!(
@@ -314,6 +266,9 @@ impl Checker<'_> {
                 }
                 if let Some(recorded) = &booking.payment_transaction_id {
                     self.violation(format!("{id} records {recorded}, which was never charged"));
+                }
+                if booking.refunded_at.is_some() {
+                    self.violation(format!("{id} records a refund of a charge never made"));
                 }
                 continue;
             };
@@ -332,6 +287,12 @@ impl Checker<'_> {
                 ));
             }
             let refunded = payments.is_refunded(transaction);
+            if booking.refunded_at.is_some() != refunded {
+                self.violation(format!(
+                    "{id} records refunded_at {:?}, but {transaction} refunded: {refunded}",
+                    booking.refunded_at
+                ));
+            }
             match booking.status {
                 BookingStatus::Confirmed if refunded || recorded != Some(transaction) => {
                     self.violation(format!(
@@ -344,7 +305,11 @@ impl Checker<'_> {
                 }
                 BookingStatus::Confirmed | BookingStatus::Refunded | BookingStatus::Pending => {}
                 _ if refunded => {}
-                ended => self.unrefunded(ledger, booking, ended, transaction),
+                ended => self.violation(format!(
+                    "{id} is {} but {transaction} was never refunded (recorded: {})",
+                    ended.as_str(),
+                    recorded.is_some()
+                )),
             }
         }
         let all = payments.charges().len();
@@ -354,50 +319,6 @@ impl Checker<'_> {
                 all - charged
             ));
         }
-    }
-
-    /// A booking ended unconfirmed and its charge was not paid back: only
-    /// the known gaps excuse it.
-    fn unrefunded(
-        &mut self,
-        ledger: &Ledger,
-        booking: &Booking,
-        ended: BookingStatus,
-        transaction: &str,
-    ) {
-        let id = &booking.id;
-        let journal = &self.world.journal;
-        let reason = booking.failure_reason.as_deref().unwrap_or_default();
-        let recorded = booking.payment_transaction_id.is_some();
-        if journal.refund_failed(transaction) {
-            if recorded && !reason.contains("refund pending") {
-                self.violation(format!(
-                    "{id} is {} with {transaction} unrefunded, but its record says {reason:?}",
-                    ended.as_str()
-                ));
-            }
-            self.exemptions.refund_pending += 1;
-            return;
-        }
-        if recorded && journal.outcome_unknown(id) {
-            self.exemptions.outcome_unknown += 1;
-            return;
-        }
-        let told_to_retry = ledger.exchanges().iter().any(|exchange| {
-            exchange.booking_id.as_deref() == Some(id.as_str())
-                && matches!(exchange.request, Request::Pay { .. })
-                && exchange.retryable()
-        });
-        if !recorded && told_to_retry {
-            self.exemptions.charge_unknown += 1;
-            return;
-        }
-        self.violation(format!(
-            "{id} is {} but {transaction} was never refunded (recorded: {recorded}, \
-             receipt seen by the logic: {})",
-            ended.as_str(),
-            journal.saw_receipt(id)
-        ));
     }
 
     /// What clients were told must be true, and every refusal coded.

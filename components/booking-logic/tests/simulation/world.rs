@@ -1,16 +1,13 @@
 //! One run's world: the fakes with a drawn cast (showtimes, seats,
-//! prices, users), the journal watching the logic's calls, and the real
-//! workflow and GraphQL schema on top.
+//! prices, users), and the real workflow and GraphQL schema on top.
 
 use std::sync::Arc;
 
 use booking_logic::Workflow;
-use booking_logic::ports::Ports;
 use booking_logic::schema::{BookingSchema, build_schema};
 use booking_logic::settings::Settings;
 use booking_logic::testing::Fakes;
 
-use super::journal::{Journal, ObservedEvents, ObservedPayments, ObservedSeats, ObservedStorage};
 use super::rng::Rng;
 
 pub const START: u64 = 1_700_000_000_000;
@@ -27,7 +24,6 @@ pub struct Showtime {
 
 pub struct World {
     pub fakes: Fakes,
-    pub journal: Arc<Journal>,
     pub workflow: Arc<Workflow>,
     pub schema: BookingSchema,
     pub showtimes: Vec<Showtime>,
@@ -62,14 +58,6 @@ impl World {
         }
         fakes.knobs.set_interleaving(true);
 
-        let journal = Arc::new(Journal::default());
-        let ports = Ports {
-            seats: Arc::new(ObservedSeats(fakes.seats.clone(), journal.clone())),
-            payments: Arc::new(ObservedPayments(fakes.payments.clone(), journal.clone())),
-            storage: Arc::new(ObservedStorage(fakes.storage.clone(), journal.clone())),
-            events: Arc::new(ObservedEvents(fakes.events.clone(), journal.clone())),
-            ..fakes.ports()
-        };
         let settings = Settings {
             seat_lock_seconds: LOCK_SECONDS,
             max_seats_per_booking: 3,
@@ -79,11 +67,10 @@ impl World {
             ..Settings::default()
         };
         let schema = build_schema(&settings);
-        let workflow = Arc::new(Workflow::new(ports, settings));
+        let workflow = Arc::new(Workflow::new(fakes.ports(), settings));
         World {
             schema,
             workflow,
-            journal,
             showtimes,
             users: vec!["alice", "bob", "carol", "dave", "nobody"],
             fakes,

@@ -4,6 +4,7 @@
 //! regression list; these tests pin the fixed behaviour independently of
 //! how the seeds' schedules drift as the logic changes.
 
+use crate::ports::Payments;
 use crate::testing::Chaos;
 
 use super::*;
@@ -205,9 +206,9 @@ fn a_refund_that_timed_out_then_was_refused_is_retried_until_recorded() {
 }
 
 /// A crash between the charge and recording it: the booking only has the
-/// attempt mark. When it ends, settling finds the charge by its key and
-/// refunds it; an attempt that never charged is settled once the charge
-/// window has passed with nothing found.
+/// attempt mark. When it ends, settling voids the key, learns of the
+/// charge and refunds it; an attempt that never charged is settled at
+/// once, and its key charges no more.
 #[test]
 fn a_crashed_charge_attempt_is_found_and_refunded_when_the_booking_ends() {
     let (fakes, workflow) = setup();
@@ -217,35 +218,43 @@ fn a_crashed_charge_attempt_is_found_and_refunded_when_the_booking_ends() {
     fakes.knobs.set_chaos(fail_nth(vec![(
         Op::UpdateIfVersion,
         2,
-        unavailable("process died"),
+        Fault::Crash { after_effect: false },
     )]));
-    pay(&workflow, &charged.id).unwrap_err();
+    let crashed = run(futures::future::select(
+        Box::pin(workflow.process_payment(&charged.id, "credit_card", "tok")),
+        Box::pin(async {}),
+    ));
+    assert!(matches!(crashed, futures::future::Either::Right(_)));
+    assert!(fakes.knobs.take_crashed());
     fakes.knobs.set_chaos(None);
     fakes
         .knobs
         .fail_next(Op::Charge, unavailable("process died before the charge"));
     pay(&workflow, &uncharged.id).unwrap_err();
     assert_eq!(stored(&fakes, &charged.id).payment_transaction_id, None);
-    assert!(stored(&fakes, &uncharged.id).charge_attempted_at.is_some());
+    assert_eq!(fakes.payments.charges().len(), 1);
 
-    // Cancelled at once: nothing found, but a charge could still arrive,
-    // so it is looked up again when the charge window ends.
     let cancelled = run(workflow.cancel_booking(&uncharged.id)).unwrap();
-    let window_ends = cancelled.charge_attempted_at.unwrap()
-        + u64::from(workflow.settings().charge_window_seconds) * 1000;
-    assert_eq!(cancelled.settle_after, Some(window_ends));
-
-    fakes.env.set_now(window_ends.max(charged.lock_expires_at));
+    assert_eq!(cancelled.settle_after, None, "settled: nothing was charged");
+    fakes.env.set_now(charged.lock_expires_at);
     let report = run(workflow.sweep_expired(10)).unwrap();
 
-    assert_eq!((report.expired, report.settled), (1, 2));
+    assert_eq!((report.expired, report.settled), (1, 1));
     let refunded = stored(&fakes, &charged.id);
     assert_eq!(refunded.status, BookingStatus::Expired);
     assert_eq!(refunded.payment_transaction_id.as_deref(), Some("txn-1"));
     assert!(refunded.refunded_at.is_some());
     assert!(fakes.payments.is_refunded("txn-1"));
-    assert_eq!(stored(&fakes, &uncharged.id).settle_after, None);
-    assert_eq!(fakes.payments.charges().len(), 1);
+    // The voided keys charge no more: a late retry cannot take money.
+    let late = run(fakes.payments.charge(&ChargeRequest {
+        idempotency_key: uncharged.id.clone(),
+        amount_cents: uncharged.total_cents,
+        currency: uncharged.currency.clone(),
+        method: "credit_card".into(),
+        details: "tok".into(),
+        description: String::new(),
+    }));
+    assert!(matches!(late, Err(PortError::Rejected(_))), "{late:?}");
 }
 
 /// A charge that lands after the booking ended without it (the sweep
