@@ -154,7 +154,7 @@ fn kind_out(kind: core::EventKind) -> logic::EventKind {
     }
 }
 
-pub fn booking_in(b: &logic::Booking) -> core::Booking {
+fn booking_in(b: &logic::Booking) -> core::Booking {
     core::Booking {
         id: b.id.clone(),
         user_id: b.user_id.clone(),
