@@ -9,7 +9,7 @@
 //! | `seats`    | outbound HTTP/1.1, gRPC-Web to the Cinema service          |
 //! | `users`    | outbound HTTP, the User service's REST API                 |
 //! | `payments` | outbound HTTP, the Payment service's REST API              |
-//! | `storage`  | Spin SQLite, versioned single-statement updates           |
+//! | `storage`  | Spin SQLite, single statements (booking + its events)     |
 //! | `events`   | Spin SQLite (event log = outbox) + Spin MQTT to RabbitMQ   |
 //!
 //! **One component for all five, not one per interface**: Spin

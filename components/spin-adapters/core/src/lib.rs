@@ -8,9 +8,11 @@
 //!   unframing (data and trailer frames), `grpc-status` → [`Error`].
 //! - [`cinema`]: the prost messages of `proto/cinema.proto`.
 //! - [`rest`]: URLs, bodies and status → [`Error`] mapping of the User and
-//!   Payment services, as `host/adapters/src/{users,payments,rest}.rs`.
-//! - [`store`]: the SQLite schema, SQL statements and row mapping for
-//!   bookings, idempotency records and the event log (outbox).
+//!   Payment services, as `host/adapters/src/{users,payments,rest}.rs`,
+//!   and the Payment service's charge lookup by idempotency key.
+//! - [`store`]: the SQLite schema and its migration, and every operation
+//!   on bookings, idempotency records and the event log (outbox), written
+//!   against [`store::Database`] so the tests run them on rusqlite.
 //! - [`event_json`]: the event JSON, byte-identical to what the host
 //!   publishes to RabbitMQ, and its MQTT topic.
 

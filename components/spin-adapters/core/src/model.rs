@@ -67,7 +67,7 @@ impl BookingStatus {
     }
 }
 
-/// `events.event-kind`, in WIT order.
+/// `storage.event-kind`, in WIT order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     BookingCreated,
@@ -77,10 +77,11 @@ pub enum EventKind {
     BookingCancelled,
     BookingExpired,
     BookingRefunded,
+    PaymentRefunded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::BookingCreated,
         EventKind::BookingConfirmed,
         EventKind::BookingPaymentFailed,
@@ -88,6 +89,7 @@ impl EventKind {
         EventKind::BookingCancelled,
         EventKind::BookingExpired,
         EventKind::BookingRefunded,
+        EventKind::PaymentRefunded,
     ];
 
     /// The event type and AMQP routing key, e.g. `booking.created`.
@@ -100,6 +102,7 @@ impl EventKind {
             EventKind::BookingCancelled => "booking.cancelled",
             EventKind::BookingExpired => "booking.expired",
             EventKind::BookingRefunded => "booking.refunded",
+            EventKind::PaymentRefunded => "booking.payment_refunded",
         }
     }
 
@@ -124,6 +127,10 @@ pub struct Booking {
     pub created_at: u64,
     pub updated_at: u64,
     pub version: u64,
+    pub charge_attempted_at: Option<u64>,
+    pub refunded_at: Option<u64>,
+    pub settle_after: Option<u64>,
+    pub settle_attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +144,7 @@ pub struct IdempotencyRecord {
     pub version: u64,
 }
 
+/// `storage.event`: committed with the booking write it announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub id: String,

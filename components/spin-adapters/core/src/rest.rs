@@ -230,6 +230,11 @@ pub struct ChargeBody<'a> {
     pub description: &'a str,
 }
 
+/// The charge request body, as the host's reqwest `.json(&body)` sends it.
+pub fn charge_json(body: &ChargeBody<'_>) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(body).map_err(|e| Error::Rejected(format!("payments: {e}")))
+}
+
 #[derive(Debug, Deserialize, PartialEq, Eq)]
 pub struct ReceiptBody {
     pub transaction_id: String,
@@ -243,6 +248,30 @@ pub struct ReceiptBody {
 pub fn parse_receipt(body: &[u8]) -> Result<ReceiptBody, Error> {
     serde_json::from_slice(body)
         .map_err(|e| Error::Timeout(format!("payments: unreadable charge receipt: {e}")))
+}
+
+/// `GET /payments?idempotency_key=…`: the charge lookup a real Payment
+/// service must offer for crashed attempts to be resolved.
+pub fn find_charge_path(url: &ServiceUrl, idempotency_key: &str) -> String {
+    format!(
+        "{}?idempotency_key={}",
+        url.path(&["payments"]),
+        encode_segment(idempotency_key)
+    )
+}
+
+/// The lookup's answer: 2xx is the charge's receipt, 404 means no
+/// successful charge under the key. Anything else is an error, an
+/// unreadable body included (a service without the lookup answers
+/// `GET /payments` with a list), so a lookup never wrongly says "none".
+pub fn found_charge(status: u16, body: &[u8]) -> Result<Option<ReceiptBody>, Error> {
+    match status {
+        200..=299 => serde_json::from_slice(body)
+            .map(Some)
+            .map_err(|e| Error::Unavailable(format!("payments: unreadable charge lookup: {e}"))),
+        404 => Ok(None),
+        _ => Err(payments_status_error(status, body)),
+    }
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -383,6 +412,35 @@ mod tests {
     }
 
     #[test]
+    fn the_charge_lookup_asks_by_key_and_tells_none_from_failure() {
+        let url = ServiceUrl::parse("http://127.0.0.1:8002/api").unwrap();
+        assert_eq!(
+            find_charge_path(&url, "b 1&x=2#"),
+            "/api/payments?idempotency_key=b%201%26x%3D2%23"
+        );
+        let receipt = br#"{"transaction_id":"tx","status":"succeeded","amount_cents":3000,"currency":"USD","created_at_ms":5}"#;
+        assert_eq!(
+            found_charge(200, receipt).unwrap(),
+            Some(ReceiptBody {
+                transaction_id: "tx".into(),
+                amount_cents: 3000,
+                currency: "USD".into(),
+                created_at_ms: 5,
+            })
+        );
+        let not_found = br#"{"error":"charge_not_found","message":"no charge"}"#;
+        assert_eq!(found_charge(404, not_found).unwrap(), None);
+        // A service without the lookup lists every charge instead.
+        assert!(matches!(
+            found_charge(200, br#"[{"transaction_id":"tx"}]"#),
+            Err(Error::Unavailable(_))
+        ));
+        assert!(matches!(found_charge(503, b""), Err(Error::Unavailable(_))));
+        assert!(matches!(found_charge(502, b""), Err(Error::Timeout(_))));
+        assert!(matches!(found_charge(400, b""), Err(Error::Rejected(_))));
+    }
+
+    #[test]
     fn bodies_have_the_host_shapes() {
         let charge = ChargeBody {
             idempotency_key: "b1",
@@ -401,9 +459,4 @@ mod tests {
         let user = parse_user(br#"{"id":"u","name":"N","email":"e","active":true}"#).unwrap();
         assert!(user.active);
     }
-}
-
-/// The charge request body, as the host's reqwest `.json(&body)` sends it.
-pub fn charge_json(body: &ChargeBody<'_>) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(body).map_err(|e| Error::Rejected(format!("payments: {e}")))
 }

@@ -1,13 +1,23 @@
-//! Bookings, idempotency records and the event log on Spin's SQLite
-//! (`spin:sqlite/sqlite@3.0.0`): the schema, every statement with its
-//! parameters, and the row mapping. Atomicity comes from single
-//! statements: a versioned update is one `UPDATE … WHERE … AND version = ?`
-//! whose changed-row count tells whether it won; inserts are
-//! `ON CONFLICT DO NOTHING` with the same check. No statement depends on
-//! a transaction spanning calls, so every instance of every adapter can
-//! share the database.
+//! Bookings, idempotency records and the event log (the outbox) on SQLite
+//! as Spin offers it (`spin:sqlite/sqlite@3.0.0`): one statement per
+//! `execute`, then the changed-row count. Every operation is written here
+//! once, against [`Database`], so the component runs it on Spin's
+//! connection and the tests run the very same statements on rusqlite.
+//!
+//! Atomicity comes from single statements. A versioned update is one
+//! `UPDATE … WHERE … AND version = ?` whose changed-row count tells
+//! whether it won; inserts are `ON CONFLICT DO NOTHING` with the same
+//! check. **A booking write and its events are one statement too**: the
+//! row carries the move's event payloads in `new_events`, and a trigger
+//! appends them to `events` and clears the column within that statement,
+//! which SQLite commits or rolls back as a whole (trigger included). Spin's
+//! interface has no batch call, and a `BEGIN … COMMIT` spread over several
+//! `execute` calls would hold the database's write lock across guest code
+//! and depend on the host keeping one connection per handle (a remote
+//! libSQL backend need not); the single statement depends on neither.
 
-use crate::model::{Booking, BookingStatus, Error, IdempotencyRecord, Result};
+use crate::event_json;
+use crate::model::{Booking, BookingStatus, Error, Event, EventKind, IdempotencyRecord, Result};
 
 /// The value type of `spin:sqlite` (`integer`, `real`, `text`, `blob`, `null`).
 #[derive(Debug, Clone, PartialEq)]
@@ -36,12 +46,34 @@ pub struct Statement {
     pub params: Vec<Value>,
 }
 
+impl Statement {
+    fn plain(sql: &'static str) -> Statement {
+        Statement {
+            sql,
+            params: Vec::new(),
+        }
+    }
+}
+
+/// What a statement returned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub rows: Vec<Vec<Value>>,
+    /// Rows the statement itself inserted, updated or deleted (SQLite's
+    /// `changes()`: changes made by triggers are not counted).
+    pub changes: u64,
+}
+
+/// A connection that runs one statement at a time.
+pub trait Database {
+    fn run(&self, statement: Statement) -> Result<Outcome>;
+}
+
 /// Largest page a caller may ask for (as the host's SQLite store).
 pub const MAX_PAGE: u32 = 200;
 
-/// Created idempotently when an adapter first touches the database in an
-/// instance; one statement each, as `execute` runs one.
-pub const SCHEMA: &[&str] = &[
+/// The tables as first released; existing databases have exactly these.
+const CREATE: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS bookings (
         id TEXT PRIMARY KEY, user_id TEXT NOT NULL, showtime_id TEXT NOT NULL,
         seats TEXT NOT NULL, total_cents INTEGER NOT NULL, currency TEXT NOT NULL,
@@ -63,6 +95,93 @@ pub const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS events_unpublished ON events (seq) WHERE published_at IS NULL",
 ];
 
+/// Columns added to `bookings` since, in order: (name, how to add it).
+/// `new_events` is the outbox hand-over, non-null only inside a write.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    (
+        "charge_attempted_at",
+        "ALTER TABLE bookings ADD COLUMN charge_attempted_at INTEGER",
+    ),
+    (
+        "refunded_at",
+        "ALTER TABLE bookings ADD COLUMN refunded_at INTEGER",
+    ),
+    (
+        "settle_after",
+        "ALTER TABLE bookings ADD COLUMN settle_after INTEGER",
+    ),
+    (
+        "settle_attempts",
+        "ALTER TABLE bookings ADD COLUMN settle_attempts INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "new_events",
+        "ALTER TABLE bookings ADD COLUMN new_events TEXT",
+    ),
+];
+
+/// Appends the payloads in `NEW.new_events` (a JSON array of event JSON
+/// strings) to the log in array order, then clears the column. The
+/// `WHEN` guard also stops the clearing update from firing it again.
+macro_rules! append_new_events {
+    () => {
+        " WHEN NEW.new_events IS NOT NULL BEGIN
+            INSERT INTO events (id, booking_id, kind, occurred_at, payload)
+                SELECT json_extract(value, '$.id'), json_extract(value, '$.bookingId'),
+                       json_extract(value, '$.type'), json_extract(value, '$.occurredAt'), value
+                FROM json_each(NEW.new_events) ORDER BY key;
+            UPDATE bookings SET new_events = NULL WHERE id = NEW.id;
+        END"
+    };
+}
+
+/// Needs the added columns.
+const AFTER_MIGRATION: &[&str] = &[
+    "CREATE INDEX IF NOT EXISTS bookings_by_settle_after ON bookings (settle_after, id) WHERE settle_after IS NOT NULL",
+    concat!(
+        "CREATE TRIGGER IF NOT EXISTS bookings_events_on_insert AFTER INSERT ON bookings",
+        append_new_events!()
+    ),
+    concat!(
+        "CREATE TRIGGER IF NOT EXISTS bookings_events_on_update AFTER UPDATE OF new_events ON bookings",
+        append_new_events!()
+    ),
+];
+
+/// Creates the schema or brings an existing database up to it; safe to
+/// run from any number of instances at once.
+pub fn migrate(db: &impl Database) -> Result<()> {
+    for sql in CREATE {
+        db.run(Statement::plain(sql))?;
+    }
+    let present = booking_columns(db)?;
+    for (column, alter) in ADDED_COLUMNS {
+        if present.iter().any(|c| c == column) {
+            continue;
+        }
+        if let Err(error) = db.run(Statement::plain(alter)) {
+            // Another instance may have added it in between.
+            if !booking_columns(db)?.iter().any(|c| c == column) {
+                return Err(error);
+            }
+        }
+    }
+    for sql in AFTER_MIGRATION {
+        db.run(Statement::plain(sql))?;
+    }
+    Ok(())
+}
+
+fn booking_columns(db: &impl Database) -> Result<Vec<String>> {
+    db.run(Statement::plain(
+        "SELECT name FROM pragma_table_info('bookings')",
+    ))?
+    .rows
+    .iter()
+    .map(|row| get_text(row, 0, "column name"))
+    .collect()
+}
+
 /// SQLite integers are i64: refuse rather than wrap.
 fn int(value: u64, what: &str) -> Result<Value> {
     i64::try_from(value)
@@ -70,12 +189,37 @@ fn int(value: u64, what: &str) -> Result<Value> {
         .map_err(|_| Error::Rejected(format!("{what} is too large")))
 }
 
-const BOOKING_COLUMNS: &str = "id, user_id, showtime_id, seats, total_cents, currency, status, lock_id, lock_expires_at, payment_transaction_id, failure_reason, created_at, updated_at, version";
+fn optional_int(value: Option<u64>, what: &str) -> Result<Value> {
+    value.map_or(Ok(Value::Null), |value| int(value, what))
+}
 
-pub fn insert_booking(b: &Booking) -> Result<Statement> {
+/// The column list of every booking `SELECT`, read by `booking_from_row`.
+macro_rules! booking_columns {
+    () => {
+        "id, user_id, showtime_id, seats, total_cents, currency, status, lock_id, lock_expires_at, \
+         payment_transaction_id, failure_reason, created_at, updated_at, version, \
+         charge_attempted_at, refunded_at, settle_after, settle_attempts"
+    };
+}
+
+/// The `new_events` parameter: null for none, so the trigger stays idle.
+fn new_events(events: &[Event]) -> Value {
+    if events.is_empty() {
+        return Value::Null;
+    }
+    let payloads: Vec<String> = events.iter().map(event_json::to_json).collect();
+    // A list of strings always serialises.
+    Value::Text(serde_json::to_string(&payloads).unwrap_or_default())
+}
+
+fn insert_booking_statement(b: &Booking, events: &[Event]) -> Result<Statement> {
     Ok(Statement {
-        sql: "INSERT INTO bookings (id, user_id, showtime_id, seats, total_cents, currency, status, lock_id, lock_expires_at, payment_transaction_id, failure_reason, created_at, updated_at, version) \
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO NOTHING",
+        sql: concat!(
+            "INSERT INTO bookings (",
+            booking_columns!(),
+            ", new_events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING"
+        ),
         params: vec![
             Value::text(&b.id),
             Value::text(&b.user_id),
@@ -90,12 +234,24 @@ pub fn insert_booking(b: &Booking) -> Result<Statement> {
             Value::optional_text(&b.failure_reason),
             int(b.created_at, "created-at")?,
             int(b.updated_at, "updated-at")?,
+            optional_int(b.charge_attempted_at, "charge-attempted-at")?,
+            optional_int(b.refunded_at, "refunded-at")?,
+            optional_int(b.settle_after, "settle-after")?,
+            Value::Integer(i64::from(b.settle_attempts)),
+            new_events(events),
         ],
     })
 }
 
+/// Stores a new booking at version 1 with its events, in one statement;
+/// `conflict` (and nothing written) if the id exists.
+pub fn insert_booking(db: &impl Database, b: &Booking, events: &[Event]) -> Result<()> {
+    let changes = db.run(insert_booking_statement(b, events)?)?.changes;
+    inserted(changes, &format!("booking {}", b.id))
+}
+
 /// The outcome of an insert from its changed-row count.
-pub fn inserted(changes: u64, what: &str) -> Result<()> {
+fn inserted(changes: u64, what: &str) -> Result<()> {
     if changes == 1 {
         Ok(())
     } else {
@@ -103,18 +259,24 @@ pub fn inserted(changes: u64, what: &str) -> Result<()> {
     }
 }
 
-pub fn get_booking(id: &str) -> Statement {
-    Statement {
-        sql: "SELECT id, user_id, showtime_id, seats, total_cents, currency, status, lock_id, lock_expires_at, payment_transaction_id, failure_reason, created_at, updated_at, version FROM bookings WHERE id = ?",
+pub fn get_booking(db: &impl Database, id: &str) -> Result<Option<Booking>> {
+    let statement = Statement {
+        sql: concat!("SELECT ", booking_columns!(), " FROM bookings WHERE id = ?"),
         params: vec![Value::text(id)],
-    }
+    };
+    Ok(bookings(db.run(statement)?)?.into_iter().next())
 }
 
 /// Identity fields (user, showtime, created-at) never change.
-pub fn update_booking(b: &Booking, expected_version: u64) -> Result<Statement> {
+fn update_booking_statement(
+    b: &Booking,
+    expected_version: u64,
+    events: &[Event],
+) -> Result<Statement> {
     Ok(Statement {
         sql: "UPDATE bookings SET seats = ?, total_cents = ?, currency = ?, status = ?, lock_id = ?, lock_expires_at = ?, \
-              payment_transaction_id = ?, failure_reason = ?, updated_at = ?, version = version + 1 \
+              payment_transaction_id = ?, failure_reason = ?, updated_at = ?, charge_attempted_at = ?, refunded_at = ?, \
+              settle_after = ?, settle_attempts = ?, new_events = ?, version = version + 1 \
               WHERE id = ? AND version = ?",
         params: vec![
             Value::Text(seats_json(&b.seats)),
@@ -126,23 +288,46 @@ pub fn update_booking(b: &Booking, expected_version: u64) -> Result<Statement> {
             Value::optional_text(&b.payment_transaction_id),
             Value::optional_text(&b.failure_reason),
             int(b.updated_at, "updated-at")?,
+            optional_int(b.charge_attempted_at, "charge-attempted-at")?,
+            optional_int(b.refunded_at, "refunded-at")?,
+            optional_int(b.settle_after, "settle-after")?,
+            Value::Integer(i64::from(b.settle_attempts)),
+            new_events(events),
             Value::text(&b.id),
             int(expected_version, "version")?,
         ],
     })
 }
 
-pub fn booking_exists(id: &str) -> Statement {
-    Statement {
-        sql: "SELECT 1 FROM bookings WHERE id = ?",
-        params: vec![Value::text(id)],
-    }
+/// Replaces the booking if it is still at `expected_version` and appends
+/// `events`, in one statement; returns the new version.
+pub fn update_booking(
+    db: &impl Database,
+    b: &Booking,
+    expected_version: u64,
+    events: &[Event],
+) -> Result<u64> {
+    let changes = db
+        .run(update_booking_statement(b, expected_version, events)?)?
+        .changes;
+    versioned_outcome(
+        changes,
+        expected_version,
+        &format!("booking {}", b.id),
+        || {
+            let exists = Statement {
+                sql: "SELECT 1 FROM bookings WHERE id = ?",
+                params: vec![Value::text(&b.id)],
+            };
+            Ok(!db.run(exists)?.rows.is_empty())
+        },
+    )
 }
 
 /// The outcome of a versioned update: the new version if it changed the
 /// row; otherwise `conflict` if the row exists (`exists` is asked only
 /// then), `not-found` if not.
-pub fn versioned_outcome(
+fn versioned_outcome(
     changes: u64,
     expected_version: u64,
     what: &str,
@@ -162,7 +347,11 @@ pub fn versioned_outcome(
 
 /// Newest first, keyset-paged; asks for one row more than the page to
 /// know whether another page follows.
-pub fn list_by_user(user_id: &str, cursor: Option<&str>, limit: u32) -> Result<(Statement, u32)> {
+fn list_by_user_statement(
+    user_id: &str,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<(Statement, u32)> {
     let limit = limit.clamp(1, MAX_PAGE);
     let (after_created, after_id) = match cursor {
         Some(cursor) => parse_cursor(cursor)?,
@@ -171,8 +360,12 @@ pub fn list_by_user(user_id: &str, cursor: Option<&str>, limit: u32) -> Result<(
     };
     Ok((
         Statement {
-            sql: "SELECT id, user_id, showtime_id, seats, total_cents, currency, status, lock_id, lock_expires_at, payment_transaction_id, failure_reason, created_at, updated_at, version FROM bookings \
-                  WHERE user_id = ? AND (created_at < ? OR (created_at = ? AND id < ?)) ORDER BY created_at DESC, id DESC LIMIT ?",
+            sql: concat!(
+                "SELECT ",
+                booking_columns!(),
+                " FROM bookings WHERE user_id = ? AND (created_at < ? OR (created_at = ? AND id < ?)) \
+                 ORDER BY created_at DESC, id DESC LIMIT ?"
+            ),
             params: vec![
                 Value::text(user_id),
                 Value::Integer(after_created),
@@ -185,8 +378,19 @@ pub fn list_by_user(user_id: &str, cursor: Option<&str>, limit: u32) -> Result<(
     ))
 }
 
+/// One page of a user's bookings, newest first, and the next page's cursor.
+pub fn list_by_user(
+    db: &impl Database,
+    user_id: &str,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Booking>, Option<String>)> {
+    let (statement, limit) = list_by_user_statement(user_id, cursor, limit)?;
+    Ok(page(bookings(db.run(statement)?)?, limit))
+}
+
 /// Cuts the extra row off; the cursor is "<created_at>:<id>" of the last item.
-pub fn page(mut items: Vec<Booking>, limit: u32) -> (Vec<Booking>, Option<String>) {
+fn page(mut items: Vec<Booking>, limit: u32) -> (Vec<Booking>, Option<String>) {
     if items.len() > limit as usize {
         items.truncate(limit as usize);
         let next = items
@@ -204,10 +408,35 @@ fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
     Ok((created_at.parse().map_err(|_| malformed())?, id.to_owned()))
 }
 
-pub fn list_expired_pending(now: u64, limit: u32) -> Result<Statement> {
+/// PENDING bookings whose lock expired before `now`, oldest first.
+pub fn list_expired_pending(db: &impl Database, now: u64, limit: u32) -> Result<Vec<Booking>> {
+    let statement = Statement {
+        sql: concat!(
+            "SELECT ",
+            booking_columns!(),
+            " FROM bookings WHERE status = 'PENDING' AND lock_expires_at < ? ORDER BY lock_expires_at LIMIT ?"
+        ),
+        params: vec![
+            int(now, "now")?,
+            Value::Integer(i64::from(limit.clamp(1, MAX_PAGE))),
+        ],
+    };
+    bookings(db.run(statement)?)
+}
+
+/// Bookings due to be settled (`settle_after` at or before `now`),
+/// earliest first, through `bookings_by_settle_after`.
+pub fn list_unsettled(db: &impl Database, now: u64, limit: u32) -> Result<Vec<Booking>> {
+    bookings(db.run(list_unsettled_statement(now, limit)?)?)
+}
+
+fn list_unsettled_statement(now: u64, limit: u32) -> Result<Statement> {
     Ok(Statement {
-        sql: "SELECT id, user_id, showtime_id, seats, total_cents, currency, status, lock_id, lock_expires_at, payment_transaction_id, failure_reason, created_at, updated_at, version FROM bookings \
-              WHERE status = 'PENDING' AND lock_expires_at < ? ORDER BY lock_expires_at LIMIT ?",
+        sql: concat!(
+            "SELECT ",
+            booking_columns!(),
+            " FROM bookings WHERE settle_after <= ? ORDER BY settle_after, id LIMIT ?"
+        ),
         params: vec![
             int(now, "now")?,
             Value::Integer(i64::from(limit.clamp(1, MAX_PAGE))),
@@ -245,9 +474,28 @@ fn get_u64(row: &[Value], at: usize, column: &str) -> Result<u64> {
     }
 }
 
-/// A row of any `SELECT {BOOKING_COLUMNS}`.
-pub fn booking_from_row(row: &[Value]) -> Result<Booking> {
-    let _ = BOOKING_COLUMNS;
+fn get_optional_u64(row: &[Value], at: usize, column: &str) -> Result<Option<u64>> {
+    match row.get(at) {
+        Some(Value::Null) => Ok(None),
+        _ => get_u64(row, at, column).map(Some),
+    }
+}
+
+fn get_u32(row: &[Value], at: usize, column: &str) -> Result<u32> {
+    let n = get_u64(row, at, column)?;
+    u32::try_from(n).map_err(|_| corrupt(column, n))
+}
+
+fn bookings(outcome: Outcome) -> Result<Vec<Booking>> {
+    outcome
+        .rows
+        .iter()
+        .map(|row| booking_from_row(row))
+        .collect()
+}
+
+/// A row of any `SELECT booking_columns!()`.
+fn booking_from_row(row: &[Value]) -> Result<Booking> {
     let seats = get_text(row, 3, "seats")?;
     let status = get_text(row, 6, "status")?;
     Ok(Booking {
@@ -265,10 +513,14 @@ pub fn booking_from_row(row: &[Value]) -> Result<Booking> {
         created_at: get_u64(row, 11, "created_at")?,
         updated_at: get_u64(row, 12, "updated_at")?,
         version: get_u64(row, 13, "version")?,
+        charge_attempted_at: get_optional_u64(row, 14, "charge_attempted_at")?,
+        refunded_at: get_optional_u64(row, 15, "refunded_at")?,
+        settle_after: get_optional_u64(row, 16, "settle_after")?,
+        settle_attempts: get_u32(row, 17, "settle_attempts")?,
     })
 }
 
-pub fn insert_idempotency_record(r: &IdempotencyRecord) -> Result<Statement> {
+fn insert_idempotency_record_statement(r: &IdempotencyRecord) -> Result<Statement> {
     Ok(Statement {
         sql: "INSERT INTO idempotency_records (user_id, key, fingerprint, response, lease_expires_at, expires_at, version) \
               VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (user_id, key) DO NOTHING",
@@ -283,15 +535,33 @@ pub fn insert_idempotency_record(r: &IdempotencyRecord) -> Result<Statement> {
     })
 }
 
-pub fn get_idempotency_record(user_id: &str, key: &str) -> Statement {
-    Statement {
+/// Stores a new record at version 1; `conflict` if (user, key) exists.
+pub fn insert_idempotency_record(db: &impl Database, r: &IdempotencyRecord) -> Result<()> {
+    let changes = db.run(insert_idempotency_record_statement(r)?)?.changes;
+    inserted(
+        changes,
+        &format!("idempotency record {}/{}", r.user_id, r.key),
+    )
+}
+
+pub fn get_idempotency_record(
+    db: &impl Database,
+    user_id: &str,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>> {
+    let statement = Statement {
         sql: "SELECT user_id, key, fingerprint, response, lease_expires_at, expires_at, version FROM idempotency_records WHERE user_id = ? AND key = ?",
         params: vec![Value::text(user_id), Value::text(key)],
-    }
+    };
+    db.run(statement)?
+        .rows
+        .first()
+        .map(|row| idempotency_record_from_row(row))
+        .transpose()
 }
 
 /// The identity (user, key) never changes.
-pub fn update_idempotency_record(
+fn update_idempotency_record_statement(
     r: &IdempotencyRecord,
     expected_version: u64,
 ) -> Result<Statement> {
@@ -310,24 +580,39 @@ pub fn update_idempotency_record(
     })
 }
 
-pub fn idempotency_record_exists(user_id: &str, key: &str) -> Statement {
-    Statement {
-        sql: "SELECT 1 FROM idempotency_records WHERE user_id = ? AND key = ?",
-        params: vec![Value::text(user_id), Value::text(key)],
-    }
-}
-
-/// Deletes up to `limit` expired records in one statement; the changed-row
-/// count is how many went.
-pub fn purge_idempotency_records(now: u64, limit: u32) -> Result<Statement> {
-    Ok(Statement {
-        sql: "DELETE FROM idempotency_records WHERE rowid IN \
-              (SELECT rowid FROM idempotency_records WHERE expires_at < ? ORDER BY expires_at LIMIT ?)",
-        params: vec![int(now, "now")?, Value::Integer(i64::from(limit))],
+/// Replaces the record if it is still at `expected_version`; returns the
+/// new version.
+pub fn update_idempotency_record(
+    db: &impl Database,
+    r: &IdempotencyRecord,
+    expected_version: u64,
+) -> Result<u64> {
+    let changes = db
+        .run(update_idempotency_record_statement(r, expected_version)?)?
+        .changes;
+    let what = format!("idempotency record {}/{}", r.user_id, r.key);
+    versioned_outcome(changes, expected_version, &what, || {
+        let exists = Statement {
+            sql: "SELECT 1 FROM idempotency_records WHERE user_id = ? AND key = ?",
+            params: vec![Value::text(&r.user_id), Value::text(&r.key)],
+        };
+        Ok(!db.run(exists)?.rows.is_empty())
     })
 }
 
-pub fn idempotency_record_from_row(row: &[Value]) -> Result<IdempotencyRecord> {
+/// Deletes up to `limit` records expired before `now`, oldest first, in
+/// one statement; returns how many went.
+pub fn purge_idempotency_records(db: &impl Database, now: u64, limit: u32) -> Result<u32> {
+    let statement = Statement {
+        sql: "DELETE FROM idempotency_records WHERE rowid IN \
+              (SELECT rowid FROM idempotency_records WHERE expires_at < ? ORDER BY expires_at LIMIT ?)",
+        params: vec![int(now, "now")?, Value::Integer(i64::from(limit))],
+    };
+    let changes = db.run(statement)?.changes;
+    Ok(u32::try_from(changes).unwrap_or(u32::MAX))
+}
+
+fn idempotency_record_from_row(row: &[Value]) -> Result<IdempotencyRecord> {
     Ok(IdempotencyRecord {
         user_id: get_text(row, 0, "user_id")?,
         key: get_text(row, 1, "key")?,
@@ -339,45 +624,56 @@ pub fn idempotency_record_from_row(row: &[Value]) -> Result<IdempotencyRecord> {
     })
 }
 
-/// Appends an event to the log (idempotent by id), unpublished.
-pub fn insert_event(event: &crate::model::Event) -> Result<Statement> {
-    Ok(Statement {
-        sql: "INSERT INTO events (id, booking_id, kind, occurred_at, payload, published_at) VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (id) DO NOTHING",
-        params: vec![
-            Value::text(&event.id),
-            Value::text(&event.booking_id),
-            Value::text(event.kind.as_str()),
-            int(event.occurred_at, "occurred-at")?,
-            Value::Text(crate::event_json::to_json(event)),
-        ],
-    })
-}
-
-/// Payloads of one booking's events, in publication order.
-pub fn event_history(booking_id: &str) -> Statement {
-    Statement {
+/// One booking's events, in commit order.
+pub fn event_history(db: &impl Database, booking_id: &str) -> Result<Vec<Event>> {
+    let statement = Statement {
         sql: "SELECT payload FROM events WHERE booking_id = ? ORDER BY seq",
         params: vec![Value::text(booking_id)],
-    }
+    };
+    db.run(statement)?
+        .rows
+        .iter()
+        .map(|row| event_json::from_json(&get_text(row, 0, "payload")?))
+        .collect()
 }
 
-/// The oldest unpublished events: (id, payload) rows.
-pub fn unpublished_events(limit: u32) -> Statement {
-    Statement {
-        sql: "SELECT id, payload FROM events WHERE published_at IS NULL ORDER BY seq LIMIT ?",
+/// Hands the oldest unpublished events (up to `limit`) to `publish` in
+/// commit order as (kind, payload), marking each published only after
+/// `publish` took it. Stops at the first failure, so no event overtakes
+/// an earlier one; the rest wait for the next drain. Returns how many
+/// were published.
+pub fn drain_outbox(
+    db: &impl Database,
+    limit: u32,
+    now: u64,
+    mut publish: impl FnMut(EventKind, &str) -> Result<()>,
+) -> Result<u32> {
+    let pending = Statement {
+        sql: "SELECT id, kind, payload FROM events WHERE published_at IS NULL ORDER BY seq LIMIT ?",
         params: vec![Value::Integer(i64::from(limit))],
+    };
+    let mut published = 0;
+    for row in db.run(pending)?.rows {
+        let id = get_text(&row, 0, "event id")?;
+        let kind = get_text(&row, 1, "event kind")?;
+        let kind = EventKind::parse(&kind).ok_or_else(|| corrupt("event kind", &kind))?;
+        publish(kind, &get_text(&row, 2, "payload")?)?;
+        db.run(Statement {
+            sql: "UPDATE events SET published_at = ? WHERE id = ? AND published_at IS NULL",
+            params: vec![int(now, "now")?, Value::Text(id)],
+        })?;
+        published += 1;
     }
+    Ok(published)
 }
 
-pub fn mark_event_published(id: &str, now: u64) -> Result<Statement> {
-    Ok(Statement {
-        sql: "UPDATE events SET published_at = ? WHERE id = ? AND published_at IS NULL",
-        params: vec![int(now, "now")?, Value::text(id)],
+/// With no broker the log is the only sink: everything counts as published.
+pub fn mark_all_published(db: &impl Database, now: u64) -> Result<()> {
+    db.run(Statement {
+        sql: "UPDATE events SET published_at = ? WHERE published_at IS NULL",
+        params: vec![int(now, "now")?],
     })
-}
-
-pub fn text_column(row: &[Value], at: usize) -> Result<String> {
-    get_text(row, at, "text column")
+    .map(drop)
 }
 
 #[cfg(test)]
@@ -400,31 +696,11 @@ mod tests {
             created_at: 10,
             updated_at: 11,
             version: 0,
+            charge_attempted_at: Some(12),
+            refunded_at: None,
+            settle_after: Some(13),
+            settle_attempts: 2,
         }
-    }
-
-    /// The row SQLite would return for what `insert_booking` stored.
-    fn stored_row(statement: &Statement) -> Vec<Value> {
-        let mut row = statement.params.clone();
-        row.push(Value::Integer(1));
-        row
-    }
-
-    #[test]
-    fn a_booking_round_trips_through_its_row() {
-        let insert = insert_booking(&booking()).unwrap();
-        assert_eq!(insert.sql.matches('?').count(), insert.params.len());
-        let back = booking_from_row(&stored_row(&insert)).unwrap();
-        assert_eq!(
-            back,
-            Booking {
-                version: 1,
-                ..booking()
-            }
-        );
-        assert_eq!(insert.params[6], Value::Text("PAYMENT_FAILED".into()));
-        assert_eq!(insert.params[3], Value::Text(r#"["A1","A2"]"#.into()));
-        assert_eq!(insert.params[9], Value::Null);
     }
 
     #[test]
@@ -440,31 +716,54 @@ mod tests {
         };
         let event = crate::event_json::tests::event();
         for s in [
-            insert_booking(&booking()).unwrap(),
-            get_booking("b"),
-            update_booking(&booking(), 3).unwrap(),
-            booking_exists("b"),
-            list_by_user("u", Some("5:b"), 10).unwrap().0,
-            list_expired_pending(5, 10).unwrap(),
-            insert_idempotency_record(&r).unwrap(),
-            get_idempotency_record("u", "k"),
-            update_idempotency_record(&r, 1).unwrap(),
-            idempotency_record_exists("u", "k"),
-            purge_idempotency_records(5, 10).unwrap(),
-            insert_event(&event).unwrap(),
-            event_history("b"),
-            unpublished_events(5),
-            mark_event_published("e", 5).unwrap(),
+            insert_booking_statement(&booking(), std::slice::from_ref(&event)).unwrap(),
+            update_booking_statement(&booking(), 3, &[]).unwrap(),
+            list_by_user_statement("u", Some("5:b"), 10).unwrap().0,
+            list_unsettled_statement(5, 10).unwrap(),
+            insert_idempotency_record_statement(&r).unwrap(),
+            update_idempotency_record_statement(&r, 1).unwrap(),
         ] {
             assert_eq!(s.sql.matches('?').count(), s.params.len(), "{}", s.sql);
         }
     }
 
     #[test]
-    fn versioned_updates_are_conditional_and_report_the_outcome() {
-        let update = update_booking(&booking(), 4).unwrap();
-        assert!(update.sql.ends_with("WHERE id = ? AND version = ?"));
-        assert_eq!(update.params.last(), Some(&Value::Integer(4)));
+    fn writes_carry_their_events_as_a_json_list_of_payloads_or_null() {
+        let event = crate::event_json::tests::event();
+        let insert = insert_booking_statement(&booking(), std::slice::from_ref(&event)).unwrap();
+        let Some(Value::Text(list)) = insert.params.last() else {
+            panic!("no events parameter: {:?}", insert.params.last());
+        };
+        let payloads: Vec<String> = serde_json::from_str(list).unwrap();
+        assert_eq!(payloads, [crate::event_json::to_json(&event)]);
+        let update = update_booking_statement(&booking(), 3, &[]).unwrap();
+        assert!(update.sql.contains("new_events = ?"));
+        assert_eq!(update.params[13], Value::Null);
+    }
+
+    #[test]
+    fn added_columns_are_named_by_their_statements_and_read_back_by_position() {
+        for (column, alter) in ADDED_COLUMNS {
+            assert!(
+                alter.starts_with(&format!("ALTER TABLE bookings ADD COLUMN {column} ")),
+                "{alter}"
+            );
+        }
+        let columns: Vec<&str> = booking_columns!().split(", ").map(str::trim).collect();
+        assert_eq!(columns.len(), 18);
+        assert_eq!(
+            &columns[14..],
+            [
+                "charge_attempted_at",
+                "refunded_at",
+                "settle_after",
+                "settle_attempts"
+            ]
+        );
+    }
+
+    #[test]
+    fn versioned_outcomes() {
         assert_eq!(
             versioned_outcome(1, 4, "booking b1", || unreachable!()),
             Ok(5)
@@ -479,37 +778,23 @@ mod tests {
         ));
         assert!(matches!(inserted(0, "booking b1"), Err(Error::Conflict(_))));
         assert_eq!(inserted(1, "booking b1"), Ok(()));
-        let r = update_idempotency_record(
-            &IdempotencyRecord {
-                user_id: "u".into(),
-                key: "k".into(),
-                fingerprint: "f".into(),
-                response: Some("{}".into()),
-                lease_expires_at: 1,
-                expires_at: 2,
-                version: 7,
-            },
-            7,
-        )
-        .unwrap();
-        assert!(
-            r.sql
-                .ends_with("WHERE user_id = ? AND key = ? AND version = ?")
-        );
     }
 
     #[test]
     fn pages_and_cursors() {
-        let (s, limit) = list_by_user("u", None, 0).unwrap();
+        let (s, limit) = list_by_user_statement("u", None, 0).unwrap();
         assert_eq!(limit, 1);
         assert_eq!(s.params[1], Value::Integer(i64::MAX));
         assert_eq!(s.params[4], Value::Integer(2));
-        assert_eq!(list_by_user("u", None, 10_000).unwrap().1, MAX_PAGE);
+        assert_eq!(
+            list_by_user_statement("u", None, 10_000).unwrap().1,
+            MAX_PAGE
+        );
         assert!(matches!(
-            list_by_user("u", Some("garbage"), 3),
+            list_by_user_statement("u", Some("garbage"), 3),
             Err(Error::Rejected(_))
         ));
-        let (s, _) = list_by_user("u", Some("10:b1"), 3).unwrap();
+        let (s, _) = list_by_user_statement("u", Some("10:b1"), 3).unwrap();
         assert_eq!(s.params[1], Value::Integer(10));
         assert_eq!(s.params[3], Value::Text("b1".into()));
 
@@ -527,45 +812,61 @@ mod tests {
     }
 
     #[test]
-    fn idempotency_records_round_trip_and_huge_numbers_are_refused() {
+    fn huge_numbers_are_refused() {
+        assert!(matches!(
+            insert_booking_statement(
+                &Booking {
+                    settle_after: Some(u64::MAX),
+                    ..booking()
+                },
+                &[]
+            ),
+            Err(Error::Rejected(_))
+        ));
         let r = IdempotencyRecord {
             user_id: "u".into(),
             key: "k".into(),
             fingerprint: "f".into(),
-            response: Some(r#"{"ok":true}"#.into()),
+            response: None,
             lease_expires_at: 1,
-            expires_at: 2,
+            expires_at: u64::MAX,
             version: 0,
         };
-        let mut row = insert_idempotency_record(&r).unwrap().params;
-        row.push(Value::Integer(1));
-        assert_eq!(
-            idempotency_record_from_row(&row).unwrap(),
-            IdempotencyRecord {
-                version: 1,
-                ..r.clone()
-            }
-        );
         assert!(matches!(
-            insert_idempotency_record(&IdempotencyRecord {
-                expires_at: u64::MAX,
-                ..r
-            }),
+            insert_idempotency_record_statement(&r),
             Err(Error::Rejected(_))
         ));
     }
 
+    /// The row SQLite returns for `booking()` at version 1.
+    fn row() -> Vec<Value> {
+        let mut row = insert_booking_statement(&booking(), &[]).unwrap().params;
+        row.pop(); // new_events is not selected
+        row.insert(13, Value::Integer(1));
+        row
+    }
+
     #[test]
-    fn corrupt_rows_are_unavailable_not_panics() {
-        let mut row = stored_row(&insert_booking(&booking()).unwrap());
-        row[6] = Value::Text("WEIRD".into());
-        assert!(matches!(booking_from_row(&row), Err(Error::Unavailable(_))));
+    fn rows_map_back_and_corrupt_rows_are_unavailable_not_panics() {
+        assert_eq!(
+            booking_from_row(&row()).unwrap(),
+            Booking {
+                version: 1,
+                ..booking()
+            }
+        );
+        let mut bad = row();
+        bad[6] = Value::Text("WEIRD".into());
+        assert!(matches!(booking_from_row(&bad), Err(Error::Unavailable(_))));
         assert!(matches!(
-            booking_from_row(&row[..3]),
+            booking_from_row(&row()[..3]),
             Err(Error::Unavailable(_))
         ));
-        row[6] = Value::Text("PENDING".into());
-        row[4] = Value::Integer(-1);
-        assert!(matches!(booking_from_row(&row), Err(Error::Unavailable(_))));
+        let mut bad = row();
+        bad[4] = Value::Integer(-1);
+        assert!(matches!(booking_from_row(&bad), Err(Error::Unavailable(_))));
+        let mut bad = row();
+        bad[17] = Value::Integer(i64::from(u32::MAX) + 1);
+        assert!(matches!(booking_from_row(&bad), Err(Error::Unavailable(_))));
     }
 }

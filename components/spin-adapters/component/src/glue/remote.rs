@@ -266,6 +266,30 @@ impl payments::Guest for Adapters {
         })()
         .map_err(wit_error)
     }
+
+    fn find_charge(idempotency_key: String) -> WitResult<Option<payments::Receipt>> {
+        (|| {
+            let url = config::service_url(config::PAYMENTS_URL)?;
+            let timeout = config::seconds(config::API_TIMEOUT, 30);
+            let response = http::send(
+                Method::Get,
+                &url,
+                &rest::find_charge_path(&url, &idempotency_key),
+                &[("accept", "application/json")],
+                None,
+                timeout,
+            )
+            .map_err(|(failure, detail)| rest::payments_transport_error(failure, &detail))?;
+            let found = rest::found_charge(response.status, &response.body)?;
+            Ok(found.map(|receipt| payments::Receipt {
+                transaction_id: receipt.transaction_id,
+                amount_cents: receipt.amount_cents,
+                currency: receipt.currency,
+                charged_at: receipt.created_at_ms,
+            }))
+        })()
+        .map_err(wit_error)
+    }
 }
 
 fn serde_json_body(body: &rest::ChargeBody<'_>) -> Result<Vec<u8>, Error> {
