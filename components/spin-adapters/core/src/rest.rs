@@ -250,26 +250,42 @@ pub fn parse_receipt(body: &[u8]) -> Result<ReceiptBody, Error> {
         .map_err(|e| Error::Timeout(format!("payments: unreadable charge receipt: {e}")))
 }
 
-/// `GET /payments?idempotency_key=…`: the charge lookup a real Payment
-/// service must offer for crashed attempts to be resolved.
-pub fn find_charge_path(url: &ServiceUrl, idempotency_key: &str) -> String {
-    format!(
-        "{}?idempotency_key={}",
-        url.path(&["payments"]),
-        encode_segment(idempotency_key)
-    )
+/// `POST /payments/void`: closes an idempotency key and answers its
+/// charge, which a real Payment service must offer for crashed attempts
+/// to be resolved.
+pub fn void_charge_path(url: &ServiceUrl) -> String {
+    url.path(&["payments", "void"])
 }
 
-/// The lookup's answer: 2xx is the charge's receipt, 404 means no
-/// successful charge under the key. Anything else is an error, an
-/// unreadable body included (a service without the lookup answers
-/// `GET /payments` with a list), so a lookup never wrongly says "none".
-pub fn found_charge(status: u16, body: &[u8]) -> Result<Option<ReceiptBody>, Error> {
+pub fn void_charge_json(idempotency_key: &str) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(&serde_json::json!({ "idempotency_key": idempotency_key }))
+        .map_err(|e| Error::Rejected(format!("payments: {e}")))
+}
+
+#[derive(Debug, Deserialize)]
+struct VoidBody {
+    /// Required: a body without it is not a void answer.
+    voided: bool,
+    charge: Option<ReceiptBody>,
+}
+
+/// The void's answer: 2xx with `{"charge": receipt | null}`. Anything else
+/// is an error, an unreadable body included, so a void never wrongly
+/// says "nothing was charged".
+pub fn voided_charge(status: u16, body: &[u8]) -> Result<Option<ReceiptBody>, Error> {
     match status {
-        200..=299 => serde_json::from_slice(body)
-            .map(Some)
-            .map_err(|e| Error::Unavailable(format!("payments: unreadable charge lookup: {e}"))),
-        404 => Ok(None),
+        200..=299 => match serde_json::from_slice::<VoidBody>(body) {
+            Ok(VoidBody {
+                voided: true,
+                charge,
+            }) => Ok(charge),
+            Ok(_) => Err(Error::Unavailable(
+                "payments: the key was not voided".to_string(),
+            )),
+            Err(e) => Err(Error::Unavailable(format!(
+                "payments: unreadable void answer: {e}"
+            ))),
+        },
         _ => Err(payments_status_error(status, body)),
     }
 }
@@ -412,15 +428,16 @@ mod tests {
     }
 
     #[test]
-    fn the_charge_lookup_asks_by_key_and_tells_none_from_failure() {
+    fn the_void_names_its_key_and_tells_none_from_failure() {
         let url = ServiceUrl::parse("http://127.0.0.1:8002/api").unwrap();
+        assert_eq!(void_charge_path(&url), "/api/payments/void");
         assert_eq!(
-            find_charge_path(&url, "b 1&x=2#"),
-            "/api/payments?idempotency_key=b%201%26x%3D2%23"
+            void_charge_json("b 1").unwrap(),
+            br#"{"idempotency_key":"b 1"}"#
         );
-        let receipt = br#"{"transaction_id":"tx","status":"succeeded","amount_cents":3000,"currency":"USD","created_at_ms":5}"#;
+        let voided = br#"{"idempotency_key":"b","voided":true,"charge":{"transaction_id":"tx","status":"succeeded","amount_cents":3000,"currency":"USD","created_at_ms":5}}"#;
         assert_eq!(
-            found_charge(200, receipt).unwrap(),
+            voided_charge(200, voided).unwrap(),
             Some(ReceiptBody {
                 transaction_id: "tx".into(),
                 amount_cents: 3000,
@@ -428,16 +445,21 @@ mod tests {
                 created_at_ms: 5,
             })
         );
-        let not_found = br#"{"error":"charge_not_found","message":"no charge"}"#;
-        assert_eq!(found_charge(404, not_found).unwrap(), None);
-        // A service without the lookup lists every charge instead.
+        assert_eq!(
+            voided_charge(200, br#"{"idempotency_key":"b","voided":true,"charge":null}"#).unwrap(),
+            None
+        );
+        // A body that is not a void answer, or a failure, is never "none".
         assert!(matches!(
-            found_charge(200, br#"[{"transaction_id":"tx"}]"#),
+            voided_charge(200, b"[]"),
             Err(Error::Unavailable(_))
         ));
-        assert!(matches!(found_charge(503, b""), Err(Error::Unavailable(_))));
-        assert!(matches!(found_charge(502, b""), Err(Error::Timeout(_))));
-        assert!(matches!(found_charge(400, b""), Err(Error::Rejected(_))));
+        assert!(matches!(
+            voided_charge(200, br#"{"idempotency_key":"b"}"#),
+            Err(Error::Unavailable(_))
+        ));
+        assert!(voided_charge(404, b"").is_err());
+        assert!(voided_charge(503, b"").is_err());
     }
 
     #[test]

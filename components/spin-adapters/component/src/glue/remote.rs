@@ -267,21 +267,25 @@ impl payments::Guest for Adapters {
         .map_err(wit_error)
     }
 
-    fn find_charge(idempotency_key: String) -> WitResult<Option<payments::Receipt>> {
+    fn void_charge(idempotency_key: String) -> WitResult<Option<payments::Receipt>> {
         (|| {
             let url = config::service_url(config::PAYMENTS_URL)?;
             let timeout = config::seconds(config::API_TIMEOUT, 30);
+            let body = rest::void_charge_json(&idempotency_key)?;
             let response = http::send(
-                Method::Get,
+                Method::Post,
                 &url,
-                &rest::find_charge_path(&url, &idempotency_key),
-                &[("accept", "application/json")],
-                None,
+                &rest::void_charge_path(&url),
+                &[
+                    ("content-type", "application/json"),
+                    ("accept", "application/json"),
+                ],
+                Some(&body),
                 timeout,
             )
             .map_err(|(failure, detail)| rest::payments_transport_error(failure, &detail))?;
-            let found = rest::found_charge(response.status, &response.body)?;
-            Ok(found.map(|receipt| payments::Receipt {
+            let voided = rest::voided_charge(response.status, &response.body)?;
+            Ok(voided.map(|receipt| payments::Receipt {
                 transaction_id: receipt.transaction_id,
                 amount_cents: receipt.amount_cents,
                 currency: receipt.currency,
