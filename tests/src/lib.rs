@@ -1,7 +1,9 @@
 //! Test harness: starts the reference peers and the booking host in-process
 //! on loopback ports (real gRPC, real HTTP), with the built component, and
-//! talks GraphQL to it like any client.
+//! talks GraphQL to it like any client; `process` runs it as a child
+//! process instead.
 
+pub mod process;
 pub mod servers;
 
 use std::path::PathBuf;

@@ -11,7 +11,7 @@ use e2e_tests::{Options, TestService, error_code};
 use futures::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
@@ -132,12 +132,20 @@ impl Subscriber {
     }
 
     async fn delete_exchange(self) {
-        let _ = self
-            .channel
-            .exchange_delete(
-                self.exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
+        delete_exchange(&self.channel, &self.exchange).await;
+    }
+}
+
+/// Deletes `exchange`, and the host's durable alternate exchange and queue
+/// for it, which would outlive the run.
+async fn delete_exchange(channel: &Channel, exchange: &str) {
+    let unrouted = format!("{exchange}.unrouted");
+    let _ = channel
+        .queue_delete(unrouted.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    for exchange in [exchange, unrouted.as_str()] {
+        let _ = channel
+            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
             .await;
     }
 }
@@ -448,4 +456,12 @@ async fn two_hosts_on_one_database_never_oversell_and_expire_each_booking_once()
         );
     }
     second.stop().await;
+    let connection = Connection::connect(&rabbitmq_url, ConnectionProperties::default())
+        .await
+        .expect("connects");
+    delete_exchange(
+        &connection.create_channel().await.expect("channel"),
+        &exchange,
+    )
+    .await;
 }

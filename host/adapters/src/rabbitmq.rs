@@ -4,15 +4,32 @@
 //! confirms. Only the relay calls it; the booking workflow never waits on
 //! the broker.
 //!
+//! Nothing confirmed is dropped for want of a consumer: the exchange is
+//! declared with an alternate exchange (`<exchange>.unrouted`, fanout, one
+//! durable queue of the same name), so an event no queue is bound for
+//! lands there. Messages are `mandatory`: where nothing routes them (an
+//! exchange declared before without the alternate exchange, or its queue
+//! deleted) the broker returns them, they are reported as `Unroutable`
+//! (kept in the outbox) and `health` says so.
+//!
+//! Confirms are pipelined: up to `confirm_window` messages are published,
+//! then their confirms awaited together, under one deadline per window.
+//!
 //! One connection with one confirm-mode channel, opened on first use and
 //! dropped on any failure, so the next call reconnects: the broker may come
 //! and go while the host runs.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use booking_logic::model::Event;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     PublisherConfirm,
@@ -22,6 +39,18 @@ use tokio::sync::Mutex;
 /// The exchange used when none is configured.
 pub const DEFAULT_EXCHANGE: &str = "booking.events";
 
+/// Messages in flight before their confirms are awaited, when not configured.
+pub const DEFAULT_CONFIRM_WINDOW: usize = 64;
+
+/// The broker's answer to a redeclaration with other arguments.
+fn precondition_failed(error: &lapin::Error) -> bool {
+    matches!(
+        error.kind(),
+        lapin::ErrorKind::ProtocolError(amqp)
+            if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
+    )
+}
+
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
 
@@ -30,8 +59,10 @@ pub struct RabbitConfig {
     /// `amqp://user:password@host:port/vhost`.
     pub url: String,
     pub exchange: String,
-    /// Deadline for connecting and for each batch's confirms.
+    /// Deadline for connecting and for each window's confirms.
     pub timeout: Duration,
+    /// Messages published before awaiting their confirms (at least 1).
+    pub confirm_window: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +73,17 @@ pub enum PublishError {
     NoConfirm(Duration),
     #[error("broker refused event {0} (nack)")]
     Nacked(String),
+    #[error("broker returned event {0} as unroutable: no queue takes it")]
+    Unroutable(String),
     #[error("event {0} cannot be encoded: {1}")]
     Encoding(String, String),
+}
+
+impl PublishError {
+    /// Whether the connection is unusable after this, so it is dropped.
+    fn breaks_link(&self) -> bool {
+        matches!(self, PublishError::Broker(_) | PublishError::NoConfirm(_))
+    }
 }
 
 struct Link {
@@ -55,6 +95,9 @@ struct Link {
 pub struct RabbitPublisher {
     config: RabbitConfig,
     link: Mutex<Option<Link>>,
+    /// Events the broker returned in the latest `publish`; `health` reports
+    /// them until a publish goes through without returns.
+    returned: AtomicUsize,
 }
 
 impl RabbitPublisher {
@@ -63,6 +106,7 @@ impl RabbitPublisher {
         RabbitPublisher {
             config,
             link: Mutex::new(None),
+            returned: AtomicUsize::new(0),
         }
     }
 
@@ -70,19 +114,33 @@ impl RabbitPublisher {
         &self.config.exchange
     }
 
-    /// Up when a connection is open or can be opened now.
+    /// Where events no queue is bound for go: an exchange and a durable
+    /// queue of this name.
+    pub fn alternate_exchange(&self) -> String {
+        format!("{}.unrouted", self.config.exchange)
+    }
+
+    /// Up when a connection is open or can be opened now, and the latest
+    /// publish had no event returned as unroutable.
     pub async fn health(&self) -> Result<(), String> {
         let mut link = self.link.lock().await;
         self.connected(&mut link)
             .await
-            .map(drop)
-            .map_err(|error| error.to_string())
+            .map_err(|error| error.to_string())?;
+        match self.returned.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            returned => Err(format!(
+                "{returned} event(s) returned as unroutable (no queue bound for them, nor to {}); they stay in the outbox",
+                self.alternate_exchange()
+            )),
+        }
     }
 
-    /// Publishes the events in order and waits for the broker's confirms.
-    /// One result per event: `Ok` means the broker has the message (or had
-    /// no queue bound for it and logged that). Any failure drops the
-    /// connection, so the next call starts afresh.
+    /// Publishes the events in order, `confirm_window` at a time, and
+    /// waits for the broker's confirms. One result per event: `Ok` means
+    /// the broker has the message in a queue (a subscriber's or the
+    /// alternate exchange's). A failure that breaks the connection drops
+    /// it and fails the events not yet sent, so the next call starts afresh.
     pub async fn publish(&self, events: &[Event]) -> Vec<Result<(), PublishError>> {
         let mut link = self.link.lock().await;
         let channel = match self.connected(&mut link).await {
@@ -95,31 +153,103 @@ impl RabbitPublisher {
                     .collect();
             }
         };
-        let mut pending = Vec::with_capacity(events.len());
-        for event in events {
-            pending.push(self.send(&channel, event).await);
-        }
         let mut results = Vec::with_capacity(events.len());
-        for (event, sent) in events.iter().zip(pending) {
-            let result = match sent {
-                Ok(confirm) => match tokio::time::timeout(self.config.timeout, confirm).await {
-                    Ok(Ok(confirmation)) => self.confirmed(event, confirmation),
-                    Ok(Err(error)) => Err(PublishError::Broker(error.to_string())),
-                    Err(_) => Err(PublishError::NoConfirm(self.config.timeout)),
-                },
-                Err(error) => Err(error),
-            };
-            results.push(result);
-        }
-        if results.iter().any(|result| {
-            matches!(
-                result,
-                Err(PublishError::Broker(_) | PublishError::NoConfirm(_))
+        for window in events.chunks(self.config.confirm_window.max(1)) {
+            let outcome = match tokio::time::timeout(
+                self.config.timeout,
+                self.publish_window(&channel, window),
             )
-        }) {
-            *link = None;
+            .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => window
+                    .iter()
+                    .map(|_| Err(PublishError::NoConfirm(self.config.timeout)))
+                    .collect(),
+            };
+            let broken = outcome
+                .iter()
+                .any(|result| result.as_ref().is_err_and(PublishError::breaks_link));
+            results.extend(outcome);
+            if broken {
+                *link = None;
+                let unsent = events.len() - results.len();
+                results.extend((0..unsent).map(|_| {
+                    Err(PublishError::Broker(
+                        "not sent: the connection failed on an earlier event".into(),
+                    ))
+                }));
+                break;
+            }
         }
+        let returned = results
+            .iter()
+            .filter(|result| matches!(result, Err(PublishError::Unroutable(_))))
+            .count();
+        self.returned.store(returned, Ordering::Relaxed);
         results
+    }
+
+    /// Publishes every event of the window, then awaits all their confirms.
+    async fn publish_window(
+        &self,
+        channel: &Channel,
+        events: &[Event],
+    ) -> Vec<Result<(), PublishError>> {
+        let mut sent = Vec::with_capacity(events.len());
+        for event in events {
+            sent.push(self.send(channel, event).await);
+        }
+        let mut confirmations = Vec::with_capacity(events.len());
+        for confirm in sent {
+            confirmations.push(match confirm {
+                Ok(confirm) => confirm
+                    .await
+                    .map_err(|error| PublishError::Broker(error.to_string())),
+                Err(error) => Err(error),
+            });
+        }
+        // lapin hands a returned message to whichever confirm completes
+        // next, which with several in flight need not be its own: match
+        // returns to events by message id.
+        let mut returned = HashSet::new();
+        let acked: Vec<Result<bool, PublishError>> = confirmations
+            .into_iter()
+            .map(|confirmation| {
+                let confirmation = confirmation?;
+                let acked = match &confirmation {
+                    Confirmation::Ack(_) => true,
+                    Confirmation::Nack(_) => false,
+                    Confirmation::NotRequested => {
+                        return Err(PublishError::Broker(
+                            "the channel is not in confirm mode".into(),
+                        ));
+                    }
+                };
+                if let Some(message) = confirmation.take_message() {
+                    returned.extend(
+                        message
+                            .delivery
+                            .properties
+                            .message_id()
+                            .as_ref()
+                            .map(|id| id.to_string()),
+                    );
+                }
+                Ok(acked)
+            })
+            .collect();
+        events
+            .iter()
+            .zip(acked)
+            .map(|(event, acked)| match acked? {
+                _ if returned.contains(event.id.as_str()) => {
+                    Err(PublishError::Unroutable(event.id.clone()))
+                }
+                true => Ok(()),
+                false => Err(PublishError::Nacked(event.id.clone())),
+            })
+            .collect()
     }
 
     async fn send(
@@ -151,28 +281,6 @@ impl RabbitPublisher {
             .map_err(|error| PublishError::Broker(error.to_string()))
     }
 
-    fn confirmed(&self, event: &Event, confirmation: Confirmation) -> Result<(), PublishError> {
-        match confirmation {
-            Confirmation::Ack(returned) => {
-                // `mandatory` makes the broker say when no queue is bound
-                // for this type. Nobody subscribes to it, so there is no one
-                // to lose it for; holding it back would stall every later
-                // event behind it.
-                if returned.is_some() {
-                    tracing::warn!(
-                        event = %event.id, routing_key = event.kind.as_str(), exchange = %self.config.exchange,
-                        "no queue is bound for this event type; the broker dropped it"
-                    );
-                }
-                Ok(())
-            }
-            Confirmation::Nack(_) => Err(PublishError::Nacked(event.id.clone())),
-            Confirmation::NotRequested => Err(PublishError::Broker(
-                "the channel is not in confirm mode".into(),
-            )),
-        }
-    }
-
     /// The open channel, connecting (and declaring the exchange) if needed.
     async fn connected(&self, link: &mut Option<Link>) -> Result<Channel, PublishError> {
         if let Some(open) = link.as_ref()
@@ -199,17 +307,66 @@ impl RabbitPublisher {
         )
         .await?;
         let channel = connection.create_channel().await?;
+        let unrouted = self.alternate_exchange();
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
         channel
             .exchange_declare(
-                self.config.exchange.as_str().into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
+                unrouted.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                unrouted.as_str().into(),
+                QueueDeclareOptions {
                     durable: true,
-                    ..ExchangeDeclareOptions::default()
+                    ..QueueDeclareOptions::default()
                 },
                 FieldTable::default(),
             )
             .await?;
+        channel
+            .queue_bind(
+                unrouted.as_str().into(),
+                unrouted.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "alternate-exchange".into(),
+            AMQPValue::LongString(unrouted.as_str().into()),
+        );
+        let declared = channel
+            .exchange_declare(
+                self.config.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                arguments,
+            )
+            .await;
+        let channel = match declared {
+            Ok(()) => channel,
+            // Declared before without it (an older host, a consumer): the
+            // broker refuses other arguments and closes the channel. Use the
+            // exchange as it is; returns keep what it cannot route.
+            Err(error) if precondition_failed(&error) => {
+                tracing::warn!(
+                    exchange = %self.config.exchange, alternate_exchange = %unrouted,
+                    "the exchange exists without this alternate exchange: events no queue is bound for \
+                     stay in the outbox (set the alternate exchange by policy to route them there)"
+                );
+                connection.create_channel().await?
+            }
+            Err(error) => return Err(error),
+        };
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;

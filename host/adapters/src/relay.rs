@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use booking_logic::model::Event;
+use tokio::sync::watch;
 
 use crate::outbox::Outbox;
 use crate::rabbitmq::RabbitPublisher;
@@ -49,22 +50,31 @@ enum RoundError {
     Publish(#[from] crate::rabbitmq::PublishError),
 }
 
-/// Runs until the task is dropped or aborted.
-pub async fn run(outbox: Arc<dyn Outbox>, publisher: Arc<RabbitPublisher>, config: RelayConfig) {
+/// Runs until `stop` turns true or its sender is dropped. It is checked
+/// only between rounds, so a round's confirmed events are always marked
+/// before the relay returns.
+pub async fn run(
+    outbox: Arc<dyn Outbox>,
+    publisher: Arc<RabbitPublisher>,
+    config: RelayConfig,
+    mut stop: watch::Receiver<bool>,
+) {
     let written = outbox.written();
     let mut backoff = config.min_backoff;
     let mut failing = false;
     loop {
-        match round(outbox.as_ref(), &publisher, config.batch).await {
+        let (pause, wake_on_write) = match round(outbox.as_ref(), &publisher, config.batch).await {
             Ok(published) => {
                 if failing {
                     tracing::info!(exchange = publisher.exchange(), "event relay recovered");
                     failing = false;
                 }
                 backoff = config.min_backoff;
+                // Idle: wait for a write here, or poll for other hosts'.
                 if published == 0 {
-                    // Idle: wait for a write here, or poll for other hosts'.
-                    let _ = tokio::time::timeout(config.idle_poll, written.notified()).await;
+                    (config.idle_poll, true)
+                } else {
+                    (Duration::ZERO, false)
                 }
             }
             Err(error) => {
@@ -76,9 +86,16 @@ pub async fn run(outbox: Arc<dyn Outbox>, publisher: Arc<RabbitPublisher>, confi
                     );
                     failing = true;
                 }
-                tokio::time::sleep(backoff).await;
+                let pause = backoff;
                 backoff = (backoff * 2).min(config.max_backoff);
+                (pause, false)
             }
+        };
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            () = written.notified(), if wake_on_write => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The RabbitMQ publisher and the outbox relay against a real broker
 //! (`TEST_RABBITMQ_URL`, from scripts/test-services.sh), with a consumer on
-//! a queue bound to the exchange. Each test uses an exchange of its own.
+//! a queue bound to the exchange. Each test uses an exchange of its own
+//! (and so an alternate exchange and unrouted queue of its own).
 
 mod support;
 
@@ -12,17 +13,18 @@ use booking_adapters::events::SqliteEventLog;
 use booking_adapters::mongo::{MongoConfig, MongoDatabase};
 use booking_adapters::mongo_events::MongoEventLog;
 use booking_adapters::outbox::{Delivery, Outbox};
-use booking_adapters::rabbitmq::{RabbitConfig, RabbitPublisher};
+use booking_adapters::rabbitmq::{PublishError, RabbitConfig, RabbitPublisher};
 use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::sqlite::Database;
 use booking_logic::model::{Event, EventKind};
 use booking_logic::ports::Events;
 use futures::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use support::{Proxy, event, service_url, unique};
 
 fn publisher(url: &str, exchange: &str) -> RabbitPublisher {
@@ -30,7 +32,24 @@ fn publisher(url: &str, exchange: &str) -> RabbitPublisher {
         url: url.to_owned(),
         exchange: exchange.to_owned(),
         timeout: Duration::from_secs(2),
+        confirm_window: 64,
     })
+}
+
+/// Removes the alternate exchange and its durable queue, which outlive
+/// the test's connections.
+async fn delete_unrouted(url: &str, publisher: &RabbitPublisher) {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .expect("connects");
+    let channel = connection.create_channel().await.expect("channel");
+    let unrouted = publisher.alternate_exchange();
+    let _ = channel
+        .queue_delete(unrouted.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = channel
+        .exchange_delete(unrouted.as_str().into(), ExchangeDeleteOptions::default())
+        .await;
 }
 
 /// A consumer of everything published to `exchange`, on its own
@@ -52,7 +71,13 @@ struct Received {
 }
 
 impl Subscriber {
+    /// Subscribes to every event type.
     async fn bind(url: &str, exchange: &str) -> Subscriber {
+        Subscriber::bind_to(url, exchange, "booking.*").await
+    }
+
+    /// Subscribes to the event types matching `pattern`.
+    async fn bind_to(url: &str, exchange: &str, pattern: &str) -> Subscriber {
         let connection = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("consumer connects");
@@ -73,7 +98,7 @@ impl Subscriber {
             .queue_bind(
                 queue.name().clone(),
                 exchange.into(),
-                "booking.*".into(),
+                pattern.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
@@ -126,6 +151,27 @@ impl Subscriber {
     }
 }
 
+/// Consumes `queue`, an existing durable one.
+async fn consume(url: &str, queue: &str) -> (Connection, Consumer) {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .expect("consumer connects");
+    let channel = connection.create_channel().await.expect("channel");
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            "test".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    (connection, consumer)
+}
+
 #[tokio::test]
 async fn confirmed_events_reach_a_bound_queue_as_json_with_their_id() {
     let Some(url) = service_url("TEST_RABBITMQ_URL") else {
@@ -157,10 +203,11 @@ async fn confirmed_events_reach_a_bound_queue_as_json_with_their_id() {
         assert_eq!(received.body["bookingId"], "b1");
     }
     subscriber.delete_exchange().await;
+    delete_unrouted(&url, &publisher).await;
 }
 
 #[tokio::test]
-async fn events_nobody_subscribes_to_do_not_block_the_rest() {
+async fn an_event_no_queue_is_bound_for_lands_in_the_unrouted_queue() {
     let Some(url) = service_url("TEST_RABBITMQ_URL") else {
         return;
     };
@@ -170,8 +217,183 @@ async fn events_nobody_subscribes_to_do_not_block_the_rest() {
         .publish(&[event("e1", "b1", EventKind::BookingCreated)])
         .await;
     assert!(results[0].is_ok(), "{results:?}");
+    assert_eq!(publisher.health().await, Ok(()));
+
+    let (_connection, mut unrouted) = consume(&url, &publisher.alternate_exchange()).await;
+    let delivery = tokio::time::timeout(Duration::from_secs(5), unrouted.next())
+        .await
+        .expect("the event is in the unrouted queue")
+        .expect("a delivery")
+        .expect("a delivery");
+    assert_eq!(
+        delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str()),
+        Some("e1")
+    );
+    assert_eq!(delivery.routing_key.as_str(), "booking.created");
     let subscriber = Subscriber::bind(&url, &exchange).await;
     subscriber.delete_exchange().await;
+    delete_unrouted(&url, &publisher).await;
+}
+
+/// On an exchange declared before without the alternate exchange (as an
+/// older host or a consumer would), nothing takes an event nobody
+/// subscribes to: the broker returns it, the relay leaves it in the
+/// outbox, health says so, and once a queue is bound for it it goes out.
+#[tokio::test]
+async fn a_returned_event_stays_in_the_outbox_and_health_reports_it() {
+    let Some(url) = service_url("TEST_RABBITMQ_URL") else {
+        return;
+    };
+    let exchange = unique("test.booking.events");
+    let connection = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .expect("connects");
+    connection
+        .create_channel()
+        .await
+        .expect("channel")
+        .exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("a plain exchange");
+    let publisher = Arc::new(publisher(&url, &exchange));
+    assert_eq!(
+        publisher.health().await,
+        Ok(()),
+        "uses the exchange as it is"
+    );
+    let mut created = Subscriber::bind_to(&url, &exchange, "booking.created").await;
+
+    // Returns are matched to their events even amid routable ones in one
+    // window of confirms.
+    let mixed = [
+        event("m1", "mb1", EventKind::BookingCreated),
+        event("m2", "mb2", EventKind::BookingExpired),
+        event("m3", "mb3", EventKind::BookingCreated),
+    ];
+    let results = publisher.publish(&mixed).await;
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(
+        matches!(&results[1], Err(PublishError::Unroutable(id)) if id == "m2"),
+        "{results:?}"
+    );
+    assert!(results[2].is_ok(), "{results:?}");
+    let health = publisher
+        .health()
+        .await
+        .expect_err("health reports the return");
+    assert!(health.contains("1 event(s) returned"), "{health}");
+    for expected in ["m1", "m3"] {
+        let received = created
+            .next(Duration::from_secs(5))
+            .await
+            .expect("routable ones arrive");
+        assert_eq!(received.message_id.as_deref(), Some(expected));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(&dir.path().join("outbox.sqlite3")).unwrap();
+    let log = Arc::new(SqliteEventLog::with_delivery(db, Delivery::Relayed));
+    log.publish(&event("r1", "rb1", EventKind::BookingCreated))
+        .await
+        .unwrap();
+    log.publish(&event("r2", "rb2", EventKind::BookingExpired))
+        .await
+        .unwrap();
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let relay = tokio::spawn(relay::run(
+        log.clone(),
+        publisher.clone(),
+        RelayConfig {
+            batch: 50,
+            idle_poll: Duration::from_millis(100),
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+        },
+        stop,
+    ));
+    let received = created
+        .next(Duration::from_secs(5))
+        .await
+        .expect("r1 goes out");
+    assert_eq!(received.message_id.as_deref(), Some("r1"));
+    // Several relay rounds retry r2; it is returned every time.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        log.backlog().await.unwrap(),
+        1,
+        "r2 is not marked published"
+    );
+    assert!(publisher.health().await.is_err());
+
+    let mut expired = Subscriber::bind_to(&url, &exchange, "booking.expired").await;
+    let received = expired
+        .next(Duration::from_secs(5))
+        .await
+        .expect("r2 goes out once routable");
+    assert_eq!(received.message_id.as_deref(), Some("r2"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while log.backlog().await.unwrap() > 0 {
+        assert!(Instant::now() < deadline, "r2 was not marked published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        publisher.health().await,
+        Ok(()),
+        "nothing is held back any more"
+    );
+    relay.abort();
+    expired.delete_exchange().await;
+    delete_unrouted(&url, &publisher).await;
+}
+
+#[tokio::test]
+async fn five_hundred_events_are_confirmed_in_pipelined_windows() {
+    let Some(url) = service_url("TEST_RABBITMQ_URL") else {
+        return;
+    };
+    let exchange = unique("test.booking.events");
+    let publisher = publisher(&url, &exchange);
+    assert_eq!(publisher.health().await, Ok(()));
+    let mut subscriber = Subscriber::bind(&url, &exchange).await;
+    // 500 = 7 full windows of 64 and a partial one.
+    let events: Vec<Event> = (0..500)
+        .map(|n| {
+            event(
+                &format!("p{n}"),
+                &format!("pb{n}"),
+                EventKind::BookingCreated,
+            )
+        })
+        .collect();
+    let results = publisher.publish(&events).await;
+    assert_eq!(results.len(), 500);
+    let failed: Vec<_> = results.iter().filter(|result| result.is_err()).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    for sent in &events {
+        let received = subscriber
+            .next(Duration::from_secs(10))
+            .await
+            .expect("every confirmed event arrives");
+        assert_eq!(
+            received.message_id.as_deref(),
+            Some(sent.id.as_str()),
+            "in order"
+        );
+    }
+    subscriber.delete_exchange().await;
+    delete_unrouted(&url, &publisher).await;
 }
 
 #[tokio::test]
@@ -204,6 +426,7 @@ where
     let publisher = Arc::new(publisher(&proxied, &exchange));
     assert_eq!(publisher.health().await, Ok(()));
     let mut subscriber = Subscriber::bind(url, &exchange).await;
+    let (stop_relay, stop) = tokio::sync::watch::channel(false);
     let relay = tokio::spawn(relay::run(
         log.clone(),
         publisher.clone(),
@@ -213,6 +436,7 @@ where
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(500),
         },
+        stop,
     ));
 
     let kinds = [
@@ -263,7 +487,11 @@ where
     while let Some(message) = subscriber.next(Duration::from_millis(500)).await {
         received.push(message);
     }
-    relay.abort();
+    stop_relay.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), relay)
+        .await
+        .expect("the relay stops between rounds when told to")
+        .unwrap();
 
     let mut first_seen: Vec<String> = Vec::new();
     let mut unique_ids = HashSet::new();
@@ -305,6 +533,7 @@ where
         );
     }
     subscriber.delete_exchange().await;
+    delete_unrouted(url, &publisher).await;
 }
 
 #[tokio::test]

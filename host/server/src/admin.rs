@@ -26,6 +26,7 @@ use booking_runtime::component::MAX_COMPONENT_BYTES;
 use booking_runtime::{AdminError, LogicComponent, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::config::Config;
@@ -35,7 +36,12 @@ pub struct AdminServer {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-pub async fn start(config: &Config, state: Arc<AppState>) -> anyhow::Result<AdminServer> {
+/// Serves until `stop` turns true, then finishes the calls in flight.
+pub async fn start(
+    config: &Config,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<AdminServer> {
     let token = config.admin_token.clone().filter(|token| !token.is_empty());
     if token.is_none() && !config.admin_listen.ip().is_loopback() {
         anyhow::bail!(
@@ -53,7 +59,13 @@ pub async fn start(config: &Config, state: Arc<AppState>) -> anyhow::Result<Admi
     );
     let router = router(state, token);
     let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
+        let stopped = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        if let Err(error) = axum::serve(listener, router)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
             tracing::error!("admin API stopped: {error}");
         }
     });

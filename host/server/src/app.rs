@@ -1,6 +1,11 @@
 //! Start-up: dependencies → sandbox engine → component → sweeper → HTTP.
+//! Shutdown in reverse: stop accepting (public and admin API), let the
+//! requests in flight finish and the sweeper end its batch, then let the
+//! relay send what they stored — all within the grace period.
 
+use std::future::IntoFuture;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,6 +28,8 @@ pub(crate) struct AppState {
     /// Whether `/graphiql/<file>` serves GraphiQL's scripts and styles
     /// (with introspection on, like the page itself).
     pub graphiql_assets: bool,
+    /// Requests being handled now (kept by `http::count_in_flight`).
+    pub in_flight: AtomicUsize,
 }
 
 /// A started service: its address and a handle to stop it.
@@ -36,7 +43,8 @@ pub struct RunningService {
 }
 
 impl RunningService {
-    /// Stops accepting, lets requests in flight finish, then returns.
+    /// Stops accepting, lets requests in flight finish (for at most the
+    /// grace period: later ones are cut, with a warning), then returns.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -101,12 +109,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         dependencies,
         max_response_bytes: config.max_response_kb << 10,
         graphiql_assets: config.graphql_introspection,
+        in_flight: AtomicUsize::new(0),
     });
+    // `stopping` ends the listeners, the sweeper and the watch at once;
+    // `relay_stop` comes after the requests drained, to send their events.
+    let (stopping, _) = tokio::sync::watch::channel(false);
+    let (relay_stop, relay_stopped) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(crate::sweeper::run(
         state.clone(),
         Duration::from_secs(config.sweep_interval.max(1)),
+        stopping.subscribe(),
     ));
-    let relay = state.dependencies.start_relay();
+    let relay = state.dependencies.start_relay(relay_stopped);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -114,24 +128,55 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let address = listener.local_addr()?;
     tracing::info!("serving GraphQL on http://{address}/graphql");
     let component_sha256 = state.runtime.active().sha256.clone();
-    let admin = crate::admin::start(&config, state.clone()).await?;
+    let admin = crate::admin::start(&config, state.clone(), stopping.subscribe()).await?;
     let admin_address = admin.address;
-    let watcher = config
-        .watch_dir
-        .clone()
-        .map(|dir| crate::watch::start(state.clone(), dir, config.watch_activate));
+    let watcher = config.watch_dir.clone().map(|dir| {
+        crate::watch::start(
+            state.clone(),
+            dir,
+            config.watch_activate,
+            stopping.subscribe(),
+        )
+    });
+    let mut stopped = stopping.subscribe();
+    let http = tokio::spawn(
+        axum::serve(listener, crate::http::router(state.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            })
+            .into_future(),
+    );
+    let grace = config.shutdown_grace();
     let (shutdown, shutdown_received) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, crate::http::router(state))
-            .with_graceful_shutdown(async {
-                let _ = shutdown_received.await;
-            })
-            .await;
-        sweeper.abort();
-        drop(relay);
-        admin.task.abort();
-        if let Some(watcher) = watcher {
-            watcher.abort();
+        let _ = shutdown_received.await;
+        let deadline = tokio::time::Instant::now() + grace;
+        let _ = stopping.send(true);
+        let served = match tokio::time::timeout_at(deadline, http).await {
+            Ok(served) => served?,
+            Err(_) => {
+                tracing::warn!(
+                    requests = state.in_flight.load(Ordering::Relaxed),
+                    "shutdown: requests still running after the {grace:?} grace period are cut"
+                );
+                Ok(())
+            }
+        };
+        let _ = relay_stop.send(true);
+        let background = async {
+            let _ = sweeper.await;
+            let _ = admin.task.await;
+            if let Some(watcher) = watcher {
+                let _ = watcher.await;
+            }
+            if let Some(relay) = relay {
+                let _ = relay.await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, background).await.is_err() {
+            tracing::warn!(
+                "shutdown: the sweeper, relay or admin API did not finish within the {grace:?} grace period"
+            );
         }
         Ok(served?)
     });
@@ -179,5 +224,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing the requests in flight");
+    tracing::info!("shutting down: no new connections, finishing the requests in flight");
 }

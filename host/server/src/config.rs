@@ -101,6 +101,11 @@ pub struct Config {
     #[arg(long, env = "RABBITMQ_EXCHANGE", default_value = booking_adapters::rabbitmq::DEFAULT_EXCHANGE)]
     pub rabbitmq_exchange: String,
 
+    /// Events published to RabbitMQ before their confirms are awaited
+    /// (each window has API_TIMEOUT to be confirmed; 0 counts as 1).
+    #[arg(long, env = "RABBITMQ_CONFIRM_WINDOW", default_value_t = booking_adapters::rabbitmq::DEFAULT_CONFIRM_WINDOW)]
+    pub rabbitmq_confirm_window: usize,
+
     /// Cinema service gRPC endpoint (`host:port` or `http://host:port`).
     /// Unset: the reference Cinema service, started in-process.
     #[arg(long, env = "CINEMA_SERVICE_URL")]
@@ -194,6 +199,13 @@ pub struct Config {
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: u32,
 
+    /// Seconds a SIGTERM/SIGINT leaves requests in flight to finish (and
+    /// the sweeper and event relay to end their current round) before the
+    /// host exits anyway. Keep it under the orchestrator's kill timeout
+    /// (Kubernetes: terminationGracePeriodSeconds, 30 by default).
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+
     /// Verbose logs.
     #[arg(long, env = "DEBUG", default_value_t = false, action = clap::ArgAction::Set)]
     pub debug: bool,
@@ -206,6 +218,10 @@ impl Config {
 
     pub fn api_timeout(&self) -> Duration {
         Duration::from_secs(self.api_timeout)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
     }
 
     pub fn mongodb_timeout(&self) -> Duration {

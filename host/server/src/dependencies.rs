@@ -133,15 +133,6 @@ impl Store {
     }
 }
 
-/// A background task that stops when dropped.
-pub struct BackgroundTask(tokio::task::JoinHandle<()>);
-
-impl Drop for BackgroundTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl Dependencies {
     pub async fn connect(config: &Config) -> anyhow::Result<Dependencies> {
         let broker = config.rabbitmq_url.as_ref().map(|url| {
@@ -150,6 +141,7 @@ impl Dependencies {
                 url: url.clone(),
                 exchange: config.rabbitmq_exchange.clone(),
                 timeout: config.api_timeout(),
+                confirm_window: config.rabbitmq_confirm_window,
             }))
         });
         let delivery = if broker.is_some() {
@@ -223,15 +215,19 @@ impl Dependencies {
     }
 
     /// Starts relaying the outbox to the broker, if there is one. The relay
-    /// runs until the returned task is dropped.
-    pub fn start_relay(&self) -> Option<BackgroundTask> {
+    /// runs until `stop` turns true, then ends after its current round.
+    pub fn start_relay(
+        &self,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let broker = self.broker.clone()?;
         tracing::info!(exchange = broker.exchange(), "relaying events to RabbitMQ");
-        Some(BackgroundTask(tokio::spawn(relay::run(
+        Some(tokio::spawn(relay::run(
             self.store.outbox(),
             broker,
             RelayConfig::default(),
-        ))))
+            stop,
+        )))
     }
 
     pub fn ports(&self) -> Ports {

@@ -37,6 +37,7 @@ async fn events(deps: &Dependencies) -> Value {
         );
         report["broker"] = broker_check;
         report["broker"]["exchange"] = json!(broker.exchange());
+        report["broker"]["alternateExchange"] = json!(broker.alternate_exchange());
         report["backlog"] = match backlog {
             Ok(Ok(waiting)) => json!(waiting),
             _ => Value::Null,

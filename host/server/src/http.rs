@@ -4,11 +4,13 @@
 //! native`, to the logic compiled into the host).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::{BodyExt, Limited};
@@ -32,7 +34,30 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             with_logic_version,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_in_flight,
+        ))
         .with_state(state)
+}
+
+/// Keeps `AppState::in_flight` up to date, so a shutdown can tell how many
+/// requests its grace period cut.
+async fn count_in_flight(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    /// Decrements on drop: a request whose client went away counts down too.
+    struct Running<'a>(&'a AppState);
+    impl Drop for Running<'_> {
+        fn drop(&mut self) {
+            self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    state.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _running = Running(&state);
+    next.run(request).await
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {

@@ -1,5 +1,6 @@
 //! The booking service's native host as a library, so end-to-end tests can
-//! start it in-process on real sockets; `main.rs` is the CLI around it.
+//! start it in-process on real sockets, or as a process of their own
+//! through `main` (`main.rs` is only the runtime around it).
 
 mod admin;
 pub mod admin_cli;
@@ -11,3 +12,26 @@ mod http;
 pub mod logic;
 mod sweeper;
 mod watch;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// The `booking-host` command line: parses it, sets up logging, runs the
+/// command (by default: serve until SIGTERM/SIGINT).
+pub async fn main() -> anyhow::Result<()> {
+    let cli = config::Cli::parse();
+    let default_level = if cli.config.debug { "debug" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .init();
+
+    match cli.command.unwrap_or(config::Command::Serve) {
+        config::Command::Serve => app::serve(cli.config).await,
+        config::Command::Admin(args) => admin_cli::run(args).await,
+        config::Command::Events { booking_id, limit } => {
+            app::print_events(&cli.config, booking_id, limit).await
+        }
+    }
+}

@@ -4,18 +4,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::app::AppState;
 
 /// Bookings expired (and idempotency records purged) per component call;
 /// a full batch means "run again".
 const BATCH: u32 = 100;
 
-pub async fn run(state: Arc<AppState>, interval: Duration) {
+/// Runs until `stop` turns true or its sender is dropped. It is checked
+/// between component calls only: a batch is never cut halfway.
+pub async fn run(state: Arc<AppState>, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
-        loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = ticker.tick() => {}
+        }
+        while !*stop.borrow() {
             let swept = match &state.native {
                 Some(native) => native.sweep_expired(BATCH).await,
                 None => state.runtime.sweep_expired(BATCH).await,

@@ -8,18 +8,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::watch;
+
 use crate::app::AppState;
 
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Starts watching `dir`. Files already there now are not deployments.
-pub fn start(state: Arc<AppState>, dir: PathBuf, activate: bool) -> tokio::task::JoinHandle<()> {
+/// Starts watching `dir` until `stop` turns true. Files already there now
+/// are not deployments.
+pub fn start(
+    state: Arc<AppState>,
+    dir: PathBuf,
+    activate: bool,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tracing::info!(
         "watching {} for new logic components (activate: {activate})",
         dir.display()
     );
     let seen = scan(&dir);
-    tokio::spawn(run(state, dir, activate, seen))
+    tokio::spawn(run(state, dir, activate, seen, stop))
 }
 
 async fn run(
@@ -27,10 +35,16 @@ async fn run(
     dir: PathBuf,
     activate: bool,
     mut seen: HashMap<PathBuf, SystemTime>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
     loop {
-        ticker.tick().await;
+        // Between deployments only: a load is never cut halfway.
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = ticker.tick() => {}
+        }
         for (path, modified) in scan(&dir) {
             if seen.get(&path) == Some(&modified) {
                 continue;
