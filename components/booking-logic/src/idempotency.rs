@@ -11,7 +11,8 @@
 //! booking id as charge key, status moves are versioned.
 //!
 //! A request that dies between claiming and finishing (a trap, a crash)
-//! leaves a lease that runs out after `LEASE_MS`; then a retry takes the
+//! leaves a lease that runs out after `lease_ms` (longer than a request
+//! may run, see `Settings::idempotency_lease_seconds`); then a retry takes the
 //! key over and runs the operation again. For `createBooking` that second
 //! run finds the seats still held by the first attempt's lock (until it
 //! expires) and answers SEATS_UNAVAILABLE: never a second booking.
@@ -26,11 +27,6 @@ use crate::ports::{Environment, PortError, Storage};
 
 /// Longest key accepted (Stripe's limit).
 pub const MAX_KEY_LENGTH: usize = 255;
-
-/// How long a first request owns its key. Longer than any request may
-/// run (the host's deadlines are seconds), short enough that a client
-/// retrying after a crash is not locked out for long.
-pub const LEASE_MS: u64 = 60_000;
 
 /// Tries at claiming a key that other requests keep changing.
 const CLAIM_ATTEMPTS: usize = 3;
@@ -98,6 +94,8 @@ pub struct Idempotency<'a> {
     pub storage: &'a dyn Storage,
     pub env: &'a dyn Environment,
     pub retention_ms: u64,
+    /// How long a first request owns its key.
+    pub lease_ms: u64,
 }
 
 impl Idempotency<'_> {
@@ -114,7 +112,7 @@ impl Idempotency<'_> {
                 key: key.to_string(),
                 fingerprint: fingerprint.to_string(),
                 response: None,
-                lease_expires_at: now.saturating_add(LEASE_MS),
+                lease_expires_at: now.saturating_add(self.lease_ms),
                 expires_at: now.saturating_add(self.retention_ms),
                 version: 1,
             };

@@ -144,6 +144,7 @@ where
         storage: workflow.ports().storage.as_ref(),
         env: workflow.ports().env.as_ref(),
         retention_ms: u64::from(workflow.settings().idempotency_retention_hours) * 3_600_000,
+        lease_ms: u64::from(workflow.settings().idempotency_lease_seconds) * 1_000,
     };
     let fingerprint = idempotency::fingerprint(operation, &arguments);
     match keys

@@ -40,6 +40,11 @@ pub struct Settings {
     /// How long the first answer to an idempotency key is kept
     /// (`IDEMPOTENCY_RETENTION_HOURS`, default 24, at least 24).
     pub idempotency_retention_hours: u32,
+    /// How long a key's first request owns it (`IDEMPOTENCY_LEASE_SECONDS`,
+    /// default 65): at least as long as a request can run, which our host
+    /// sets from its request deadline; short enough that a client retrying
+    /// after a crash is not locked out for long.
+    pub idempotency_lease_seconds: u32,
 }
 
 /// Upper bounds that keep a typo (an extra zero) from locking seats for
@@ -54,6 +59,7 @@ const MAX_BATCH_LIMIT: u32 = 100;
 /// so shorter retention would break the promise; a month is plenty.
 const MIN_RETENTION_HOURS: u32 = 24;
 const MAX_RETENTION_HOURS: u32 = 720;
+const MAX_LEASE_SECONDS: u32 = 3_605;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -77,6 +83,7 @@ impl Default for Settings {
             max_complexity: 500,
             max_batch_operations: 10,
             idempotency_retention_hours: 24,
+            idempotency_lease_seconds: 65,
         }
     }
 }
@@ -166,6 +173,12 @@ impl Settings {
                 }
                 hours => hours,
             },
+            idempotency_lease_seconds: bounded(
+                &lookup,
+                "IDEMPOTENCY_LEASE_SECONDS",
+                defaults.idempotency_lease_seconds,
+                MAX_LEASE_SECONDS,
+            )?,
         })
     }
 }

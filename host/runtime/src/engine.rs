@@ -21,6 +21,10 @@ pub struct EngineLimits {
     /// Time a request may spend running guest code (time waiting on host
     /// calls does not count).
     pub cpu_time: Duration,
+    /// Wall-clock time a request (or a sweep) may take in all, waits
+    /// included; past it the instance is dropped where it stands, as if
+    /// the process had died, which the logic is built to survive.
+    pub deadline: Duration,
     /// Instances that can run at once (the pool's size).
     pub max_concurrent_instances: u32,
 }
@@ -30,6 +34,7 @@ impl Default for EngineLimits {
         EngineLimits {
             memory_bytes: 64 << 20,
             cpu_time: Duration::from_secs(2),
+            deadline: Duration::from_secs(60),
             max_concurrent_instances: 256,
         }
     }

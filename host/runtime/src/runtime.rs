@@ -427,12 +427,20 @@ impl Runtime {
         let proxy = component.proxy_pre.instantiate_async(&mut store).await?;
 
         // The guest keeps streaming the body after it hands over the
-        // response head, so it runs on its own task.
+        // response head, so it runs on its own task. Past the deadline the
+        // call is dropped where it stands, as if the process had died.
+        let deadline = self.engine.limits.deadline;
         let guest = tokio::spawn(async move {
-            let handled = proxy
+            let call = proxy
                 .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await;
+                .call_handle(&mut store, incoming, outparam);
+            let handled = tokio::time::timeout(deadline, call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(wasmtime::format_err!(
+                        "the request ran past its {deadline:?} deadline"
+                    ))
+                });
             // The pool gets the instance's slot back when the store goes:
             // only then may the permit let the next request in.
             drop(store);
@@ -459,10 +467,13 @@ impl Runtime {
         let active = self.active();
         let mut store = self.new_store(&active);
         let logic = active.logic_pre.instantiate_async(&mut store).await?;
-        let report = logic
+        let deadline = self.engine.limits.deadline;
+        let sweep = logic
             .cinema_booking_maintenance()
-            .call_sweep_expired(&mut store, limit)
+            .call_sweep_expired(&mut store, limit);
+        let report = tokio::time::timeout(deadline, sweep)
             .await
+            .map_err(|_| anyhow::anyhow!("the sweep ran past its {deadline:?} deadline"))?
             .map_err(anyhow::Error::from)
             .context("the sweep trapped")?
             .map_err(|error| anyhow::anyhow!("the sweep failed: {error:?}"))?;

@@ -67,6 +67,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let engine = SandboxEngine::new(EngineLimits {
         memory_bytes: config.request_memory_mb << 20,
         cpu_time: Duration::from_millis(config.request_cpu_ms),
+        deadline: config.request_deadline(),
         max_concurrent_instances: config.max_concurrent_requests,
     })?;
     let bytes = std::fs::read(&config.component).with_context(|| {

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// How much longer an idempotency lease lasts than the request deadline.
+const LEASE_SLACK_SECONDS: u64 = 5;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "booking-host",
@@ -130,7 +133,7 @@ pub struct Config {
     pub seat_lock_duration: u32,
 
     /// Seconds to wait for the payment service to answer a charge.
-    #[arg(long, env = "PAYMENT_TIMEOUT", default_value_t = 300)]
+    #[arg(long, env = "PAYMENT_TIMEOUT", default_value_t = 30)]
     pub payment_timeout: u64,
 
     /// Seconds to wait for any other dependency call.
@@ -152,6 +155,12 @@ pub struct Config {
     /// Milliseconds of guest CPU time one request may use.
     #[arg(long, env = "REQUEST_CPU_MS", default_value_t = 2000)]
     pub request_cpu_ms: u64,
+
+    /// Seconds one request (or sweep) may take in all, waits on
+    /// dependencies included; past it the instance is dropped and the
+    /// client gets an error. Idempotency leases outlast it.
+    #[arg(long, env = "REQUEST_DEADLINE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_deadline_seconds: u64,
 
     /// `required`: mutations and user-scoped queries need
     /// `Authorization: Bearer <token>` from the User service. `disabled`:
@@ -220,6 +229,10 @@ impl Config {
         Duration::from_secs(self.api_timeout)
     }
 
+    pub fn request_deadline(&self) -> Duration {
+        Duration::from_secs(self.request_deadline_seconds)
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
     }
@@ -269,6 +282,12 @@ impl Config {
                 self.max_seats_per_booking.to_string(),
             ),
             ("AUTH_MODE", auth_mode.to_string()),
+            // A key's first request must own it for as long as it can run:
+            // the deadline, plus slack for clocks and scheduling.
+            (
+                "IDEMPOTENCY_LEASE_SECONDS",
+                (self.request_deadline_seconds + LEASE_SLACK_SECONDS).to_string(),
+            ),
             (
                 "GRAPHQL_INTROSPECTION",
                 self.graphql_introspection.to_string(),
