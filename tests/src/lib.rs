@@ -285,7 +285,7 @@ impl TestService {
     pub async fn booking(&self, booking_id: &str) -> Value {
         let data = self
             .data(
-                "query($b: String!) { getBooking(bookingId: $b) { id status seats totalCents paymentTransactionId failureReason } }",
+                "query($b: String!) { getBooking(bookingId: $b) { id status seats totalCents paymentTransactionId failureReason refundedAt settlementPending } }",
                 json!({"b": booking_id}),
             )
             .await;

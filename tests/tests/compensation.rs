@@ -111,8 +111,15 @@ async fn a_lock_that_expires_during_payment_is_refunded_and_the_booking_fails() 
     assert!(!booked.contains(&"D1".to_owned()));
     assert_eq!(
         service.event_types(&booking).await,
-        vec!["booking.created", "booking.failed"]
+        vec![
+            "booking.created",
+            "booking.failed",
+            "booking.payment_refunded"
+        ]
     );
+    let failed = service.booking(&booking).await;
+    assert!(failed["refundedAt"].is_string(), "{failed}");
+    assert_eq!(failed["settlementPending"], false, "{failed}");
     service.stop().await;
 }
 
@@ -166,8 +173,23 @@ async fn cancelling_releases_a_pending_booking_and_refunds_a_confirmed_one() {
     );
     assert_eq!(
         service.event_types(&confirmed).await,
-        vec!["booking.created", "booking.confirmed", "booking.refunded"]
+        vec![
+            "booking.created",
+            "booking.confirmed",
+            "booking.refunded",
+            "booking.payment_refunded"
+        ]
     );
+    let refunded = service.booking(&confirmed).await;
+    assert!(refunded["refundedAt"].is_string(), "{refunded}");
+    assert_eq!(refunded["settlementPending"], false, "{refunded}");
+    let cancelled = service.booking(&pending).await;
+    assert_eq!(
+        cancelled["refundedAt"],
+        serde_json::Value::Null,
+        "never charged"
+    );
+    assert_eq!(cancelled["settlementPending"], false, "{cancelled}");
 
     // Nothing left to cancel.
     let (_, again) = service

@@ -7,6 +7,8 @@
 //!
 //! Nothing here blocks or sleeps: time moves only when a test moves it.
 
+pub mod contract;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;

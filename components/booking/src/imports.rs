@@ -142,12 +142,7 @@ impl ports::Payments for WitPayments {
             description: request.description.clone(),
         })
         .map_err(port_error)?;
-        Ok(Receipt {
-            transaction_id: receipt.transaction_id,
-            amount_cents: receipt.amount_cents,
-            currency: receipt.currency,
-            charged_at: receipt.charged_at,
-        })
+        Ok(from_wit_receipt(receipt))
     }
 
     async fn refund(&self, transaction_id: &str) -> PortResult<RefundReceipt> {
@@ -157,6 +152,21 @@ impl ports::Payments for WitPayments {
             transaction_id: refund.transaction_id,
             amount_cents: refund.amount_cents,
         })
+    }
+
+    async fn find_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>> {
+        Ok(payments::find_charge(idempotency_key)
+            .map_err(port_error)?
+            .map(from_wit_receipt))
+    }
+}
+
+fn from_wit_receipt(receipt: payments::Receipt) -> Receipt {
+    Receipt {
+        transaction_id: receipt.transaction_id,
+        amount_cents: receipt.amount_cents,
+        currency: receipt.currency,
+        charged_at: receipt.charged_at,
     }
 }
 
@@ -202,6 +212,10 @@ fn to_wit_booking(b: &Booking) -> storage::Booking {
         created_at: b.created_at,
         updated_at: b.updated_at,
         version: b.version,
+        charge_attempted_at: b.charge_attempted_at,
+        refunded_at: b.refunded_at,
+        settle_after: b.settle_after,
+        settle_attempts: b.settle_attempts,
     }
 }
 
@@ -221,6 +235,10 @@ fn from_wit_booking(b: storage::Booking) -> Booking {
         created_at: b.created_at,
         updated_at: b.updated_at,
         version: b.version,
+        charge_attempted_at: b.charge_attempted_at,
+        refunded_at: b.refunded_at,
+        settle_after: b.settle_after,
+        settle_attempts: b.settle_attempts,
     }
 }
 
@@ -250,8 +268,9 @@ fn from_wit_record(r: storage::IdempotencyRecord) -> IdempotencyRecord {
 
 #[async_trait]
 impl ports::Storage for WitStorage {
-    async fn insert(&self, booking: &Booking) -> PortResult<()> {
-        storage::insert(&to_wit_booking(booking)).map_err(port_error)
+    async fn insert(&self, booking: &Booking, events: &[Event]) -> PortResult<()> {
+        let events: Vec<storage::Event> = events.iter().map(to_wit_event).collect();
+        storage::insert(&to_wit_booking(booking), &events).map_err(port_error)
     }
 
     async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>> {
@@ -260,8 +279,15 @@ impl ports::Storage for WitStorage {
             .map(from_wit_booking))
     }
 
-    async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64> {
-        storage::update_if_version(&to_wit_booking(booking), expected_version).map_err(port_error)
+    async fn update_if_version(
+        &self,
+        booking: &Booking,
+        expected_version: u64,
+        events: &[Event],
+    ) -> PortResult<u64> {
+        let events: Vec<storage::Event> = events.iter().map(to_wit_event).collect();
+        storage::update_if_version(&to_wit_booking(booking), expected_version, &events)
+            .map_err(port_error)
     }
 
     async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage> {
@@ -282,6 +308,11 @@ impl ports::Storage for WitStorage {
     async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
         let expired = storage::list_expired_pending(now, limit).map_err(port_error)?;
         Ok(expired.into_iter().map(from_wit_booking).collect())
+    }
+
+    async fn list_unsettled(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
+        let due = storage::list_unsettled(now, limit).map_err(port_error)?;
+        Ok(due.into_iter().map(from_wit_booking).collect())
     }
 
     async fn insert_idempotency_record(&self, record: &IdempotencyRecord) -> PortResult<()> {
@@ -312,69 +343,63 @@ impl ports::Storage for WitStorage {
     }
 }
 
+fn to_wit_event(event: &Event) -> storage::Event {
+    storage::Event {
+        id: event.id.clone(),
+        kind: match event.kind {
+            EventKind::BookingCreated => storage::EventKind::BookingCreated,
+            EventKind::BookingConfirmed => storage::EventKind::BookingConfirmed,
+            EventKind::BookingPaymentFailed => storage::EventKind::BookingPaymentFailed,
+            EventKind::BookingFailed => storage::EventKind::BookingFailed,
+            EventKind::BookingCancelled => storage::EventKind::BookingCancelled,
+            EventKind::BookingExpired => storage::EventKind::BookingExpired,
+            EventKind::BookingRefunded => storage::EventKind::BookingRefunded,
+            EventKind::PaymentRefunded => storage::EventKind::PaymentRefunded,
+        },
+        occurred_at: event.occurred_at,
+        booking_id: event.booking_id.clone(),
+        user_id: event.user_id.clone(),
+        showtime_id: event.showtime_id.clone(),
+        seats: event.seats.clone(),
+        amount_cents: event.amount_cents,
+        currency: event.currency.clone(),
+        status: to_wit_status(event.status),
+        reason: event.reason.clone(),
+    }
+}
+
+fn from_wit_event(e: storage::Event) -> Event {
+    Event {
+        id: e.id,
+        kind: match e.kind {
+            storage::EventKind::BookingCreated => EventKind::BookingCreated,
+            storage::EventKind::BookingConfirmed => EventKind::BookingConfirmed,
+            storage::EventKind::BookingPaymentFailed => EventKind::BookingPaymentFailed,
+            storage::EventKind::BookingFailed => EventKind::BookingFailed,
+            storage::EventKind::BookingCancelled => EventKind::BookingCancelled,
+            storage::EventKind::BookingExpired => EventKind::BookingExpired,
+            storage::EventKind::BookingRefunded => EventKind::BookingRefunded,
+            storage::EventKind::PaymentRefunded => EventKind::PaymentRefunded,
+        },
+        occurred_at: e.occurred_at,
+        booking_id: e.booking_id,
+        user_id: e.user_id,
+        showtime_id: e.showtime_id,
+        seats: e.seats,
+        amount_cents: e.amount_cents,
+        currency: e.currency,
+        status: from_wit_status(e.status),
+        reason: e.reason,
+    }
+}
+
 struct WitEvents;
-
-fn to_wit_kind(kind: EventKind) -> events::EventKind {
-    match kind {
-        EventKind::BookingCreated => events::EventKind::BookingCreated,
-        EventKind::BookingConfirmed => events::EventKind::BookingConfirmed,
-        EventKind::BookingPaymentFailed => events::EventKind::BookingPaymentFailed,
-        EventKind::BookingFailed => events::EventKind::BookingFailed,
-        EventKind::BookingCancelled => events::EventKind::BookingCancelled,
-        EventKind::BookingExpired => events::EventKind::BookingExpired,
-        EventKind::BookingRefunded => events::EventKind::BookingRefunded,
-    }
-}
-
-fn from_wit_kind(kind: events::EventKind) -> EventKind {
-    match kind {
-        events::EventKind::BookingCreated => EventKind::BookingCreated,
-        events::EventKind::BookingConfirmed => EventKind::BookingConfirmed,
-        events::EventKind::BookingPaymentFailed => EventKind::BookingPaymentFailed,
-        events::EventKind::BookingFailed => EventKind::BookingFailed,
-        events::EventKind::BookingCancelled => EventKind::BookingCancelled,
-        events::EventKind::BookingExpired => EventKind::BookingExpired,
-        events::EventKind::BookingRefunded => EventKind::BookingRefunded,
-    }
-}
 
 #[async_trait]
 impl ports::Events for WitEvents {
-    async fn publish(&self, event: &Event) -> PortResult<()> {
-        events::publish(&events::Event {
-            id: event.id.clone(),
-            kind: to_wit_kind(event.kind),
-            occurred_at: event.occurred_at,
-            booking_id: event.booking_id.clone(),
-            user_id: event.user_id.clone(),
-            showtime_id: event.showtime_id.clone(),
-            seats: event.seats.clone(),
-            amount_cents: event.amount_cents,
-            currency: event.currency.clone(),
-            status: to_wit_status(event.status),
-            reason: event.reason.clone(),
-        })
-        .map_err(port_error)
-    }
-
     async fn history(&self, booking_id: &str) -> PortResult<Vec<Event>> {
         let history = events::history(booking_id).map_err(port_error)?;
-        Ok(history
-            .into_iter()
-            .map(|e| Event {
-                id: e.id,
-                kind: from_wit_kind(e.kind),
-                occurred_at: e.occurred_at,
-                booking_id: e.booking_id,
-                user_id: e.user_id,
-                showtime_id: e.showtime_id,
-                seats: e.seats,
-                amount_cents: e.amount_cents,
-                currency: e.currency,
-                status: from_wit_status(e.status),
-                reason: e.reason,
-            })
-            .collect())
+        Ok(history.into_iter().map(from_wit_event).collect())
     }
 }
 

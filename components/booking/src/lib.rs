@@ -78,6 +78,8 @@ impl maintenance::Guest for Component {
             expired: report.expired,
             skipped: report.skipped,
             idempotency_purged: report.idempotency_purged,
+            settled: report.settled,
+            unsettled: report.unsettled,
         })
     }
 }

@@ -1,15 +1,15 @@
 //! `events` on the embedded database: an append-only event log in the
 //! same file as the bookings, which is also the outbox when a broker is
-//! configured. Appending is idempotent by event id, so a retried publish
-//! never duplicates.
+//! configured. `SqliteStorage` appends a write's events (`append`) in the
+//! transaction of that write.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use booking_logic::model::Event;
 use booking_logic::ports::{Events, PortError, PortResult};
-use rusqlite::params;
 use rusqlite::types::Value;
+use rusqlite::{Connection, params};
 use tokio::sync::Notify;
 
 use crate::outbox::{Delivery, Outbox, now_ms, published_at_on_write};
@@ -17,7 +17,7 @@ use crate::sqlite::{Database, unavailable};
 
 #[derive(Clone)]
 pub struct SqliteEventLog {
-    db: Database,
+    pub(crate) db: Database,
     delivery: Delivery,
     written: Arc<Notify>,
 }
@@ -64,6 +64,49 @@ impl SqliteEventLog {
             })
             .await
     }
+
+    /// The delivery of events a write stores, for `append`.
+    pub(crate) fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    /// Wakes the relay; called after a write with events committed.
+    pub(crate) fn notify_written(&self) {
+        self.written.notify_one();
+    }
+}
+
+/// Appends `events` to the log inside the caller's transaction: unique by
+/// id, so a second write of an event fails the whole transaction.
+pub(crate) fn append(
+    connection: &Connection,
+    delivery: Delivery,
+    events: &[Event],
+) -> PortResult<()> {
+    let mut statement = connection
+        .prepare_cached(
+            "INSERT INTO events (id, booking_id, kind, occurred_at, payload, published_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(unavailable)?;
+    for event in events {
+        let payload =
+            serde_json::to_string(event).map_err(|e| PortError::Rejected(e.to_string()))?;
+        let occurred_at = i64::try_from(event.occurred_at)
+            .map_err(|_| PortError::Rejected("occurred-at is too large".into()))?;
+        let published_at = published_at_on_write(delivery).map(|at| at as i64);
+        statement
+            .execute(params![
+                event.id,
+                event.booking_id,
+                event.kind.as_str(),
+                occurred_at,
+                payload,
+                published_at
+            ])
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 fn decode(payload: &str) -> PortResult<Event> {
@@ -73,33 +116,6 @@ fn decode(payload: &str) -> PortResult<Event> {
 
 #[async_trait]
 impl Events for SqliteEventLog {
-    async fn publish(&self, event: &Event) -> PortResult<()> {
-        let payload =
-            serde_json::to_string(event).map_err(|e| PortError::Rejected(e.to_string()))?;
-        let (id, booking_id, kind) = (
-            event.id.clone(),
-            event.booking_id.clone(),
-            event.kind.as_str(),
-        );
-        let occurred_at = i64::try_from(event.occurred_at)
-            .map_err(|_| PortError::Rejected("occurred-at is too large".into()))?;
-        let published_at = published_at_on_write(self.delivery).map(|at| at as i64);
-        self.db
-            .run(move |connection| {
-                connection
-                    .execute(
-                        "INSERT INTO events (id, booking_id, kind, occurred_at, payload, published_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
-                        params![id, booking_id, kind, occurred_at, payload, published_at],
-                    )
-                    .map_err(unavailable)?;
-                Ok(())
-            })
-            .await?;
-        self.written.notify_one();
-        Ok(())
-    }
-
     async fn history(&self, booking_id: &str) -> PortResult<Vec<Event>> {
         self.query(
             "SELECT payload FROM events WHERE booking_id = ?1 ORDER BY seq",
@@ -119,8 +135,8 @@ impl Outbox for SqliteEventLog {
         .await
     }
 
-    async fn mark_published(&self, event_ids: &[String]) -> PortResult<()> {
-        let ids = event_ids.to_vec();
+    async fn mark_published(&self, events: &[Event]) -> PortResult<()> {
+        let ids: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
         let now = now_ms() as i64;
         self.db
             .run(move |connection| {
@@ -162,51 +178,31 @@ impl Outbox for SqliteEventLog {
 
 #[cfg(test)]
 mod tests {
-    use booking_logic::model::{BookingStatus, EventKind};
+    use booking_logic::model::EventKind;
+    use booking_logic::ports::Storage;
+    use booking_logic::testing::contract::{booking, event};
 
     use super::*;
-
-    fn event(id: &str, booking: &str, kind: EventKind) -> Event {
-        Event {
-            id: id.into(),
-            kind,
-            occurred_at: 1,
-            booking_id: booking.into(),
-            user_id: "u1".into(),
-            showtime_id: "s1".into(),
-            seats: vec!["A1".into()],
-            amount_cents: 1500,
-            currency: "USD".into(),
-            status: BookingStatus::Pending,
-            reason: None,
-        }
-    }
+    use crate::storage::SqliteStorage;
 
     #[tokio::test]
-    async fn history_is_in_publication_order_and_republishing_does_not_duplicate() {
+    async fn the_tail_is_the_newest_events_of_every_booking_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
         let log = SqliteEventLog::new(Database::open(&dir.path().join("events.sqlite3")).unwrap());
-        log.publish(&event("e1", "b1", EventKind::BookingCreated))
+        let storage = SqliteStorage::new(log.clone());
+        let (one, other) = (booking("b1", "u1", 1), booking("b2", "u1", 1));
+        storage
+            .insert(&one, &[event(&one, EventKind::BookingCreated, "v1")])
             .await
             .unwrap();
-        log.publish(&event("x1", "b2", EventKind::BookingCreated))
+        storage
+            .insert(&other, &[event(&other, EventKind::BookingCreated, "v1")])
             .await
             .unwrap();
-        log.publish(&event("e2", "b1", EventKind::BookingConfirmed))
+        storage
+            .update_if_version(&one, 1, &[event(&one, EventKind::BookingCancelled, "v2")])
             .await
             .unwrap();
-        log.publish(&event("e1", "b1", EventKind::BookingCreated))
-            .await
-            .unwrap();
-
-        let history = log.history("b1").await.unwrap();
-        let kinds: Vec<_> = history.iter().map(|e| e.kind).collect();
-        assert_eq!(
-            kinds,
-            vec![EventKind::BookingCreated, EventKind::BookingConfirmed]
-        );
-        assert_eq!(history[0], event("e1", "b1", EventKind::BookingCreated));
-
         let tail: Vec<_> = log
             .tail(2)
             .await
@@ -214,48 +210,14 @@ mod tests {
             .into_iter()
             .map(|e| e.id)
             .collect();
-        assert_eq!(tail, vec!["x1", "e2"]);
-    }
-
-    #[tokio::test]
-    async fn as_an_outbox_it_hands_out_unpublished_events_in_order_until_marked() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("outbox.sqlite3")).unwrap();
-        let log = SqliteEventLog::with_delivery(db, Delivery::Relayed);
-        for (id, booking, kind) in [
-            ("e1", "b1", EventKind::BookingCreated),
-            ("x1", "b2", EventKind::BookingCreated),
-            ("e2", "b1", EventKind::BookingConfirmed),
-        ] {
-            log.publish(&event(id, booking, kind)).await.unwrap();
-        }
-        let ids =
-            |events: Vec<Event>| -> Vec<String> { events.into_iter().map(|e| e.id).collect() };
-        assert_eq!(log.backlog().await.unwrap(), 3);
-        assert_eq!(ids(log.unpublished(2).await.unwrap()), ["e1", "x1"]);
-        log.mark_published(&["e1".into(), "x1".into()])
-            .await
-            .unwrap();
-        assert_eq!(ids(log.unpublished(10).await.unwrap()), ["e2"]);
-        assert_eq!(log.backlog().await.unwrap(), 1);
-        assert_eq!(log.history("b1").await.unwrap().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn with_no_broker_events_are_delivered_once_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = SqliteEventLog::new(Database::open(&dir.path().join("log.sqlite3")).unwrap());
-        log.publish(&event("e1", "b1", EventKind::BookingCreated))
-            .await
-            .unwrap();
-        assert_eq!(log.backlog().await.unwrap(), 0);
-        assert!(log.unpublished(10).await.unwrap().is_empty());
+        assert_eq!(tail, ["b2-v1", "b1-v2"]);
     }
 
     #[tokio::test]
     async fn a_log_from_before_the_outbox_is_not_replayed_to_a_new_relay() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.sqlite3");
+        let old_booking = booking("b1", "u1", 1);
         {
             let old = rusqlite::Connection::open(&path).unwrap();
             old.execute_batch(
@@ -264,16 +226,21 @@ mod tests {
             )
             .unwrap();
             let payload =
-                serde_json::to_string(&event("old", "b1", EventKind::BookingCreated)).unwrap();
+                serde_json::to_string(&event(&old_booking, EventKind::BookingCreated, "v1"))
+                    .unwrap();
             old.execute(
-                "INSERT INTO events (id, booking_id, kind, occurred_at, payload) VALUES ('old', 'b1', 'booking.created', 1, ?1)",
+                "INSERT INTO events (id, booking_id, kind, occurred_at, payload) VALUES ('b1-v1', 'b1', 'booking.created', 1, ?1)",
                 [payload],
             )
             .unwrap();
         }
         let log = SqliteEventLog::with_delivery(Database::open(&path).unwrap(), Delivery::Relayed);
         assert_eq!(log.backlog().await.unwrap(), 0);
-        log.publish(&event("new", "b1", EventKind::BookingConfirmed))
+        SqliteStorage::new(log.clone())
+            .insert(
+                &old_booking,
+                &[event(&old_booking, EventKind::BookingConfirmed, "v2")],
+            )
             .await
             .unwrap();
         let pending: Vec<_> = log
@@ -283,7 +250,7 @@ mod tests {
             .into_iter()
             .map(|e| e.id)
             .collect();
-        assert_eq!(pending, ["new"]);
+        assert_eq!(pending, ["b1-v2"]);
         assert_eq!(log.history("b1").await.unwrap().len(), 2);
     }
 }

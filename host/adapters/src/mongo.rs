@@ -6,7 +6,8 @@
 //! Written for MongoDB 6 and 7 on a standalone server or a replica set,
 //! using single-document atomic operations only (no transactions), and
 //! tested against nx-27017, a MongoDB-wire server, which supports the same
-//! subset.
+//! subset. Writes are acknowledged by a majority, journaled, and reads see
+//! majority-committed data unless `Durability` says otherwise.
 
 use std::future::IntoFuture;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use anyhow::Context;
 use booking_logic::ports::{PortError, PortResult};
 use mongodb::bson::doc;
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::ClientOptions;
+use mongodb::options::{Acknowledgment, ClientOptions, ReadConcern, WriteConcern};
 use mongodb::{Client, Collection};
 
 /// The database used when neither the config nor the URL names one.
@@ -35,6 +36,59 @@ pub struct MongoConfig {
     /// How long to wait for a reachable server before calling the
     /// database unavailable (connect and server selection).
     pub connect_timeout: Duration,
+    /// Overrides the write and read concerns of the URL.
+    pub durability: Durability,
+}
+
+/// When MongoDB acknowledges a write, and which writes a read sees. The
+/// default survives the loss of the primary: a booking acknowledged to a
+/// client is never rolled back by a failover, nor is a read answered from
+/// data that could be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durability {
+    /// Write concern `w`: `majority`, a number of members (at least 1:
+    /// an unacknowledged write could not report a version conflict), or a
+    /// custom tag-set name.
+    pub write: String,
+    /// Write concern `j`: acknowledged only once in the on-disk journal.
+    pub journal: bool,
+    /// Read concern level: `majority`, `local`, `available` or
+    /// `linearizable`.
+    pub read: String,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability {
+            write: "majority".into(),
+            journal: true,
+            read: "majority".into(),
+        }
+    }
+}
+
+const READ_LEVELS: [&str; 4] = ["majority", "local", "available", "linearizable"];
+
+impl Durability {
+    fn write_concern(&self) -> anyhow::Result<WriteConcern> {
+        let w = match self.write.parse::<u32>() {
+            Ok(0) => anyhow::bail!("MongoDB write concern 0: writes must be acknowledged"),
+            Ok(members) => Acknowledgment::from(members),
+            Err(_) if self.write.is_empty() => anyhow::bail!("empty MongoDB write concern"),
+            Err(_) => Acknowledgment::from(self.write.as_str()),
+        };
+        Ok(WriteConcern::builder().w(w).journal(self.journal).build())
+    }
+
+    fn read_concern(&self) -> anyhow::Result<ReadConcern> {
+        anyhow::ensure!(
+            READ_LEVELS.contains(&self.read.as_str()),
+            "MongoDB read concern {:?}: one of {}",
+            self.read,
+            READ_LEVELS.join(", ")
+        );
+        Ok(ReadConcern::custom(&self.read))
+    }
 }
 
 #[derive(Clone)]
@@ -62,6 +116,8 @@ impl MongoDatabase {
             .app_name
             .get_or_insert_with(|| "booking-host".into());
         options.connect_timeout = Some(config.connect_timeout);
+        options.write_concern = Some(config.durability.write_concern()?);
+        options.read_concern = Some(config.durability.read_concern()?);
         options.server_selection_timeout = Some(config.connect_timeout);
         let name = config
             .database

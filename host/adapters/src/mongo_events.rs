@@ -1,13 +1,17 @@
-//! `events` on MongoDB: the event log in `events`, in the same database as
-//! the bookings, which is also the outbox when a broker is configured.
+//! `events` on MongoDB, and the outbox: a booking's events live in its own
+//! document in `bookings`, written by the same single-document
+//! `insertOne` / `findOneAndUpdate` as the booking (`MongoStorage`), so a
+//! move and its events commit together without transactions.
 //!
-//! MongoDB has no auto-increment, and ordering by clock would let two
-//! hosts' clocks reorder a booking's events, so every event takes the next
-//! number of one counter document (`counters`, an atomic `$inc`) before it
-//! is inserted. An event published after another one returned has a higher
-//! number, which is all "in publication order" promises. A number taken by
-//! a write that then failed is simply never used. The event id is `_id`:
-//! a retried publish hits the unique key and counts as done.
+//! - `events`: every event of the booking, in commit order, each as its
+//!   wire JSON (a string: nx-27017 mangles subdocuments pushed into an
+//!   array, and consumers get this very JSON).
+//! - `pendingEvents`: ids of the events the broker has not confirmed, and
+//!   `unpublished` their count (indexed; the relay's query). Both stay
+//!   empty when the log is the only sink.
+//!
+//! Marking an event published pulls its id with a conditional update,
+//! so marking it again changes nothing.
 
 use std::sync::Arc;
 
@@ -15,86 +19,60 @@ use async_trait::async_trait;
 use booking_logic::model::Event;
 use booking_logic::ports::{Events, PortError, PortResult};
 use futures::TryStreamExt;
-use mongodb::bson::{Document, doc};
-use mongodb::options::{IndexOptions, ReturnDocument};
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::mongo::{MongoDatabase, Operation};
-use crate::outbox::{Delivery, Outbox, now_ms, published_at_on_write};
+use crate::mongo_storage::COLLECTION;
+use crate::outbox::{Delivery, Outbox};
 
-pub const COLLECTION: &str = "events";
-const COUNTERS: &str = "counters";
-const EVENT_COUNTER: &str = "events";
-
-#[derive(Debug, Serialize, Deserialize)]
+/// The event fields of a booking document.
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct EventDocument {
-    /// The event id.
-    #[serde(rename = "_id")]
-    id: String,
-    /// Position in the log (see the module comment).
-    seq: i64,
-    booking_id: String,
-    /// The event exactly as consumers receive it.
-    event: Event,
-    /// Present (true) only while it waits in the outbox for the relay.
-    /// A flag rather than a null `publishedAt`, and unset rather than
-    /// false once sent: servers differ in matching nulls and storing
-    /// `$set` booleans.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pending: bool,
-    /// Milliseconds since the epoch; null while pending.
-    published_at: Option<i64>,
+struct EventFields {
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    pending_events: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Counter {
-    seq: i64,
+/// The events of one write as its booking document takes them.
+pub(crate) struct Embedded {
+    /// Appended to `events`.
+    pub events: Vec<String>,
+    /// Appended to `pendingEvents` (and counted in `unpublished`).
+    pub pending: Vec<String>,
 }
 
 #[derive(Clone)]
 pub struct MongoEventLog {
-    db: MongoDatabase,
-    events: Collection<EventDocument>,
-    counters: Collection<Counter>,
+    pub(crate) db: MongoDatabase,
+    bookings: Collection<EventFields>,
     delivery: Delivery,
     written: Arc<Notify>,
 }
 
 impl MongoEventLog {
-    /// Opens the collections and makes sure their indexes exist.
+    /// Opens the bookings collection and makes sure the outbox index
+    /// exists.
     pub async fn open(db: MongoDatabase, delivery: Delivery) -> PortResult<MongoEventLog> {
-        let events = db.collection::<EventDocument>(COLLECTION);
-        let indexes = [
-            ("events_by_seq", doc! { "seq": 1 }, true),
-            // A booking's history.
-            (
-                "events_by_booking",
-                doc! { "bookingId": 1, "seq": 1 },
-                false,
-            ),
-            // The relay's backlog.
-            ("events_pending", doc! { "pending": 1, "seq": 1 }, false),
-        ]
-        .map(|(name, keys, unique)| {
-            IndexModel::builder()
-                .keys(keys)
-                .options(
-                    IndexOptions::builder()
-                        .name(name.to_owned())
-                        .unique(unique)
-                        .build(),
-                )
-                .build()
-        });
-        db.run(Operation::Write, events.create_indexes(indexes))
+        let bookings = db.collection::<EventFields>(COLLECTION);
+        let index = IndexModel::builder()
+            .keys(doc! { "unpublished": 1, "updatedAt": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("bookings_unpublished".to_owned())
+                    .build(),
+            )
+            .build();
+        db.run(Operation::Write, bookings.create_index(index))
             .await?;
         Ok(MongoEventLog {
-            counters: db.collection(COUNTERS),
             db,
-            events,
+            bookings,
             delivery,
             written: Arc::new(Notify::new()),
         })
@@ -104,122 +82,127 @@ impl MongoEventLog {
         self.db.health().await
     }
 
-    /// Takes the next log position. Two first-ever upserts can race to
-    /// create the counter; the loser sees a duplicate key and just retries.
-    async fn next_seq(&self) -> PortResult<i64> {
-        let take = || {
-            self.counters
-                .find_one_and_update(
-                    doc! { "_id": EVENT_COUNTER },
-                    doc! { "$inc": { "seq": 1_i64 } },
-                )
-                .upsert(true)
-                .return_document(ReturnDocument::After)
+    /// `events` as a write embeds them: all pending for the relay, or none
+    /// when the log is the sink.
+    pub(crate) fn embed(&self, events: &[Event]) -> PortResult<Embedded> {
+        let json = events
+            .iter()
+            .map(|event| {
+                serde_json::to_string(event).map_err(|e| PortError::Rejected(e.to_string()))
+            })
+            .collect::<PortResult<Vec<_>>>()?;
+        let pending = match self.delivery {
+            Delivery::Stored => Vec::new(),
+            Delivery::Relayed => events.iter().map(|event| event.id.clone()).collect(),
         };
-        let counter = match self.db.run(Operation::Write, take()).await {
-            Err(PortError::Conflict(_)) => self.db.run(Operation::Write, take()).await,
-            other => other,
-        }?;
-        counter
-            .map(|counter| counter.seq)
-            .ok_or_else(|| PortError::Unavailable("database: the event counter vanished".into()))
+        Ok(Embedded {
+            events: json,
+            pending,
+        })
     }
 
-    async fn find(&self, filter: Document, limit: Option<u32>) -> PortResult<Vec<Event>> {
-        let documents: Vec<EventDocument> = self
-            .db
-            .run(Operation::Read, async {
-                let mut find = self.events.find(filter).sort(doc! { "seq": 1 });
-                if let Some(limit) = limit {
-                    find = find.limit(i64::from(limit));
-                }
-                find.await?.try_collect().await
-            })
-            .await?;
-        Ok(documents
-            .into_iter()
-            .map(|document| document.event)
-            .collect())
+    /// Wakes the relay; called after a write with events committed.
+    pub(crate) fn notify_written(&self) {
+        self.written.notify_one();
     }
+}
+
+fn decode(json: &str) -> PortResult<Event> {
+    serde_json::from_str(json)
+        .map_err(|e| PortError::Unavailable(format!("database: corrupt event in a booking: {e}")))
 }
 
 #[async_trait]
 impl Events for MongoEventLog {
-    async fn publish(&self, event: &Event) -> PortResult<()> {
-        let seq = self.next_seq().await?;
-        let published_at = published_at_on_write(self.delivery).map(|at| at as i64);
-        let document = EventDocument {
-            id: event.id.clone(),
-            seq,
-            booking_id: event.booking_id.clone(),
-            event: event.clone(),
-            pending: published_at.is_none(),
-            published_at,
-        };
-        match self
-            .db
-            .run(Operation::Write, self.events.insert_one(document))
-            .await
-        {
-            Ok(_) => {}
-            Err(PortError::Conflict(detail)) => {
-                // Stored by an earlier attempt of this publish, or a position
-                // taken twice, which only a reset counter could cause.
-                let stored = self
-                    .db
-                    .run(
-                        Operation::Read,
-                        self.events.find_one(doc! { "_id": &event.id }),
-                    )
-                    .await?;
-                if stored.is_none() {
-                    return Err(PortError::Unavailable(format!(
-                        "database: event position {seq} is taken twice ({detail})"
-                    )));
-                }
-            }
-            Err(other) => return Err(other),
-        }
-        self.written.notify_one();
-        Ok(())
-    }
-
     async fn history(&self, booking_id: &str) -> PortResult<Vec<Event>> {
-        self.find(doc! { "bookingId": booking_id }, None).await
+        let fields = self
+            .db
+            .run(
+                Operation::Read,
+                self.bookings
+                    .find_one(doc! { "_id": booking_id })
+                    .projection(doc! { "events": 1 }),
+            )
+            .await?
+            .unwrap_or_default();
+        fields.events.iter().map(|json| decode(json)).collect()
     }
 }
 
 #[async_trait]
 impl Outbox for MongoEventLog {
     async fn unpublished(&self, limit: u32) -> PortResult<Vec<Event>> {
-        self.find(doc! { "pending": true }, Some(limit)).await
+        let bookings: Vec<EventFields> = self
+            .db
+            .run(Operation::Read, async {
+                self.bookings
+                    .find(doc! { "unpublished": { "$gt": 0_i64 } })
+                    .sort(doc! { "updatedAt": 1, "_id": 1 })
+                    .limit(i64::from(limit))
+                    .projection(doc! { "events": 1, "pendingEvents": 1 })
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
+        let mut unpublished = Vec::new();
+        for booking in bookings {
+            for json in &booking.events {
+                let event = decode(json)?;
+                if booking.pending_events.contains(&event.id) {
+                    unpublished.push(event);
+                }
+            }
+        }
+        unpublished.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(unpublished)
     }
 
-    async fn mark_published(&self, event_ids: &[String]) -> PortResult<()> {
-        // Each document is updated atomically on its own; a crash half-way
-        // leaves some unmarked, and they are sent again (at least once).
-        self.db
-            .run(
-                Operation::Write,
-                self.events.update_many(
-                    doc! { "_id": { "$in": event_ids }, "pending": true },
-                    doc! {
-                        "$set": { "publishedAt": now_ms() as i64 },
-                        "$unset": { "pending": "" },
-                    },
-                ),
-            )
-            .await
-            .map(drop)
+    async fn mark_published(&self, events: &[Event]) -> PortResult<()> {
+        // One document per event, each atomic; a crash half-way leaves
+        // some unmarked, and they are sent again (at least once).
+        for event in events {
+            self.db
+                .run(
+                    Operation::Write,
+                    self.bookings.update_one(
+                        doc! { "_id": &event.booking_id, "pendingEvents": &event.id },
+                        doc! {
+                            "$pull": { "pendingEvents": &event.id },
+                            "$inc": { "unpublished": -1_i64 },
+                        },
+                    ),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn backlog(&self) -> PortResult<u64> {
-        self.db
-            .run(
-                Operation::Read,
-                self.events.count_documents(doc! { "pending": true }),
-            )
-            .await
+        let totals: Vec<Document> = self
+            .db
+            .run(Operation::Read, async {
+                self.bookings
+                    .aggregate([
+                        doc! { "$match": { "unpublished": { "$gt": 0_i64 } } },
+                        doc! { "$group": { "_id": Bson::Null, "n": { "$sum": "$unpublished" } } },
+                    ])
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
+        let total = match totals.first().and_then(|total| total.get("n")) {
+            None => 0,
+            Some(Bson::Int32(n)) => i64::from(*n),
+            Some(Bson::Int64(n)) => *n,
+            Some(other) => {
+                return Err(PortError::Unavailable(format!(
+                    "database: the backlog sums to {other}"
+                )));
+            }
+        };
+        Ok(u64::try_from(total).unwrap_or_default())
     }
 
     fn written(&self) -> Arc<Notify> {

@@ -1,14 +1,15 @@
 //! `storage` on MongoDB: one document per booking in `bookings`, keyed by
-//! the booking's string id. Versioned updates are a single
-//! `findOneAndUpdate` whose filter holds the expected version, so two
-//! writers of one version cannot both win; paging is keyset on
-//! (createdAt, _id), newest first. Idempotency records live in
+//! the booking's string id, holding its events too (`mongo_events.rs`).
+//! Versioned updates are a single `findOneAndUpdate` whose filter holds
+//! the expected version and which appends the write's events, so two
+//! writers of one version cannot both win and a move commits with its
+//! events; paging is keyset on (createdAt, _id), newest first. Idempotency records live in
 //! `idempotency_records`, unique on (userId, key) and versioned the same
 //! way.
 
 use async_trait::async_trait;
 use booking_logic::model::{
-    Booking, BookingPage, BookingStatus, IdempotencyRecord, PageRequest, Timestamp,
+    Booking, BookingPage, BookingStatus, Event, IdempotencyRecord, PageRequest, Timestamp,
 };
 use booking_logic::ports::{PortError, PortResult, Storage};
 use futures::TryStreamExt;
@@ -18,6 +19,7 @@ use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use crate::mongo::{MongoDatabase, Operation};
+use crate::mongo_events::MongoEventLog;
 
 /// Largest page a caller may ask for.
 const MAX_PAGE: u32 = 200;
@@ -45,6 +47,26 @@ struct BookingDocument {
     created_at: i64,
     updated_at: i64,
     version: i64,
+    charge_attempted_at: Option<i64>,
+    refunded_at: Option<i64>,
+    settle_after: Option<i64>,
+    settle_attempts: i64,
+}
+
+/// A new booking's document: the booking and the events of its insert.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NewBookingDocument {
+    #[serde(flatten)]
+    booking: BookingDocument,
+    events: Vec<String>,
+    pending_events: Vec<String>,
+    unpublished: i64,
+}
+
+/// The event fields (`mongo_events.rs`), left out of booking reads.
+fn booking_fields() -> Document {
+    doc! { "events": 0, "pendingEvents": 0, "unpublished": 0 }
 }
 
 /// BSON integers are i64; refuse rather than wrap an absurd value.
@@ -56,6 +78,14 @@ fn int(value: u64, what: &str) -> PortResult<i64> {
 fn uint(value: i64, what: &str) -> PortResult<u64> {
     u64::try_from(value)
         .map_err(|_| PortError::Unavailable(format!("database: negative {what} in a booking")))
+}
+
+fn optional_int(value: Option<u64>, what: &str) -> PortResult<Option<i64>> {
+    value.map(|value| int(value, what)).transpose()
+}
+
+fn optional_uint(value: Option<i64>, what: &str) -> PortResult<Option<u64>> {
+    value.map(|value| uint(value, what)).transpose()
 }
 
 impl BookingDocument {
@@ -75,11 +105,21 @@ impl BookingDocument {
             created_at: int(booking.created_at, "created-at")?,
             updated_at: int(booking.updated_at, "updated-at")?,
             version: int(version, "version")?,
+            charge_attempted_at: optional_int(booking.charge_attempted_at, "charge-attempted-at")?,
+            refunded_at: optional_int(booking.refunded_at, "refunded-at")?,
+            settle_after: optional_int(booking.settle_after, "settle-after")?,
+            settle_attempts: i64::from(booking.settle_attempts),
         })
     }
 
     fn into_booking(self) -> PortResult<Booking> {
         Ok(Booking {
+            charge_attempted_at: optional_uint(self.charge_attempted_at, "charge-attempted-at")?,
+            refunded_at: optional_uint(self.refunded_at, "refunded-at")?,
+            settle_after: optional_uint(self.settle_after, "settle-after")?,
+            settle_attempts: u32::try_from(self.settle_attempts).map_err(|_| {
+                PortError::Unavailable("database: settle attempts out of range in a booking".into())
+            })?,
             total_cents: uint(self.total_cents, "total")?,
             lock_expires_at: uint(self.lock_expires_at, "lock expiry")?,
             created_at: uint(self.created_at, "created-at")?,
@@ -149,13 +189,16 @@ pub struct MongoStorage {
     db: MongoDatabase,
     bookings: Collection<BookingDocument>,
     idempotency: Collection<RecordDocument>,
+    /// Embeds the events of each write in its booking document.
+    log: MongoEventLog,
 }
 
 impl MongoStorage {
-    /// Opens the collection and makes sure its indexes exist (creating an
-    /// existing index is a no-op), so it fails here if the database is
-    /// unreachable at start-up.
-    pub async fn open(db: MongoDatabase) -> PortResult<MongoStorage> {
+    /// Opens the collections of `log`'s database and makes sure their
+    /// indexes exist (creating an existing index is a no-op), so it fails
+    /// here if the database is unreachable at start-up.
+    pub async fn open(log: MongoEventLog) -> PortResult<MongoStorage> {
+        let db = log.db.clone();
         let bookings = db.collection::<BookingDocument>(COLLECTION);
         let indexes = [
             // getUserBookings: a user's bookings, newest first. Ties on
@@ -167,6 +210,8 @@ impl MongoStorage {
                 "bookings_by_expiry",
                 doc! { "status": 1, "lockExpiresAt": 1 },
             ),
+            // The sweep's settling.
+            ("bookings_by_settle_after", doc! { "settleAfter": 1 }),
         ]
         .map(|(name, keys)| {
             IndexModel::builder()
@@ -200,6 +245,7 @@ impl MongoStorage {
             db,
             bookings,
             idempotency,
+            log,
         })
     }
 
@@ -215,6 +261,7 @@ impl MongoStorage {
                     .find(filter)
                     .sort(sort)
                     .limit(i64::from(limit))
+                    .projection(booking_fields())
                     .await?
                     .try_collect()
                     .await
@@ -237,40 +284,64 @@ fn parse_cursor(cursor: &str) -> PortResult<(i64, String)> {
 
 #[async_trait]
 impl Storage for MongoStorage {
-    async fn insert(&self, booking: &Booking) -> PortResult<()> {
-        let document = BookingDocument::from_booking(booking, 1)?;
-        match self
+    async fn insert(&self, booking: &Booking, events: &[Event]) -> PortResult<()> {
+        let embedded = self.log.embed(events)?;
+        let document = NewBookingDocument {
+            booking: BookingDocument::from_booking(booking, 1)?,
+            unpublished: embedded.pending.len() as i64,
+            events: embedded.events,
+            pending_events: embedded.pending,
+        };
+        let inserted = self
             .db
-            .run(Operation::Write, self.bookings.insert_one(document))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(PortError::Conflict(_)) => Err(PortError::Conflict(format!(
-                "booking {} already exists",
-                booking.id
-            ))),
-            Err(other) => Err(other),
+            .run(
+                Operation::Write,
+                self.bookings
+                    .clone_with_type::<NewBookingDocument>()
+                    .insert_one(document),
+            )
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(PortError::Conflict(_)) => {
+                return Err(PortError::Conflict(format!(
+                    "booking {} already exists",
+                    booking.id
+                )));
+            }
+            Err(other) => return Err(other),
         }
+        if !events.is_empty() {
+            self.log.notify_written();
+        }
+        Ok(())
     }
 
     async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>> {
         self.db
             .run(
                 Operation::Read,
-                self.bookings.find_one(doc! { "_id": booking_id }),
+                self.bookings
+                    .find_one(doc! { "_id": booking_id })
+                    .projection(booking_fields()),
             )
             .await?
             .map(BookingDocument::into_booking)
             .transpose()
     }
 
-    async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64> {
+    async fn update_if_version(
+        &self,
+        booking: &Booking,
+        expected_version: u64,
+        events: &[Event],
+    ) -> PortResult<u64> {
         let next_version = expected_version
             .checked_add(1)
             .ok_or_else(|| PortError::Rejected("version is too large".into()))?;
         let next = BookingDocument::from_booking(booking, next_version)?;
         // Identity fields (user, showtime, created-at) never change.
-        let update = doc! { "$set": {
+        let mut update = doc! { "$set": {
             "seats": next.seats,
             "totalCents": next.total_cents,
             "currency": next.currency,
@@ -281,16 +352,42 @@ impl Storage for MongoStorage {
             "failureReason": next.failure_reason,
             "updatedAt": next.updated_at,
             "version": next.version,
+            "chargeAttemptedAt": next.charge_attempted_at,
+            "refundedAt": next.refunded_at,
+            "settleAfter": next.settle_after,
+            "settleAttempts": next.settle_attempts,
         }};
+        // Appended in the same atomic update; nothing to append is left
+        // out (an empty `$each` is not accepted everywhere).
+        let embedded = self.log.embed(events)?;
+        let mut push = Document::new();
+        if !embedded.events.is_empty() {
+            push.insert("events", doc! { "$each": &embedded.events });
+        }
+        if !embedded.pending.is_empty() {
+            push.insert("pendingEvents", doc! { "$each": &embedded.pending });
+            update.insert(
+                "$inc",
+                doc! { "unpublished": embedded.pending.len() as i64 },
+            );
+        }
+        if !push.is_empty() {
+            update.insert("$push", push);
+        }
         let filter = doc! { "_id": &booking.id, "version": int(expected_version, "version")? };
         let previous = self
             .db
             .run(
                 Operation::Write,
-                self.bookings.find_one_and_update(filter, update),
+                self.bookings
+                    .clone_with_type::<Document>()
+                    .find_one_and_update(filter, update),
             )
             .await?;
         if previous.is_some() {
+            if !events.is_empty() {
+                self.log.notify_written();
+            }
             return Ok(next_version);
         }
         let exists = self
@@ -348,6 +445,15 @@ impl Storage for MongoStorage {
         self.find(
             filter,
             doc! { "lockExpiresAt": 1 },
+            limit.clamp(1, MAX_PAGE),
+        )
+        .await
+    }
+
+    async fn list_unsettled(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
+        self.find(
+            doc! { "settleAfter": { "$lte": int(now, "now")? } },
+            doc! { "settleAfter": 1, "_id": 1 },
             limit.clamp(1, MAX_PAGE),
         )
         .await

@@ -1,9 +1,8 @@
-//! The transactional outbox seen from the relay. Each event log (SQLite,
-//! MongoDB) stores events next to the bookings and is the outbox too: an
-//! event is written durably by `Events::publish` before the workflow
-//! reports success, and the relay (`relay.rs`) forwards the unpublished
-//! ones to the broker, marking each published only once the broker has
-//! confirmed it.
+//! The transactional outbox seen from the relay. Each store (SQLite,
+//! MongoDB) writes a booking and the events of that move in one atomic
+//! write, so its event log is the outbox: the relay (`relay.rs`) forwards
+//! the unpublished events to the broker, marking each published only once
+//! the broker has confirmed it.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,17 +23,20 @@ pub enum Delivery {
 
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// The oldest unpublished events, at most `limit`, in publication
-    /// order (so in order per booking).
+    /// Unpublished events, at most `limit`, oldest bookings first and each
+    /// booking's in commit order.
     async fn unpublished(&self, limit: u32) -> PortResult<Vec<Event>>;
 
-    /// Records that the broker confirmed these events.
-    async fn mark_published(&self, event_ids: &[String]) -> PortResult<()>;
+    /// Records that the broker confirmed these events (whole events: a
+    /// store may file them under their booking). Marking one again is
+    /// harmless.
+    async fn mark_published(&self, events: &[Event]) -> PortResult<()>;
 
     /// How many events wait for the broker.
     async fn backlog(&self) -> PortResult<u64>;
 
-    /// Notified after every event stored, so the relay need not poll hard.
+    /// Notified after every write that stored events, so the relay need
+    /// not poll hard.
     fn written(&self) -> Arc<Notify>;
 }
 

@@ -1,5 +1,7 @@
 //! The `payments` port over the Payment service's REST API
-//! (`POST /payments`, `POST /payments/{id}/refund`).
+//! (`POST /payments`, `POST /payments/{id}/refund`, and the lookup `GET
+//! /payments?idempotency_key=…`: 200 with the succeeded charge made under
+//! that key, 404 `{"error":"charge_not_found"}` when there is none).
 //!
 //! Once a request may have reached the service and its outcome is unknown
 //! (no answer in time, a connection broken mid-request, a 500/502/504, an
@@ -16,7 +18,11 @@ use booking_logic::ports::{Payments, PortError, PortResult};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::rest::{describe, url};
+use crate::rest::{describe, error_code, url};
+
+/// The lookup's "no charge under this key". Any other 404 (a service
+/// without the lookup, a wrong base URL) must not read as "never charged".
+const CHARGE_NOT_FOUND: &str = "charge_not_found";
 
 #[derive(Debug, Clone)]
 pub struct PaymentsConfig {
@@ -52,6 +58,17 @@ struct ReceiptBody {
     amount_cents: u64,
     currency: String,
     created_at_ms: u64,
+}
+
+impl From<ReceiptBody> for Receipt {
+    fn from(receipt: ReceiptBody) -> Receipt {
+        Receipt {
+            transaction_id: receipt.transaction_id,
+            amount_cents: receipt.amount_cents,
+            currency: receipt.currency,
+            charged_at: receipt.created_at_ms,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -125,12 +142,7 @@ impl Payments for RestPayments {
         // The service charged; only a retry with the key can tell us how.
         let receipt: ReceiptBody = serde_json::from_slice(&body)
             .map_err(|e| PortError::Timeout(format!("payments: unreadable charge receipt: {e}")))?;
-        Ok(Receipt {
-            transaction_id: receipt.transaction_id,
-            amount_cents: receipt.amount_cents,
-            currency: receipt.currency,
-            charged_at: receipt.created_at_ms,
-        })
+        Ok(receipt.into())
     }
 
     async fn refund(&self, transaction_id: &str) -> PortResult<RefundReceipt> {
@@ -159,6 +171,35 @@ impl Payments for RestPayments {
             transaction_id: refund.transaction_id,
             amount_cents: refund.amount_cents,
         })
+    }
+
+    async fn find_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>> {
+        let response = self
+            .client
+            .get(url(&self.base, &["payments"]))
+            .query(&[("idempotency_key", idempotency_key)])
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport_error)?;
+        match status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND if error_code(&body).as_deref() == Some(CHARGE_NOT_FOUND) => {
+                return Ok(None);
+            }
+            StatusCode::NOT_FOUND => {
+                return Err(PortError::Unavailable(format!(
+                    "{}; the charge lookup by idempotency key is missing",
+                    describe("payments", status, &body)
+                )));
+            }
+            _ => return Err(status_error(status, &body)),
+        }
+        let receipt: ReceiptBody = serde_json::from_slice(&body)
+            .map_err(|e| PortError::Unavailable(format!("payments: malformed charge: {e}")))?;
+        Ok(Some(receipt.into()))
     }
 }
 

@@ -115,7 +115,7 @@ async fn round(
     let mut first_failure = None;
     for (event, result) in heads.into_iter().zip(results) {
         match result {
-            Ok(()) => confirmed.push(event.id),
+            Ok(()) => confirmed.push(event),
             Err(error) => {
                 first_failure.get_or_insert(error);
             }

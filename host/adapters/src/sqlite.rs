@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS bookings (
     created_at             INTEGER NOT NULL,
     updated_at             INTEGER NOT NULL,
     version                INTEGER NOT NULL
+    -- and ADDED_BOOKING_COLUMNS
 );
 CREATE INDEX IF NOT EXISTS bookings_by_user ON bookings (user_id, created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS bookings_by_expiry ON bookings (status, lock_expires_at);
@@ -57,9 +58,20 @@ CREATE TABLE IF NOT EXISTS idempotency_records (
 CREATE INDEX IF NOT EXISTS idempotency_by_expiry ON idempotency_records (expires_at);
 "#;
 
+/// Booking columns added since the first schema. `migrate` adds them to
+/// new and old files alike, so each is declared once.
+const ADDED_BOOKING_COLUMNS: [(&str, &str); 4] = [
+    ("charge_attempted_at", "INTEGER"),
+    ("refunded_at", "INTEGER"),
+    ("settle_after", "INTEGER"),
+    ("settle_attempts", "INTEGER NOT NULL DEFAULT 0"),
+];
+
 /// Indexes on columns that older files gain in `migrate`.
 const LATE_INDEXES: &str = r#"
 CREATE INDEX IF NOT EXISTS events_unpublished ON events (seq) WHERE published_at IS NULL;
+-- The sweep's settling; most bookings owe nothing and stay out of it.
+CREATE INDEX IF NOT EXISTS bookings_unsettled ON bookings (settle_after) WHERE settle_after IS NOT NULL;
 "#;
 
 #[derive(Clone)]
@@ -116,10 +128,16 @@ impl Database {
 
 /// Brings a file written by an older build up to the current schema.
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    let has_published_at = connection
-        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'published_at'")?
-        .exists([])?;
-    if !has_published_at {
+    let transaction = connection.transaction()?;
+    for (column, declaration) in ADDED_BOOKING_COLUMNS {
+        if !has_column(&transaction, "bookings", column)? {
+            transaction.execute_batch(&format!(
+                "ALTER TABLE bookings ADD COLUMN {column} {declaration};"
+            ))?;
+        }
+    }
+    transaction.commit()?;
+    if !has_column(connection, "events", "published_at")? {
         // Builds without a broker wrote these: the log was their only sink,
         // so they are delivered, and a relay started later must not replay
         // the whole history.
@@ -131,6 +149,12 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         transaction.commit()?;
     }
     Ok(())
+}
+
+fn has_column(connection: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    connection
+        .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+        .exists([table, column])
 }
 
 pub fn unavailable(error: rusqlite::Error) -> PortError {

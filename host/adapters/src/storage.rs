@@ -1,14 +1,17 @@
 //! `storage` on the embedded SQLite database: versioned single-row updates
-//! (`UPDATE … WHERE id = ? AND version = ?`), keyset paging per user. The
-//! idempotency records are versioned the same way, keyed by (user, key).
+//! (`UPDATE … WHERE id = ? AND version = ?`), each in one transaction with
+//! the rows of its events (the event log, `events.rs`), keyset paging per
+//! user. The idempotency records are versioned the same way, keyed by
+//! (user, key).
 
 use async_trait::async_trait;
 use booking_logic::model::{
-    Booking, BookingPage, BookingStatus, IdempotencyRecord, PageRequest, Timestamp,
+    Booking, BookingPage, BookingStatus, Event, IdempotencyRecord, PageRequest, Timestamp,
 };
 use booking_logic::ports::{PortError, PortResult, Storage};
 use rusqlite::{OptionalExtension, Row, params};
 
+use crate::events::{SqliteEventLog, append};
 use crate::sqlite::{Database, unavailable};
 
 /// Largest page a caller may ask for.
@@ -17,11 +20,16 @@ const MAX_PAGE: u32 = 200;
 #[derive(Clone)]
 pub struct SqliteStorage {
     db: Database,
+    /// Where the events of each write go, in the same database.
+    log: SqliteEventLog,
 }
 
 impl SqliteStorage {
-    pub fn new(db: Database) -> SqliteStorage {
-        SqliteStorage { db }
+    pub fn new(log: SqliteEventLog) -> SqliteStorage {
+        SqliteStorage {
+            db: log.db.clone(),
+            log,
+        }
     }
 
     pub async fn health(&self) -> Result<(), String> {
@@ -30,7 +38,8 @@ impl SqliteStorage {
 }
 
 const COLUMNS: &str = "id, user_id, showtime_id, seats, total_cents, currency, status, lock_id, \
-     lock_expires_at, payment_transaction_id, failure_reason, created_at, updated_at, version";
+     lock_expires_at, payment_transaction_id, failure_reason, created_at, updated_at, version, \
+     charge_attempted_at, refunded_at, settle_after, settle_attempts";
 
 fn status_name(status: BookingStatus) -> &'static str {
     match status {
@@ -81,6 +90,10 @@ fn read_booking(row: &Row<'_>) -> rusqlite::Result<Booking> {
         created_at: row.get::<_, i64>(11)? as u64,
         updated_at: row.get::<_, i64>(12)? as u64,
         version: row.get::<_, i64>(13)? as u64,
+        charge_attempted_at: row.get::<_, Option<i64>>(14)?.map(|at| at as u64),
+        refunded_at: row.get::<_, Option<i64>>(15)?.map(|at| at as u64),
+        settle_after: row.get::<_, Option<i64>>(16)?.map(|at| at as u64),
+        settle_attempts: row.get(17)?,
     })
 }
 
@@ -105,6 +118,48 @@ fn sql_int(value: u64, what: &str) -> PortResult<i64> {
     i64::try_from(value).map_err(|_| PortError::Rejected(format!("{what} is too large")))
 }
 
+fn sql_time(value: Option<u64>, what: &str) -> PortResult<Option<i64>> {
+    value.map(|value| sql_int(value, what)).transpose()
+}
+
+/// A booking's fields as SQL values, checked before any statement runs.
+struct SqlBooking {
+    booking: Booking,
+    seats: String,
+    total: i64,
+    lock_expires: i64,
+    created: i64,
+    updated: i64,
+    charge_attempted: Option<i64>,
+    refunded: Option<i64>,
+    settle_after: Option<i64>,
+}
+
+impl SqlBooking {
+    fn new(booking: &Booking) -> PortResult<SqlBooking> {
+        Ok(SqlBooking {
+            seats: serde_json::to_string(&booking.seats)
+                .map_err(|e| PortError::Rejected(e.to_string()))?,
+            total: sql_int(booking.total_cents, "total")?,
+            lock_expires: sql_int(booking.lock_expires_at, "lock expiry")?,
+            created: sql_int(booking.created_at, "created-at")?,
+            updated: sql_int(booking.updated_at, "updated-at")?,
+            charge_attempted: sql_time(booking.charge_attempted_at, "charge-attempted-at")?,
+            refunded: sql_time(booking.refunded_at, "refunded-at")?,
+            settle_after: sql_time(booking.settle_after, "settle-after")?,
+            booking: booking.clone(),
+        })
+    }
+}
+
+/// `list_unsettled`: `?1` now, `?2` the limit. Served by the partial
+/// index `bookings_unsettled` (a comparison implies NOT NULL).
+fn unsettled_query() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM bookings WHERE settle_after <= ?1 ORDER BY settle_after, id LIMIT ?2"
+    )
+}
+
 /// Cursor = "<created_at>:<id>" of the last item of the previous page.
 fn parse_cursor(cursor: &str) -> PortResult<(i64, String)> {
     let (created_at, id) = cursor
@@ -118,47 +173,52 @@ fn parse_cursor(cursor: &str) -> PortResult<(i64, String)> {
 
 #[async_trait]
 impl Storage for SqliteStorage {
-    async fn insert(&self, booking: &Booking) -> PortResult<()> {
-        let b = booking.clone();
-        let seats =
-            serde_json::to_string(&b.seats).map_err(|e| PortError::Rejected(e.to_string()))?;
-        let (total, expires, created, updated) = (
-            sql_int(b.total_cents, "total")?,
-            sql_int(b.lock_expires_at, "lock expiry")?,
-            sql_int(b.created_at, "created-at")?,
-            sql_int(b.updated_at, "updated-at")?,
-        );
+    async fn insert(&self, booking: &Booking, events: &[Event]) -> PortResult<()> {
+        let row = SqlBooking::new(booking)?;
+        let (delivery, announced) = (self.log.delivery(), !events.is_empty());
+        let events = events.to_vec();
         self.db
             .run(move |connection| {
-                let inserted = connection
+                let b = &row.booking;
+                let transaction = connection.transaction().map_err(unavailable)?;
+                let inserted = transaction
                     .execute(
                         &format!(
-                            "INSERT INTO bookings ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1) \
-                             ON CONFLICT (id) DO NOTHING"
+                            "INSERT INTO bookings ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+                             ?10, ?11, ?12, ?13, 1, ?14, ?15, ?16, ?17) ON CONFLICT (id) DO NOTHING"
                         ),
                         params![
                             b.id,
                             b.user_id,
                             b.showtime_id,
-                            seats,
-                            total,
+                            row.seats,
+                            row.total,
                             b.currency,
                             status_name(b.status),
                             b.lock_id,
-                            expires,
+                            row.lock_expires,
                             b.payment_transaction_id,
                             b.failure_reason,
-                            created,
-                            updated
+                            row.created,
+                            row.updated,
+                            row.charge_attempted,
+                            row.refunded,
+                            row.settle_after,
+                            b.settle_attempts
                         ],
                     )
                     .map_err(unavailable)?;
                 if inserted == 0 {
                     return Err(PortError::Conflict(format!("booking {} already exists", b.id)));
                 }
-                Ok(())
+                append(&transaction, delivery, &events)?;
+                transaction.commit().map_err(unavailable)
             })
-            .await
+            .await?;
+        if announced {
+            self.log.notify_written();
+        }
+        Ok(())
     }
 
     async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>> {
@@ -177,44 +237,54 @@ impl Storage for SqliteStorage {
             .await
     }
 
-    async fn update_if_version(&self, booking: &Booking, expected_version: u64) -> PortResult<u64> {
-        let b = booking.clone();
-        let seats =
-            serde_json::to_string(&b.seats).map_err(|e| PortError::Rejected(e.to_string()))?;
-        let (total, expires, updated, expected) = (
-            sql_int(b.total_cents, "total")?,
-            sql_int(b.lock_expires_at, "lock expiry")?,
-            sql_int(b.updated_at, "updated-at")?,
-            sql_int(expected_version, "version")?,
-        );
-        self.db
+    async fn update_if_version(
+        &self,
+        booking: &Booking,
+        expected_version: u64,
+        events: &[Event],
+    ) -> PortResult<u64> {
+        let row = SqlBooking::new(booking)?;
+        let expected = sql_int(expected_version, "version")?;
+        let (delivery, announced) = (self.log.delivery(), !events.is_empty());
+        let events = events.to_vec();
+        let version = self
+            .db
             .run(move |connection| {
+                let b = &row.booking;
+                let transaction = connection.transaction().map_err(unavailable)?;
                 // Identity fields (user, showtime, created-at) never change.
-                let updated_rows = connection
+                let updated_rows = transaction
                     .execute(
                         "UPDATE bookings SET seats = ?1, total_cents = ?2, currency = ?3, status = ?4, \
                          lock_id = ?5, lock_expires_at = ?6, payment_transaction_id = ?7, \
-                         failure_reason = ?8, updated_at = ?9, version = version + 1 \
-                         WHERE id = ?10 AND version = ?11",
+                         failure_reason = ?8, updated_at = ?9, charge_attempted_at = ?10, \
+                         refunded_at = ?11, settle_after = ?12, settle_attempts = ?13, \
+                         version = version + 1 WHERE id = ?14 AND version = ?15",
                         params![
-                            seats,
-                            total,
+                            row.seats,
+                            row.total,
                             b.currency,
                             status_name(b.status),
                             b.lock_id,
-                            expires,
+                            row.lock_expires,
                             b.payment_transaction_id,
                             b.failure_reason,
-                            updated,
+                            row.updated,
+                            row.charge_attempted,
+                            row.refunded,
+                            row.settle_after,
+                            b.settle_attempts,
                             b.id,
                             expected
                         ],
                     )
                     .map_err(unavailable)?;
                 if updated_rows == 1 {
+                    append(&transaction, delivery, &events)?;
+                    transaction.commit().map_err(unavailable)?;
                     return Ok(expected_version + 1);
                 }
-                let exists = connection
+                let exists = transaction
                     .query_row("SELECT 1 FROM bookings WHERE id = ?1", [&b.id], |_| Ok(()))
                     .optional()
                     .map_err(unavailable)?
@@ -225,7 +295,11 @@ impl Storage for SqliteStorage {
                     PortError::NotFound(format!("booking {}", b.id))
                 })
             })
-            .await
+            .await?;
+        if announced {
+            self.log.notify_written();
+        }
+        Ok(version)
     }
 
     async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage> {
@@ -274,6 +348,23 @@ impl Storage for SqliteStorage {
                         "SELECT {COLUMNS} FROM bookings WHERE status = 'PENDING' AND lock_expires_at < ?1 \
                          ORDER BY lock_expires_at LIMIT ?2"
                     ))
+                    .map_err(unavailable)?;
+                statement
+                    .query_map(params![now, limit], read_booking)
+                    .map_err(unavailable)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn list_unsettled(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
+        let now = sql_int(now, "now")?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        self.db
+            .run(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(&unsettled_query())
                     .map_err(unavailable)?;
                 statement
                     .query_map(params![now, limit], read_booking)
@@ -409,310 +500,99 @@ impl Storage for SqliteStorage {
 
 #[cfg(test)]
 mod tests {
+    use booking_logic::testing::contract::booking;
+
     use super::*;
-
-    fn booking(
-        id: &str,
-        user: &str,
-        created_at: u64,
-        status: BookingStatus,
-        lock_expires_at: u64,
-    ) -> Booking {
-        Booking {
-            id: id.into(),
-            user_id: user.into(),
-            showtime_id: "showtime_456".into(),
-            seats: vec!["A1".into(), "A2".into()],
-            total_cents: 3000,
-            currency: "USD".into(),
-            status,
-            lock_id: format!("lock-{id}"),
-            lock_expires_at,
-            payment_transaction_id: None,
-            failure_reason: None,
-            created_at,
-            updated_at: created_at,
-            version: 0,
-        }
-    }
-
-    fn open() -> (tempfile::TempDir, SqliteStorage) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("test.sqlite3")).unwrap();
-        (dir, SqliteStorage::new(db))
-    }
-
-    #[tokio::test]
-    async fn versioned_updates_let_exactly_one_writer_win() {
-        let (_dir, storage) = open();
-        let original = booking("b1", "u1", 10, BookingStatus::Pending, 100);
-        storage.insert(&original).await.unwrap();
-        assert!(matches!(
-            storage.insert(&original).await,
-            Err(PortError::Conflict(_))
-        ));
-
-        let stored = storage.get("b1").await.unwrap().unwrap();
-        assert_eq!(stored.version, 1);
-        assert_eq!(stored.seats, original.seats);
-
-        let mut confirmed = stored.clone();
-        confirmed.status = BookingStatus::Confirmed;
-        confirmed.payment_transaction_id = Some("tx".into());
-        assert_eq!(storage.update_if_version(&confirmed, 1).await.unwrap(), 2);
-
-        let mut expired = stored;
-        expired.status = BookingStatus::Expired;
-        assert!(matches!(
-            storage.update_if_version(&expired, 1).await,
-            Err(PortError::Conflict(_))
-        ));
-        let now = storage.get("b1").await.unwrap().unwrap();
-        assert_eq!((now.status, now.version), (BookingStatus::Confirmed, 2));
-        assert_eq!(now.payment_transaction_id.as_deref(), Some("tx"));
-
-        let ghost = booking("ghost", "u1", 1, BookingStatus::Pending, 1);
-        assert!(matches!(
-            storage.update_if_version(&ghost, 1).await,
-            Err(PortError::NotFound(_))
-        ));
-        assert_eq!(storage.get("ghost").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn concurrent_updates_of_one_version_have_one_winner() {
-        let (_dir, storage) = open();
-        storage
-            .insert(&booking("b1", "u1", 10, BookingStatus::Pending, 100))
-            .await
-            .unwrap();
-        let stored = storage.get("b1").await.unwrap().unwrap();
-        let attempts = (0..20).map(|_| {
-            let (storage, mut update) = (storage.clone(), stored.clone());
-            update.status = BookingStatus::Cancelled;
-            tokio::spawn(async move { storage.update_if_version(&update, 1).await })
-        });
-        let mut winners = 0;
-        for attempt in attempts {
-            if attempt.await.unwrap().is_ok() {
-                winners += 1;
-            }
-        }
-        assert_eq!(winners, 1);
-    }
-
-    #[tokio::test]
-    async fn user_listing_pages_newest_first_without_gaps_or_repeats() {
-        let (_dir, storage) = open();
-        for n in 0..7u64 {
-            storage
-                .insert(&booking(
-                    &format!("b{n}"),
-                    "u1",
-                    100 + n / 2,
-                    BookingStatus::Pending,
-                    1,
-                ))
-                .await
-                .unwrap();
-        }
-        storage
-            .insert(&booking("other", "u2", 500, BookingStatus::Pending, 1))
-            .await
-            .unwrap();
-
-        let mut seen = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = storage
-                .list_by_user("u1", &PageRequest { cursor, limit: 3 })
-                .await
-                .unwrap();
-            assert!(page.items.len() <= 3);
-            seen.extend(page.items.iter().map(|b| (b.created_at, b.id.clone())));
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        let mut expected = seen.clone();
-        expected.sort_by(|a, b| b.cmp(a));
-        assert_eq!(seen, expected, "newest first");
-        assert_eq!(seen.len(), 7);
-        assert!(matches!(
-            storage
-                .list_by_user(
-                    "u1",
-                    &PageRequest {
-                        cursor: Some("garbage".into()),
-                        limit: 3
-                    }
-                )
-                .await,
-            Err(PortError::Rejected(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn only_pending_bookings_past_their_lock_are_expired_candidates() {
-        let (_dir, storage) = open();
-        storage
-            .insert(&booking("late", "u1", 1, BookingStatus::Pending, 50))
-            .await
-            .unwrap();
-        storage
-            .insert(&booking("later", "u1", 1, BookingStatus::Pending, 40))
-            .await
-            .unwrap();
-        storage
-            .insert(&booking("fresh", "u1", 1, BookingStatus::Pending, 500))
-            .await
-            .unwrap();
-        storage
-            .insert(&booking("paid", "u1", 1, BookingStatus::Confirmed, 10))
-            .await
-            .unwrap();
-        let due = storage.list_expired_pending(100, 10).await.unwrap();
-        let ids: Vec<_> = due.iter().map(|b| b.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            vec!["later", "late"],
-            "oldest lock first, only PENDING"
-        );
-        assert_eq!(storage.list_expired_pending(100, 1).await.unwrap().len(), 1);
-    }
-
-    fn record(user: &str, key: &str, expires_at: u64) -> IdempotencyRecord {
-        IdempotencyRecord {
-            user_id: user.into(),
-            key: key.into(),
-            fingerprint: "createBooking:1234".into(),
-            response: None,
-            lease_expires_at: 50,
-            expires_at,
-            version: 0,
-        }
-    }
-
-    #[tokio::test]
-    async fn idempotency_records_are_inserted_once_per_user_and_key() {
-        let (_dir, storage) = open();
-        storage
-            .insert_idempotency_record(&record("u1", "k1", 100))
-            .await
-            .unwrap();
-        assert!(matches!(
-            storage
-                .insert_idempotency_record(&record("u1", "k1", 999))
-                .await,
-            Err(PortError::Conflict(_))
-        ));
-        // Keys are scoped per user.
-        storage
-            .insert_idempotency_record(&record("u2", "k1", 100))
-            .await
-            .unwrap();
-        let stored = storage
-            .get_idempotency_record("u1", "k1")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            stored,
-            IdempotencyRecord {
-                version: 1,
-                ..record("u1", "k1", 100)
-            },
-            "the first insert stays, at version 1"
-        );
-        assert_eq!(
-            storage.get_idempotency_record("u1", "other").await,
-            Ok(None)
-        );
-    }
-
-    #[tokio::test]
-    async fn idempotency_record_updates_are_compare_and_swap() {
-        let (_dir, storage) = open();
-        storage
-            .insert_idempotency_record(&record("u1", "k1", 100))
-            .await
-            .unwrap();
-        let answered = IdempotencyRecord {
-            response: Some(r#"{"data":{}}"#.into()),
-            expires_at: 200,
-            ..record("u1", "k1", 100)
-        };
-        assert_eq!(storage.update_idempotency_record(&answered, 1).await, Ok(2));
-        assert!(matches!(
-            storage.update_idempotency_record(&answered, 1).await,
-            Err(PortError::Conflict(_))
-        ));
-        assert_eq!(storage.update_idempotency_record(&answered, 2).await, Ok(3));
-        let stored = storage
-            .get_idempotency_record("u1", "k1")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            stored,
-            IdempotencyRecord {
-                version: 3,
-                ..answered.clone()
-            }
-        );
-        assert!(matches!(
-            storage
-                .update_idempotency_record(&record("u1", "ghost", 1), 1)
-                .await,
-            Err(PortError::NotFound(_))
-        ));
-
-        let attempts = (0..20).map(|_| {
-            let (storage, update) = (storage.clone(), answered.clone());
-            tokio::spawn(async move { storage.update_idempotency_record(&update, 3).await })
-        });
-        let mut winners = 0;
-        for attempt in attempts {
-            if attempt.await.unwrap().is_ok() {
-                winners += 1;
-            }
-        }
-        assert_eq!(winners, 1);
-    }
-
-    #[tokio::test]
-    async fn purging_deletes_expired_records_oldest_first_up_to_the_limit() {
-        let (_dir, storage) = open();
-        for (key, expires_at) in [("a", 30), ("b", 10), ("c", 20), ("d", 100)] {
-            storage
-                .insert_idempotency_record(&record("u1", key, expires_at))
-                .await
-                .unwrap();
-        }
-        assert_eq!(storage.purge_idempotency_records(50, 2).await, Ok(2));
-        for (key, kept) in [("a", true), ("b", false), ("c", false), ("d", true)] {
-            let found = storage.get_idempotency_record("u1", key).await.unwrap();
-            assert_eq!(found.is_some(), kept, "{key}");
-        }
-        // Expiring exactly now is not yet before now.
-        assert_eq!(storage.purge_idempotency_records(30, 10).await, Ok(0));
-        assert_eq!(storage.purge_idempotency_records(1_000, 10).await, Ok(2));
-        assert_eq!(storage.purge_idempotency_records(1_000, 10).await, Ok(0));
-    }
 
     #[tokio::test]
     async fn bookings_survive_reopening_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("durable.sqlite3");
+        let kept = Booking {
+            settle_after: Some(5),
+            ..booking("kept", "u1", 1)
+        };
         {
-            let storage = SqliteStorage::new(Database::open(&path).unwrap());
-            storage
-                .insert(&booking("kept", "u1", 1, BookingStatus::Pending, 1))
-                .await
-                .unwrap();
+            let storage = SqliteStorage::new(SqliteEventLog::new(Database::open(&path).unwrap()));
+            storage.insert(&kept, &[]).await.unwrap();
         }
-        let storage = SqliteStorage::new(Database::open(&path).unwrap());
-        assert!(storage.get("kept").await.unwrap().is_some());
+        let storage = SqliteStorage::new(SqliteEventLog::new(Database::open(&path).unwrap()));
+        assert_eq!(
+            storage.get("kept").await,
+            Ok(Some(Booking { version: 1, ..kept }))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_settling_gains_the_columns_and_keeps_its_bookings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        {
+            let old = rusqlite::Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE bookings (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, \
+                 showtime_id TEXT NOT NULL, seats TEXT NOT NULL, total_cents INTEGER NOT NULL, \
+                 currency TEXT NOT NULL, status TEXT NOT NULL, lock_id TEXT NOT NULL, \
+                 lock_expires_at INTEGER NOT NULL, payment_transaction_id TEXT, \
+                 failure_reason TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, \
+                 version INTEGER NOT NULL); \
+                 INSERT INTO bookings VALUES ('old', 'u1', 's1', '[\"A1\"]', 1500, 'USD', \
+                 'CONFIRMED', 'lock-old', 9, 'txn-old', NULL, 1, 2, 3);",
+            )
+            .unwrap();
+        }
+        let storage = SqliteStorage::new(SqliteEventLog::new(Database::open(&path).unwrap()));
+        let old = storage.get("old").await.unwrap().expect("kept");
+        assert_eq!(
+            (
+                old.status,
+                old.version,
+                old.payment_transaction_id.as_deref()
+            ),
+            (BookingStatus::Confirmed, 3, Some("txn-old"))
+        );
+        assert_eq!(
+            (
+                old.charge_attempted_at,
+                old.refunded_at,
+                old.settle_after,
+                old.settle_attempts
+            ),
+            (None, None, None, 0),
+            "owes nothing"
+        );
+        let settling = Booking {
+            status: BookingStatus::Refunded,
+            settle_after: Some(7),
+            settle_attempts: 1,
+            ..old
+        };
+        assert_eq!(storage.update_if_version(&settling, 3, &[]).await, Ok(4));
+        assert_eq!(
+            storage.list_unsettled(7, 10).await.unwrap(),
+            vec![Booking {
+                version: 4,
+                ..settling
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn listing_unsettled_bookings_uses_the_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("plan.sqlite3")).unwrap();
+        let plan = db
+            .run(|connection| {
+                connection
+                    .query_row(
+                        &format!("EXPLAIN QUERY PLAN {}", unsettled_query()),
+                        params![5, 3],
+                        |row| row.get::<_, String>(3),
+                    )
+                    .map_err(unavailable)
+            })
+            .await
+            .unwrap();
+        assert!(plan.contains("bookings_unsettled"), "{plan}");
     }
 }

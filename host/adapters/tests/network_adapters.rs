@@ -665,3 +665,49 @@ async fn payments_failures() {
     assert_kind(garbled.charge(&request).await, timeout);
     assert_kind(garbled.refund("txn_1").await, unavailable);
 }
+
+#[tokio::test]
+async fn payments_find_the_charge_of_a_key_and_nothing_for_a_decline() {
+    let peers = peers().await;
+    let payments = payments_at(&peers.payments_url, API_TIMEOUT);
+    let receipt = payments
+        .charge(&charge_request("booking_found", "card_token_xyz", 1800))
+        .await
+        .expect("charged");
+    assert_eq!(
+        payments.find_charge("booking_found").await,
+        Ok(Some(receipt))
+    );
+
+    let declined = charge_request("booking_declined", "card_declined", 1800);
+    assert_kind(payments.charge(&declined).await, rejected);
+    assert_eq!(payments.find_charge("booking_declined").await, Ok(None));
+    assert_eq!(payments.find_charge("booking_never").await, Ok(None));
+    assert_eq!(payments.find_charge("a key/with ?&= in it").await, Ok(None));
+}
+
+#[tokio::test]
+async fn payments_lookup_failures_never_read_as_no_charge() {
+    let down = payments_at(&format!("http://{}", dead_addr().await), API_TIMEOUT);
+    assert_kind(down.find_charge("k").await, unavailable);
+
+    let silent = payments_at(&silent_server().await, Duration::from_millis(300));
+    assert_kind(silent.find_charge("k").await, timeout);
+
+    // A service (or path) without the lookup answers some other 404.
+    let no_lookup = payments_at(
+        &canned_server(StatusCode::NOT_FOUND, r#"{"error":"no_route"}"#).await,
+        API_TIMEOUT,
+    );
+    assert_kind(no_lookup.find_charge("k").await, unavailable);
+    let bare = payments_at(&canned_server(StatusCode::NOT_FOUND, "").await, API_TIMEOUT);
+    assert_kind(bare.find_charge("k").await, unavailable);
+
+    let busy = payments_at(
+        &canned_server(StatusCode::SERVICE_UNAVAILABLE, "").await,
+        API_TIMEOUT,
+    );
+    assert_kind(busy.find_charge("k").await, unavailable);
+    let garbled = payments_at(&canned_server(StatusCode::OK, "<html>").await, API_TIMEOUT);
+    assert_kind(garbled.find_charge("k").await, unavailable);
+}

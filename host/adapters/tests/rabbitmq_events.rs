@@ -10,14 +10,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use booking_adapters::events::SqliteEventLog;
-use booking_adapters::mongo::{MongoConfig, MongoDatabase};
+use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::mongo_events::MongoEventLog;
+use booking_adapters::mongo_storage::MongoStorage;
 use booking_adapters::outbox::{Delivery, Outbox};
 use booking_adapters::rabbitmq::{PublishError, RabbitConfig, RabbitPublisher};
 use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::sqlite::Database;
+use booking_adapters::storage::SqliteStorage;
 use booking_logic::model::{Event, EventKind};
-use booking_logic::ports::Events;
+use booking_logic::ports::Storage;
+use booking_logic::testing::contract;
 use futures::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
@@ -414,12 +417,13 @@ async fn an_unreachable_broker_fails_every_event_of_the_batch() {
     assert!(publisher.health().await.is_err());
 }
 
-/// Publishes bookings' events into `log`, cuts the broker off in the
-/// middle, and checks that once it is back the consumer has every event,
-/// in order per booking, and nothing was lost.
-async fn relay_drains_through_an_outage<L>(url: &str, log: Arc<L>)
+/// Commits bookings' moves with their events through `storage` into
+/// `log`, cuts the broker off in the middle, and checks that once it is
+/// back the consumer has every event, in order per booking, and nothing
+/// was lost.
+async fn relay_drains_through_an_outage<L>(url: &str, storage: Arc<dyn Storage>, log: Arc<L>)
 where
-    L: Outbox + Events + 'static,
+    L: Outbox + 'static,
 {
     let exchange = unique("test.booking.events");
     let (proxy, proxied) = Proxy::in_front_of(url).await;
@@ -446,14 +450,25 @@ where
     ];
     let mut published: Vec<Event> = Vec::new();
     let mut publish_round = async |round: &str| {
-        for kind in kinds {
+        for (moves, kind) in kinds.into_iter().enumerate() {
             for booking in 0..10 {
+                let booking_id = format!("{round}-b{booking}");
                 let event = event(
                     &format!("{round}-{booking}-{}", kind.as_str()),
-                    &format!("{round}-b{booking}"),
+                    &booking_id,
                     kind,
                 );
-                log.publish(&event).await.expect("the outbox takes it");
+                let record = contract::booking(&booking_id, "user_123", 1);
+                let events = std::slice::from_ref(&event);
+                if moves == 0 {
+                    storage.insert(&record, events).await
+                } else {
+                    storage
+                        .update_if_version(&record, moves as u64, events)
+                        .await
+                        .map(drop)
+                }
+                .expect("the outbox takes it");
                 published.push(event);
             }
         }
@@ -543,8 +558,9 @@ async fn the_relay_drains_the_sqlite_outbox_through_a_broker_outage() {
     };
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(&dir.path().join("outbox.sqlite3")).unwrap();
-    let log = Arc::new(SqliteEventLog::with_delivery(db, Delivery::Relayed));
-    relay_drains_through_an_outage(&url, log).await;
+    let log = SqliteEventLog::with_delivery(db, Delivery::Relayed);
+    let storage = Arc::new(SqliteStorage::new(log.clone()));
+    relay_drains_through_an_outage(&url, storage, Arc::new(log)).await;
 }
 
 #[tokio::test]
@@ -560,9 +576,11 @@ async fn the_relay_drains_the_mongodb_outbox_through_a_broker_outage() {
         database: Some(unique("test")),
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
+        durability: Durability::default(),
     })
     .await
     .unwrap();
-    let log = Arc::new(MongoEventLog::open(db, Delivery::Relayed).await.unwrap());
-    relay_drains_through_an_outage(&url, log).await;
+    let log = MongoEventLog::open(db, Delivery::Relayed).await.unwrap();
+    let storage = Arc::new(MongoStorage::open(log.clone()).await.unwrap());
+    relay_drains_through_an_outage(&url, storage, Arc::new(log)).await;
 }

@@ -12,6 +12,9 @@
 //!   "transaction_id","amount_cents","status":"refunded"}`; the same
 //!   refund again on every call; 404 for an unknown transaction.
 //! - `GET /payments/{transaction_id}` → the charge, with `"refunded"`.
+//! - `GET /payments?idempotency_key=K` → the succeeded charge made under
+//!   `K`, as `GET /payments/{transaction_id}` shows it; 404
+//!   `{"error":"charge_not_found"}` if `K` was declined or never used.
 //! - `GET /payments` → every charge, oldest first.
 //!
 //! Idempotency: the first request for a key decides its answer (success or
@@ -40,7 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -220,8 +223,27 @@ async fn get_payment(
     }
 }
 
-async fn list_payments(State(state): State<PaymentsState>) -> Json<Vec<Charge>> {
-    Json(state.charges())
+#[derive(serde::Deserialize)]
+struct PaymentsQuery {
+    idempotency_key: Option<String>,
+}
+
+async fn list_payments(
+    State(state): State<PaymentsState>,
+    Query(query): Query<PaymentsQuery>,
+) -> Response {
+    let Some(key) = query.idempotency_key else {
+        return Json(state.charges()).into_response();
+    };
+    let found = state.ledger().find_by_key(&key).cloned();
+    match found {
+        Some(charge) => Json(charge).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "charge_not_found",
+            &format!("no charge under idempotency key {key}"),
+        ),
+    }
 }
 
 impl IntoResponse for Answer {
@@ -361,6 +383,35 @@ mod tests {
             );
         }
         assert_eq!(state.charges().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn charges_are_looked_up_by_idempotency_key() {
+        let (_state, url) = serve(PaymentBehaviour::default()).await;
+        let (_, charged) = post(&url, &body("paid", "card_token_xyz", 700)).await;
+        post(&url, &body("declined", "card_declined", 700)).await;
+        let lookup = async |key: &str| {
+            let response = reqwest::Client::new()
+                .get(format!("{url}/payments"))
+                .query(&[("idempotency_key", key)])
+                .send()
+                .await
+                .expect("reachable");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json body"))
+        };
+        let (status, found) = lookup("paid").await;
+        assert_eq!(status, 200);
+        assert_eq!(found["transaction_id"], charged["transaction_id"]);
+        assert_eq!(found["amount_cents"], 700);
+        for key in ["declined", "never"] {
+            let (status, missing) = lookup(key).await;
+            assert_eq!(
+                (status, missing["error"].as_str()),
+                (404, Some("charge_not_found")),
+                "{key}"
+            );
+        }
     }
 
     async fn wait_for_charge(state: &PaymentsState, key: &str) -> Charge {

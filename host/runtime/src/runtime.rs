@@ -30,11 +30,8 @@ use crate::state::{OutboundHttpAllowlist, RequestState};
 /// Response header naming the sha256 of the component that answered.
 pub const LOGIC_VERSION_HEADER: &str = "x-logic-version";
 
-pub struct SweepReport {
-    pub expired: u32,
-    pub skipped: u32,
-    pub idempotency_purged: u32,
-}
+/// What a sweep did: the logic's own record, so both builds report alike.
+pub use booking_logic::model::SweepReport;
 
 /// Version information for listings.
 pub struct VersionInfo {
@@ -481,6 +478,8 @@ impl Runtime {
             expired: report.expired,
             skipped: report.skipped,
             idempotency_purged: report.idempotency_purged,
+            settled: report.settled,
+            unsettled: report.unsettled,
         })
     }
 }

@@ -95,6 +95,21 @@ pub struct Config {
     #[arg(long, env = "MONGODB_TIMEOUT_MS", default_value_t = 5000)]
     pub mongodb_timeout_ms: u64,
 
+    /// MongoDB write concern `w`: `majority`, a number of members, or a
+    /// tag-set name. Overrides MONGODB_URL's `w`.
+    #[arg(long, env = "MONGODB_WRITE_CONCERN", default_value = "majority")]
+    pub mongodb_write_concern: String,
+
+    /// Whether MongoDB acknowledges a write only once it is journaled
+    /// (write concern `j`). Overrides MONGODB_URL's `journal`.
+    #[arg(long, env = "MONGODB_JOURNAL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub mongodb_journal: bool,
+
+    /// MongoDB read concern level: `majority`, `local`, `available` or
+    /// `linearizable`. Overrides MONGODB_URL's `readConcernLevel`.
+    #[arg(long, env = "MONGODB_READ_CONCERN", default_value = "majority")]
+    pub mongodb_read_concern: String,
+
     /// RabbitMQ connection string (`amqp://…`): events stored in the outbox
     /// are relayed there. Unset: the event log is the only sink.
     #[arg(long, env = "RABBITMQ_URL", hide_env_values = true)]
@@ -239,6 +254,14 @@ impl Config {
 
     pub fn mongodb_timeout(&self) -> Duration {
         Duration::from_millis(self.mongodb_timeout_ms)
+    }
+
+    pub fn mongodb_durability(&self) -> booking_adapters::mongo::Durability {
+        booking_adapters::mongo::Durability {
+            write: self.mongodb_write_concern.clone(),
+            journal: self.mongodb_journal,
+            read: self.mongodb_read_concern.clone(),
+        }
     }
 
     /// The hosts the component may send HTTP to; none by default.

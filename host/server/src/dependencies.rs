@@ -63,9 +63,10 @@ impl Store {
                 Database::open(&config.data_dir.join("booking.sqlite3")).with_context(|| {
                     format!("opening the database in {}", config.data_dir.display())
                 })?;
+            let events = SqliteEventLog::with_delivery(db, delivery);
             return Ok(Store::Embedded {
-                storage: Arc::new(SqliteStorage::new(db.clone())),
-                events: Arc::new(SqliteEventLog::with_delivery(db, delivery)),
+                storage: Arc::new(SqliteStorage::new(events.clone())),
+                events: Arc::new(events),
             });
         };
         let timeout = config.mongodb_timeout();
@@ -76,13 +77,16 @@ impl Store {
             // Well inside the operation deadline, so a dead database is
             // reported as unavailable (nothing happened), not as a timeout.
             connect_timeout: CONNECT_TIMEOUT.min(timeout / 2),
+            durability: config.mongodb_durability(),
         })
         .await?;
         // Creating the indexes is the first round trip: an unreachable
         // database stops the start-up here, with the reason.
         let unreachable = |error| anyhow::anyhow!("MongoDB database {}: {error}", db.name());
-        let storage = MongoStorage::open(db.clone()).await.map_err(unreachable)?;
         let events = MongoEventLog::open(db.clone(), delivery)
+            .await
+            .map_err(unreachable)?;
+        let storage = MongoStorage::open(events.clone())
             .await
             .map_err(unreachable)?;
         tracing::info!(database = db.name(), "bookings and events in MongoDB");

@@ -97,12 +97,7 @@ impl NativeLogic {
     }
 
     pub async fn sweep_expired(&self, limit: u32) -> anyhow::Result<SweepReport> {
-        let report = self.workflow().sweep_expired(limit).await?;
-        Ok(SweepReport {
-            expired: report.expired,
-            skipped: report.skipped,
-            idempotency_purged: report.idempotency_purged,
-        })
+        Ok(self.workflow().sweep_expired(limit).await?)
     }
 }
 

@@ -89,6 +89,8 @@ impl maintenance::Guest for Misbehaving {
             expired: 0,
             skipped: 0,
             idempotency_purged: 0,
+            settled: 0,
+            unsettled: 0,
         })
     }
 }

@@ -175,6 +175,13 @@ impl Ledger {
         })
     }
 
+    /// The succeeded charge made under `idempotency_key`; none for a
+    /// declined or unknown key.
+    pub fn find_by_key(&self, idempotency_key: &str) -> Option<&Charge> {
+        let (_, answer) = self.by_key.get(idempotency_key)?;
+        self.get(answer.body["transaction_id"].as_str()?)
+    }
+
     pub fn get(&self, transaction_id: &str) -> Option<&Charge> {
         self.by_id.get(transaction_id).map(|&i| &self.charges[i])
     }
@@ -236,6 +243,20 @@ mod tests {
             .expect("same terms");
         assert_eq!(replay.answer.status, StatusCode::PAYMENT_REQUIRED);
         assert!(ledger.charges().is_empty());
+        assert_eq!(ledger.find_by_key("k"), None, "a decline is no charge");
+    }
+
+    #[test]
+    fn a_charge_is_found_by_its_key_only() {
+        let mut ledger = Ledger::default();
+        ledger.charge(&request("k1", 100), false, 1).expect("k1");
+        ledger.charge(&request("k2", 200), false, 2).expect("k2");
+        let found = ledger.find_by_key("k2").expect("charged");
+        assert_eq!(
+            (found.idempotency_key.as_str(), found.amount_cents),
+            ("k2", 200)
+        );
+        assert_eq!(ledger.find_by_key("k3"), None);
     }
 
     #[test]

@@ -7,6 +7,15 @@ use crate::bindings::payments::{ChargeRequest, Host, Receipt, RefundReceipt};
 use crate::bindings::types::Error;
 use crate::state::RequestState;
 
+fn receipt_to_wit(receipt: model::Receipt) -> Receipt {
+    Receipt {
+        transaction_id: receipt.transaction_id,
+        amount_cents: receipt.amount_cents,
+        currency: receipt.currency,
+        charged_at: receipt.charged_at,
+    }
+}
+
 impl Host for RequestState {
     async fn charge(&mut self, request: ChargeRequest) -> Result<Receipt, Error> {
         let request = model::ChargeRequest {
@@ -23,12 +32,7 @@ impl Host for RequestState {
             .charge(&request)
             .await
             .map_err(wit_error)?;
-        Ok(Receipt {
-            transaction_id: receipt.transaction_id,
-            amount_cents: receipt.amount_cents,
-            currency: receipt.currency,
-            charged_at: receipt.charged_at,
-        })
+        Ok(receipt_to_wit(receipt))
     }
 
     async fn refund(&mut self, transaction_id: String) -> Result<RefundReceipt, Error> {
@@ -43,5 +47,15 @@ impl Host for RequestState {
             transaction_id: refund.transaction_id,
             amount_cents: refund.amount_cents,
         })
+    }
+
+    async fn find_charge(&mut self, idempotency_key: String) -> Result<Option<Receipt>, Error> {
+        let found = self
+            .ports
+            .payments
+            .find_charge(&idempotency_key)
+            .await
+            .map_err(wit_error)?;
+        Ok(found.map(receipt_to_wit))
     }
 }

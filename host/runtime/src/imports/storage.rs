@@ -4,12 +4,12 @@ use booking_logic::model;
 
 use super::wit_error;
 use crate::bindings::storage::{
-    Booking, BookingPage, BookingStatus, Host, IdempotencyRecord, PageRequest,
+    Booking, BookingPage, BookingStatus, Event, EventKind, Host, IdempotencyRecord, PageRequest,
 };
 use crate::bindings::types::{Error, Timestamp};
 use crate::state::RequestState;
 
-pub(super) fn to_model_status(status: BookingStatus) -> model::BookingStatus {
+fn to_model_status(status: BookingStatus) -> model::BookingStatus {
     match status {
         BookingStatus::Pending => model::BookingStatus::Pending,
         BookingStatus::Confirmed => model::BookingStatus::Confirmed,
@@ -21,7 +21,7 @@ pub(super) fn to_model_status(status: BookingStatus) -> model::BookingStatus {
     }
 }
 
-pub(super) fn to_wit_status(status: model::BookingStatus) -> BookingStatus {
+fn to_wit_status(status: model::BookingStatus) -> BookingStatus {
     match status {
         model::BookingStatus::Pending => BookingStatus::Pending,
         model::BookingStatus::Confirmed => BookingStatus::Confirmed,
@@ -49,6 +49,10 @@ fn to_model(b: Booking) -> model::Booking {
         created_at: b.created_at,
         updated_at: b.updated_at,
         version: b.version,
+        charge_attempted_at: b.charge_attempted_at,
+        refunded_at: b.refunded_at,
+        settle_after: b.settle_after,
+        settle_attempts: b.settle_attempts,
     }
 }
 
@@ -68,6 +72,60 @@ fn to_wit(b: model::Booking) -> Booking {
         created_at: b.created_at,
         updated_at: b.updated_at,
         version: b.version,
+        charge_attempted_at: b.charge_attempted_at,
+        refunded_at: b.refunded_at,
+        settle_after: b.settle_after,
+        settle_attempts: b.settle_attempts,
+    }
+}
+
+fn event_to_model(e: Event) -> model::Event {
+    model::Event {
+        id: e.id,
+        kind: match e.kind {
+            EventKind::BookingCreated => model::EventKind::BookingCreated,
+            EventKind::BookingConfirmed => model::EventKind::BookingConfirmed,
+            EventKind::BookingPaymentFailed => model::EventKind::BookingPaymentFailed,
+            EventKind::BookingFailed => model::EventKind::BookingFailed,
+            EventKind::BookingCancelled => model::EventKind::BookingCancelled,
+            EventKind::BookingExpired => model::EventKind::BookingExpired,
+            EventKind::BookingRefunded => model::EventKind::BookingRefunded,
+            EventKind::PaymentRefunded => model::EventKind::PaymentRefunded,
+        },
+        occurred_at: e.occurred_at,
+        booking_id: e.booking_id,
+        user_id: e.user_id,
+        showtime_id: e.showtime_id,
+        seats: e.seats,
+        amount_cents: e.amount_cents,
+        currency: e.currency,
+        status: to_model_status(e.status),
+        reason: e.reason,
+    }
+}
+
+pub(super) fn event_to_wit(e: model::Event) -> Event {
+    Event {
+        id: e.id,
+        kind: match e.kind {
+            model::EventKind::BookingCreated => EventKind::BookingCreated,
+            model::EventKind::BookingConfirmed => EventKind::BookingConfirmed,
+            model::EventKind::BookingPaymentFailed => EventKind::BookingPaymentFailed,
+            model::EventKind::BookingFailed => EventKind::BookingFailed,
+            model::EventKind::BookingCancelled => EventKind::BookingCancelled,
+            model::EventKind::BookingExpired => EventKind::BookingExpired,
+            model::EventKind::BookingRefunded => EventKind::BookingRefunded,
+            model::EventKind::PaymentRefunded => EventKind::PaymentRefunded,
+        },
+        occurred_at: e.occurred_at,
+        booking_id: e.booking_id,
+        user_id: e.user_id,
+        showtime_id: e.showtime_id,
+        seats: e.seats,
+        amount_cents: e.amount_cents,
+        currency: e.currency,
+        status: to_wit_status(e.status),
+        reason: e.reason,
     }
 }
 
@@ -96,10 +154,11 @@ fn record_to_wit(r: model::IdempotencyRecord) -> IdempotencyRecord {
 }
 
 impl Host for RequestState {
-    async fn insert(&mut self, booking: Booking) -> Result<(), Error> {
+    async fn insert(&mut self, booking: Booking, events: Vec<Event>) -> Result<(), Error> {
+        let events: Vec<model::Event> = events.into_iter().map(event_to_model).collect();
         self.ports
             .storage
-            .insert(&to_model(booking))
+            .insert(&to_model(booking), &events)
             .await
             .map_err(wit_error)
     }
@@ -118,10 +177,12 @@ impl Host for RequestState {
         &mut self,
         booking: Booking,
         expected_version: u64,
+        events: Vec<Event>,
     ) -> Result<u64, Error> {
+        let events: Vec<model::Event> = events.into_iter().map(event_to_model).collect();
         self.ports
             .storage
-            .update_if_version(&to_model(booking), expected_version)
+            .update_if_version(&to_model(booking), expected_version, &events)
             .await
             .map_err(wit_error)
     }
@@ -159,6 +220,16 @@ impl Host for RequestState {
             .await
             .map_err(wit_error)?;
         Ok(expired.into_iter().map(to_wit).collect())
+    }
+
+    async fn list_unsettled(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Booking>, Error> {
+        let due = self
+            .ports
+            .storage
+            .list_unsettled(now, limit)
+            .await
+            .map_err(wit_error)?;
+        Ok(due.into_iter().map(to_wit).collect())
     }
 
     async fn insert_idempotency_record(&mut self, record: IdempotencyRecord) -> Result<(), Error> {
