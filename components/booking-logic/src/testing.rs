@@ -901,7 +901,7 @@ impl Storage for FakeStorage {
                 let mut due: Vec<&Booking> = bookings
                     .values()
                     .filter(|booking| {
-                        booking.status == BookingStatus::Pending && booking.lock_expires_at <= now
+                        booking.status == BookingStatus::Pending && booking.lock_expires_at < now
                     })
                     .collect();
                 due.sort_by(|a, b| (a.lock_expires_at, &a.id).cmp(&(b.lock_expires_at, &b.id)));

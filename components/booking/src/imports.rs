@@ -154,8 +154,8 @@ impl ports::Payments for WitPayments {
         })
     }
 
-    async fn find_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>> {
-        Ok(payments::find_charge(idempotency_key)
+    async fn void_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>> {
+        Ok(payments::void_charge(idempotency_key)
             .map_err(port_error)?
             .map(from_wit_receipt))
     }

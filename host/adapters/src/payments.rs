@@ -1,7 +1,8 @@
 //! The `payments` port over the Payment service's REST API
-//! (`POST /payments`, `POST /payments/{id}/refund`, and the lookup `GET
-//! /payments?idempotency_key=…`: 200 with the succeeded charge made under
-//! that key, 404 `{"error":"charge_not_found"}` when there is none).
+//! (`POST /payments`, `POST /payments/{id}/refund`, and `POST
+//! /payments/void` with `{"idempotency_key"}`: 200 `{"voided": true,
+//! "charge": <the succeeded charge made under that key> | null}`; the key
+//! charges no more).
 //!
 //! Once a request may have reached the service and its outcome is unknown
 //! (no answer in time, a connection broken mid-request, a 500/502/504, an
@@ -18,11 +19,7 @@ use booking_logic::ports::{Payments, PortError, PortResult};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::rest::{describe, error_code, url};
-
-/// The lookup's "no charge under this key". Any other 404 (a service
-/// without the lookup, a wrong base URL) must not read as "never charged".
-const CHARGE_NOT_FOUND: &str = "charge_not_found";
+use crate::rest::{describe, url};
 
 #[derive(Debug, Clone)]
 pub struct PaymentsConfig {
@@ -173,34 +170,47 @@ impl Payments for RestPayments {
         })
     }
 
-    async fn find_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>> {
+    async fn void_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>> {
         let response = self
             .client
-            .get(url(&self.base, &["payments"]))
-            .query(&[("idempotency_key", idempotency_key)])
+            .post(url(&self.base, &["payments", "void"]))
+            .json(&VoidRequest { idempotency_key })
             .timeout(self.timeout)
             .send()
             .await
             .map_err(transport_error)?;
         let status = response.status();
         let body = response.bytes().await.map_err(transport_error)?;
-        match status {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND if error_code(&body).as_deref() == Some(CHARGE_NOT_FOUND) => {
-                return Ok(None);
-            }
-            StatusCode::NOT_FOUND => {
-                return Err(PortError::Unavailable(format!(
-                    "{}; the charge lookup by idempotency key is missing",
-                    describe("payments", status, &body)
-                )));
-            }
-            _ => return Err(status_error(status, &body)),
+        if !status.is_success() {
+            return Err(status_error(status, &body));
         }
-        let receipt: ReceiptBody = serde_json::from_slice(&body)
-            .map_err(|e| PortError::Unavailable(format!("payments: malformed charge: {e}")))?;
-        Ok(Some(receipt.into()))
+        // Only an explicit `"voided": true` answer may say "no charge": a
+        // service without the endpoint must never make the sweep keep money.
+        match serde_json::from_slice::<VoidBody>(&body) {
+            Ok(VoidBody {
+                voided: true,
+                charge,
+            }) => Ok(charge.map(Receipt::from)),
+            Ok(_) => Err(PortError::Unavailable(format!(
+                "{}: the key was not voided",
+                describe("payments", status, &body)
+            ))),
+            Err(e) => Err(PortError::Unavailable(format!(
+                "payments: unreadable void answer: {e}"
+            ))),
+        }
     }
+}
+
+#[derive(Serialize)]
+struct VoidRequest<'a> {
+    idempotency_key: &'a str,
+}
+
+#[derive(Deserialize)]
+struct VoidBody {
+    voided: bool,
+    charge: Option<ReceiptBody>,
 }
 
 /// Only a failed connect proves the request never arrived.

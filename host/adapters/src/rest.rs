@@ -23,13 +23,6 @@ pub(crate) fn url(base: &Url, segments: &[&str]) -> Url {
     url
 }
 
-/// The `error` code of the service's `{"error","message"}` body, if any.
-pub(crate) fn error_code(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<ErrorBody>(body)
-        .ok()
-        .map(|e| e.error)
-}
-
 /// The service's `{"error","message"}` if it sent one, for people.
 pub(crate) fn describe(service: &str, status: StatusCode, body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {

@@ -667,7 +667,7 @@ async fn payments_failures() {
 }
 
 #[tokio::test]
-async fn payments_find_the_charge_of_a_key_and_nothing_for_a_decline() {
+async fn payments_void_answers_the_charge_of_a_key_and_closes_it() {
     let peers = peers().await;
     let payments = payments_at(&peers.payments_url, API_TIMEOUT);
     let receipt = payments
@@ -675,39 +675,50 @@ async fn payments_find_the_charge_of_a_key_and_nothing_for_a_decline() {
         .await
         .expect("charged");
     assert_eq!(
-        payments.find_charge("booking_found").await,
-        Ok(Some(receipt))
+        payments.void_charge("booking_found").await,
+        Ok(Some(receipt.clone()))
+    );
+    // A charge made before the void still replays; the key is closed to
+    // new ones.
+    assert_eq!(
+        payments
+            .charge(&charge_request("booking_found", "card_token_xyz", 1800))
+            .await,
+        Ok(receipt)
     );
 
     let declined = charge_request("booking_declined", "card_declined", 1800);
     assert_kind(payments.charge(&declined).await, rejected);
-    assert_eq!(payments.find_charge("booking_declined").await, Ok(None));
-    assert_eq!(payments.find_charge("booking_never").await, Ok(None));
-    assert_eq!(payments.find_charge("a key/with ?&= in it").await, Ok(None));
+    assert_eq!(payments.void_charge("booking_declined").await, Ok(None));
+    assert_eq!(payments.void_charge("booking_never").await, Ok(None));
+    assert_eq!(payments.void_charge("a key/with ?&= in it").await, Ok(None));
+    let late = charge_request("booking_never", "card_token_xyz", 1800);
+    assert_kind(payments.charge(&late).await, rejected);
+    assert!(peers.payments.charges_for_key("booking_never").is_empty());
 }
 
 #[tokio::test]
-async fn payments_lookup_failures_never_read_as_no_charge() {
+async fn payments_void_failures_never_read_as_no_charge() {
     let down = payments_at(&format!("http://{}", dead_addr().await), API_TIMEOUT);
-    assert_kind(down.find_charge("k").await, unavailable);
+    assert_kind(down.void_charge("k").await, unavailable);
 
     let silent = payments_at(&silent_server().await, Duration::from_millis(300));
-    assert_kind(silent.find_charge("k").await, timeout);
+    assert_kind(silent.void_charge("k").await, timeout);
 
-    // A service (or path) without the lookup answers some other 404.
-    let no_lookup = payments_at(
-        &canned_server(StatusCode::NOT_FOUND, r#"{"error":"no_route"}"#).await,
-        API_TIMEOUT,
-    );
-    assert_kind(no_lookup.find_charge("k").await, unavailable);
-    let bare = payments_at(&canned_server(StatusCode::NOT_FOUND, "").await, API_TIMEOUT);
-    assert_kind(bare.find_charge("k").await, unavailable);
-
-    let busy = payments_at(
-        &canned_server(StatusCode::SERVICE_UNAVAILABLE, "").await,
-        API_TIMEOUT,
-    );
-    assert_kind(busy.find_charge("k").await, unavailable);
-    let garbled = payments_at(&canned_server(StatusCode::OK, "<html>").await, API_TIMEOUT);
-    assert_kind(garbled.find_charge("k").await, unavailable);
+    // A service (or path) without the endpoint answers something else.
+    for (status, body) in [
+        (StatusCode::NOT_FOUND, r#"{"error":"no_route"}"#),
+        (StatusCode::NOT_FOUND, ""),
+        (StatusCode::OK, r#"{"charge":null}"#),
+        (StatusCode::OK, r#"{"voided":false,"charge":null}"#),
+        (StatusCode::OK, "<html>"),
+        (StatusCode::SERVICE_UNAVAILABLE, ""),
+    ] {
+        let odd = payments_at(&canned_server(status, body).await, API_TIMEOUT);
+        let answer = odd.void_charge("k").await;
+        assert!(
+            matches!(answer, Err(PortError::Unavailable(_) | PortError::Rejected(_) | PortError::NotFound(_) | PortError::Timeout(_))),
+            "{status} {body}: {answer:?}"
+        );
+    }
 }

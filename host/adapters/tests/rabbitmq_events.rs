@@ -308,12 +308,19 @@ async fn a_returned_event_stays_in_the_outbox_and_health_reports_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(&dir.path().join("outbox.sqlite3")).unwrap();
     let log = Arc::new(SqliteEventLog::with_delivery(db, Delivery::Relayed));
-    log.publish(&event("r1", "rb1", EventKind::BookingCreated))
-        .await
-        .unwrap();
-    log.publish(&event("r2", "rb2", EventKind::BookingExpired))
-        .await
-        .unwrap();
+    let storage = SqliteStorage::new(log.as_ref().clone());
+    for (id, booking_id, kind) in [
+        ("r1", "rb1", EventKind::BookingCreated),
+        ("r2", "rb2", EventKind::BookingExpired),
+    ] {
+        storage
+            .insert(
+                &contract::booking(booking_id, "user_123", 1),
+                &[event(id, booking_id, kind)],
+            )
+            .await
+            .unwrap();
+    }
     let (_stop, stop) = tokio::sync::watch::channel(false);
     let relay = tokio::spawn(relay::run(
         log.clone(),

@@ -12,9 +12,13 @@
 //!   "transaction_id","amount_cents","status":"refunded"}`; the same
 //!   refund again on every call; 404 for an unknown transaction.
 //! - `GET /payments/{transaction_id}` → the charge, with `"refunded"`.
-//! - `GET /payments?idempotency_key=K` → the succeeded charge made under
-//!   `K`, as `GET /payments/{transaction_id}` shows it; 404
-//!   `{"error":"charge_not_found"}` if `K` was declined or never used.
+//! - `POST /payments/void` with `{"idempotency_key": K}` → 200
+//!   `{"idempotency_key": K, "voided": true, "charge": C}`, `C` being the
+//!   succeeded charge made under `K` as `GET /payments/{transaction_id}`
+//!   shows it, or null if `K` was declined or never used. From then on a
+//!   new charge with `K` gets 402 `{"error":"idempotency_key_voided"}`
+//!   (a replay of a charge made before still gets its receipt). Voiding
+//!   again answers the same.
 //! - `GET /payments` → every charge, oldest first.
 //!
 //! Idempotency: the first request for a key decides its answer (success or
@@ -43,7 +47,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -138,6 +142,7 @@ pub fn router(state: PaymentsState) -> Router {
     Router::new()
         .route("/health", get(crate::health))
         .route("/payments", post(create_payment).get(list_payments))
+        .route("/payments/void", post(void_payment))
         .route("/payments/{transaction_id}", get(get_payment))
         .route("/payments/{transaction_id}/refund", post(refund_payment))
         .with_state(state)
@@ -223,27 +228,27 @@ async fn get_payment(
     }
 }
 
-#[derive(serde::Deserialize)]
-struct PaymentsQuery {
-    idempotency_key: Option<String>,
+async fn list_payments(State(state): State<PaymentsState>) -> Json<Vec<Charge>> {
+    Json(state.charges())
 }
 
-async fn list_payments(
+#[derive(serde::Deserialize)]
+struct VoidRequest {
+    idempotency_key: String,
+}
+
+async fn void_payment(
     State(state): State<PaymentsState>,
-    Query(query): Query<PaymentsQuery>,
+    body: Result<Json<VoidRequest>, JsonRejection>,
 ) -> Response {
-    let Some(key) = query.idempotency_key else {
-        return Json(state.charges()).into_response();
+    let key = match body {
+        Ok(Json(request)) if !request.idempotency_key.is_empty() => request.idempotency_key,
+        Ok(_) => return invalid_request("idempotency_key must not be empty"),
+        Err(rejection) => return invalid_request(&rejection.body_text()),
     };
-    let found = state.ledger().find_by_key(&key).cloned();
-    match found {
-        Some(charge) => Json(charge).into_response(),
-        None => error(
-            StatusCode::NOT_FOUND,
-            "charge_not_found",
-            &format!("no charge under idempotency key {key}"),
-        ),
-    }
+    let charge = state.ledger().void(&key).cloned();
+    tracing::info!(%key, charged = charge.is_some(), "idempotency key voided");
+    Json(json!({ "idempotency_key": key, "voided": true, "charge": charge })).into_response()
 }
 
 impl IntoResponse for Answer {
@@ -386,32 +391,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn charges_are_looked_up_by_idempotency_key() {
+    async fn a_void_answers_the_charge_of_its_key_and_refuses_later_charges() {
         let (_state, url) = serve(PaymentBehaviour::default()).await;
         let (_, charged) = post(&url, &body("paid", "card_token_xyz", 700)).await;
         post(&url, &body("declined", "card_declined", 700)).await;
-        let lookup = async |key: &str| {
+        let void = async |key: &str| {
             let response = reqwest::Client::new()
-                .get(format!("{url}/payments"))
-                .query(&[("idempotency_key", key)])
+                .post(format!("{url}/payments/void"))
+                .json(&json!({ "idempotency_key": key }))
                 .send()
                 .await
                 .expect("reachable");
             let status = response.status().as_u16();
             (status, response.json::<Value>().await.expect("json body"))
         };
-        let (status, found) = lookup("paid").await;
-        assert_eq!(status, 200);
-        assert_eq!(found["transaction_id"], charged["transaction_id"]);
-        assert_eq!(found["amount_cents"], 700);
+        let (status, voided) = void("paid").await;
+        assert_eq!((status, &voided["voided"]), (200, &json!(true)));
+        assert_eq!(voided["charge"]["transaction_id"], charged["transaction_id"]);
+        assert_eq!(voided["charge"]["amount_cents"], 700);
         for key in ["declined", "never"] {
-            let (status, missing) = lookup(key).await;
-            assert_eq!(
-                (status, missing["error"].as_str()),
-                (404, Some("charge_not_found")),
-                "{key}"
-            );
+            let (status, voided) = void(key).await;
+            assert_eq!((status, &voided["charge"]), (200, &Value::Null), "{key}");
         }
+        let (status, late) = post(&url, &body("never", "card_token_xyz", 700)).await;
+        assert_eq!((status, late["error"].as_str()), (402, Some("idempotency_key_voided")));
     }
 
     async fn wait_for_charge(state: &PaymentsState, key: &str) -> Charge {

@@ -901,7 +901,7 @@ fn the_sweeper_expires_only_overdue_bookings() {
     let (fakes, workflow) = setup();
     let first = create(&workflow, &["A1"]);
     let second = create(&workflow, &["A2"]);
-    fakes.env.advance_secs(LOCK_SECONDS);
+    fakes.env.advance_ms(LOCK_SECONDS * 1000 + 1);
     let fresh = create(&workflow, &["A3"]);
 
     let report = run(workflow.sweep_expired(10)).unwrap();
@@ -952,7 +952,7 @@ fn the_sweeper_respects_its_limit() {
 fn two_concurrent_sweepers_expire_each_booking_exactly_once() {
     let (fakes, workflow) = setup();
     let bookings = [create(&workflow, &["A1"]), create(&workflow, &["A2"])];
-    fakes.env.advance_secs(LOCK_SECONDS);
+    fakes.env.advance_ms(LOCK_SECONDS * 1000 + 1);
     fakes.knobs.set_interleaving(true);
     let other = Workflow::new(fakes.ports(), Settings::default());
 
@@ -984,7 +984,7 @@ fn the_sweeper_refunds_a_recorded_charge() {
         Fault::Fail(PortError::Unavailable("down".into())),
     );
     pay(&workflow, &booking.id).unwrap_err();
-    fakes.env.advance_secs(LOCK_SECONDS);
+    fakes.env.advance_ms(LOCK_SECONDS * 1000 + 1);
 
     assert_eq!(run(workflow.sweep_expired(10)).unwrap().expired, 1);
 

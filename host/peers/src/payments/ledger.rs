@@ -2,7 +2,7 @@
 //! synchronous step under the payments mutex, so checking a key and
 //! recording its outcome can never interleave with another request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -90,6 +90,8 @@ pub struct Ledger {
     by_key: HashMap<String, (Terms, Answer)>,
     charges: Vec<Charge>,
     by_id: HashMap<String, usize>,
+    /// Keys closed by `void`: they charge no more.
+    voided: HashSet<String>,
 }
 
 impl Ledger {
@@ -113,6 +115,18 @@ impl Ledger {
             });
         }
 
+        if self.voided.contains(&request.idempotency_key) {
+            return Ok(Attempt {
+                answer: Answer {
+                    status: StatusCode::PAYMENT_REQUIRED,
+                    body: json!({
+                        "error": "idempotency_key_voided",
+                        "message": "This idempotency key was voided and charges no more.",
+                    }),
+                },
+                first: false,
+            });
+        }
         let answer = if decline {
             Answer {
                 status: StatusCode::PAYMENT_REQUIRED,
@@ -175,9 +189,11 @@ impl Ledger {
         })
     }
 
-    /// The succeeded charge made under `idempotency_key`; none for a
-    /// declined or unknown key.
-    pub fn find_by_key(&self, idempotency_key: &str) -> Option<&Charge> {
+    /// Closes `idempotency_key` for good and returns the succeeded charge
+    /// made under it, if any (none for a declined or unknown key). Voiding
+    /// again answers the same.
+    pub fn void(&mut self, idempotency_key: &str) -> Option<&Charge> {
+        self.voided.insert(idempotency_key.to_owned());
         let (_, answer) = self.by_key.get(idempotency_key)?;
         self.get(answer.body["transaction_id"].as_str()?)
     }
@@ -243,20 +259,29 @@ mod tests {
             .expect("same terms");
         assert_eq!(replay.answer.status, StatusCode::PAYMENT_REQUIRED);
         assert!(ledger.charges().is_empty());
-        assert_eq!(ledger.find_by_key("k"), None, "a decline is no charge");
+        assert_eq!(ledger.void("k"), None, "a decline is no charge");
     }
 
     #[test]
-    fn a_charge_is_found_by_its_key_only() {
+    fn a_void_answers_the_key_s_charge_and_closes_the_key() {
         let mut ledger = Ledger::default();
         ledger.charge(&request("k1", 100), false, 1).expect("k1");
         ledger.charge(&request("k2", 200), false, 2).expect("k2");
-        let found = ledger.find_by_key("k2").expect("charged");
+        let found = ledger.void("k2").expect("charged").clone();
         assert_eq!(
             (found.idempotency_key.as_str(), found.amount_cents),
             ("k2", 200)
         );
-        assert_eq!(ledger.find_by_key("k3"), None);
+        assert_eq!(ledger.void("k2"), Some(&found), "idempotent");
+        assert_eq!(ledger.void("k3"), None);
+        // A voided key charges no more, whatever the terms.
+        let late = ledger.charge(&request("k3", 300), false, 3).expect("answered");
+        assert_eq!(late.answer.status, StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(late.answer.body["error"], "idempotency_key_voided");
+        assert_eq!(ledger.charges().len(), 2);
+        // A replay of a charge made before the void still gets its receipt.
+        let replay = ledger.charge(&request("k2", 200), false, 4).expect("replay");
+        assert_eq!(replay.answer.body["transaction_id"], found.transaction_id);
     }
 
     #[test]

@@ -49,13 +49,13 @@ impl Host for RequestState {
         })
     }
 
-    async fn find_charge(&mut self, idempotency_key: String) -> Result<Option<Receipt>, Error> {
-        let found = self
+    async fn void_charge(&mut self, idempotency_key: String) -> Result<Option<Receipt>, Error> {
+        let voided = self
             .ports
             .payments
-            .find_charge(&idempotency_key)
+            .void_charge(&idempotency_key)
             .await
             .map_err(wit_error)?;
-        Ok(found.map(receipt_to_wit))
+        Ok(voided.map(receipt_to_wit))
     }
 }

@@ -236,7 +236,7 @@ fn a_crashed_charge_attempt_is_found_and_refunded_when_the_booking_ends() {
 
     let cancelled = run(workflow.cancel_booking(&uncharged.id)).unwrap();
     assert_eq!(cancelled.settle_after, None, "settled: nothing was charged");
-    fakes.env.set_now(charged.lock_expires_at);
+    fakes.env.set_now(charged.lock_expires_at + 1);
     let report = run(workflow.sweep_expired(10)).unwrap();
 
     assert_eq!((report.expired, report.settled), (1, 1));
