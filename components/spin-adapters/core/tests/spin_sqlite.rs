@@ -70,6 +70,14 @@ fn count(db: &SpinSqlite, sql: &str) -> i64 {
     db.raw().query_row(sql, [], |row| row.get(0)).unwrap()
 }
 
+/// The storage contract every backend is held to, on the Spin statements.
+#[tokio::test]
+async fn the_spin_statements_keep_the_storage_contract() {
+    let (_dir, path) = database();
+    let db = SpinSqlite::open(&path);
+    booking_logic::testing::contract::check_all(&db, &db).await;
+}
+
 #[tokio::test]
 async fn a_booking_and_its_events_are_stored_together_and_read_back_as_written() {
     let (_dir, path) = database();
