@@ -1,5 +1,7 @@
-//! Calls the component's `sweep-expired` on a timer. The expiry rule lives
-//! in the logic; this only decides when to run it.
+//! Calls the component's `sweep-expired` on a timer: expiry, then the
+//! settlement of ended bookings (seat releases, voids of unrecorded
+//! charge attempts, refunds, retried with backoff). The rules live in the
+//! logic; this only decides when to run it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +10,8 @@ use tokio::sync::watch;
 
 use crate::app::AppState;
 
-/// Bookings expired (and idempotency records purged) per component call;
-/// a full batch means "run again".
+/// Bookings expired, bookings settled and idempotency records purged per
+/// component call (each up to this many); a full batch means "run again".
 const BATCH: u32 = 100;
 
 /// Runs until `stop` turns true or its sender is dropped. It is checked
@@ -30,16 +32,26 @@ pub async fn run(state: Arc<AppState>, interval: Duration, mut stop: watch::Rece
             };
             match swept {
                 Ok(report) => {
-                    if report.expired > 0 || report.skipped > 0 || report.idempotency_purged > 0 {
+                    let settlements = report.settled + report.unsettled;
+                    if report.expired > 0
+                        || report.skipped > 0
+                        || settlements > 0
+                        || report.idempotency_purged > 0
+                    {
                         tracing::info!(
                             expired = report.expired,
                             skipped = report.skipped,
+                            settled = report.settled,
+                            unsettled = report.unsettled,
                             idempotency_purged = report.idempotency_purged,
-                            "expiry sweep"
+                            "sweep"
                         );
                     }
-                    // Either batch full means more may be due.
-                    if report.expired + report.skipped < BATCH && report.idempotency_purged < BATCH
+                    // Any batch full means more may be due. Settlements
+                    // that failed are rescheduled later, so this ends.
+                    if report.expired + report.skipped < BATCH
+                        && settlements < BATCH
+                        && report.idempotency_purged < BATCH
                     {
                         break;
                     }
