@@ -508,9 +508,7 @@ impl Load {
                 _ => None,
             };
             match body {
-                Some(body)
-                    if body["errors"][0]["extensions"]["retryable"] != Value::Bool(true) =>
-                {
+                Some(body) if body["errors"][0]["extensions"]["retryable"] != Value::Bool(true) => {
                     return Some(body);
                 }
                 _ if Instant::now() >= deadline => return None,
@@ -532,7 +530,11 @@ async fn crash_test_customer(load: Arc<Load>, user: String, seed: u64) {
         rng ^= rng << 17;
         rng % below
     };
-    let showtimes = [("showtime_456", 'E', 10), ("showtime_789", 'D', 8), ("showtime_101", 'C', 12)];
+    let showtimes = [
+        ("showtime_456", 'E', 10),
+        ("showtime_789", 'D', 8),
+        ("showtime_101", 'C', 12),
+    ];
     while !load.stopped() {
         let (showtime, last_row, per_row) = showtimes[next(3) as usize];
         let row = (b'A' + next(u64::from(last_row as u8 - b'A' + 1)) as u8) as char;
@@ -669,7 +671,9 @@ async fn nothing_is_lost_when_the_host_is_killed_under_load() {
 
     let mut pause = seed;
     for _ in 0..KILLS {
-        pause = pause.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        pause = pause
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         tokio::time::sleep(Duration::from_millis(300 + (pause >> 33) % 1200)).await;
         host.signal("KILL");
         host.wait(Duration::from_secs(10))
@@ -690,9 +694,9 @@ async fn nothing_is_lost_when_the_host_is_killed_under_load() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let bookings = loop {
         let bookings = all_bookings(&host.base_url, &users).await;
-        let done = bookings.iter().all(|booking| {
-            booking["status"] != "PENDING" && booking["settlementPending"] == false
-        });
+        let done = bookings
+            .iter()
+            .all(|booking| booking["status"] != "PENDING" && booking["settlementPending"] == false);
         if done || Instant::now() > deadline {
             break bookings;
         }
@@ -748,7 +752,12 @@ async fn nothing_is_lost_when_the_host_is_killed_under_load() {
         let announced = format!("booking.{}", status.to_lowercase());
         let types: Vec<&str> = booking["events"]
             .as_array()
-            .map(|events| events.iter().filter_map(|event| event["type"].as_str()).collect())
+            .map(|events| {
+                events
+                    .iter()
+                    .filter_map(|event| event["type"].as_str())
+                    .collect()
+            })
             .unwrap_or_default();
         if !types.contains(&announced.as_str()) {
             status_event_missing += 1;
@@ -759,12 +768,16 @@ async fn nothing_is_lost_when_the_host_is_killed_under_load() {
             eprintln!("unsettled: {booking}");
         }
         if status == "CONFIRMED" {
-            let showtime = booking["showtimeId"].as_str().expect("a showtime").to_owned();
+            let showtime = booking["showtimeId"]
+                .as_str()
+                .expect("a showtime")
+                .to_owned();
             let seats = booking["seats"].as_array().expect("seats");
-            confirmed_seats
-                .entry(showtime)
-                .or_default()
-                .extend(seats.iter().map(|seat| seat.as_str().expect("a seat").to_owned()));
+            confirmed_seats.entry(showtime).or_default().extend(
+                seats
+                    .iter()
+                    .map(|seat| seat.as_str().expect("a seat").to_owned()),
+            );
         }
     }
     let events_not_received = committed.difference(&received).count();
@@ -777,11 +790,16 @@ async fn nothing_is_lost_when_the_host_is_killed_under_load() {
         expected.sort();
         if booked != expected {
             seats_wrong += 1;
-            eprintln!("seats of {showtime}: booked {booked:?}, confirmed bookings hold {expected:?}");
+            eprintln!(
+                "seats of {showtime}: booked {booked:?}, confirmed bookings hold {expected:?}"
+            );
         }
         live_locks += peers.cinema.live_locks(showtime).len();
     }
-    let confirmed = bookings.iter().filter(|b| b["status"] == "CONFIRMED").count();
+    let confirmed = bookings
+        .iter()
+        .filter(|b| b["status"] == "CONFIRMED")
+        .count();
     let refunded = charges.iter().filter(|charge| charge.refunded).count();
     println!(
         "crash test: {KILLS} SIGKILLs, {} bookings ({confirmed} confirmed), {} charges ({refunded} refunded), {} events; \
@@ -792,9 +810,20 @@ async fn nothing_is_lost_when_the_host_is_killed_under_load() {
         charges.len(),
         committed.len()
     );
-    assert!(bookings.len() >= 20, "the load made too few bookings to mean anything");
+    assert!(
+        bookings.len() >= 20,
+        "the load made too few bookings to mean anything"
+    );
     assert_eq!(
-        (money_wrong, orphan_charges, events_not_received, status_event_missing, seats_wrong, live_locks, unsettled),
+        (
+            money_wrong,
+            orphan_charges,
+            events_not_received,
+            status_event_missing,
+            seats_wrong,
+            live_locks,
+            unsettled
+        ),
         (0, 0, 0, 0, 0, 0, 0)
     );
     subscriber.delete_exchange().await;

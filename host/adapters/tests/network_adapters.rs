@@ -717,7 +717,13 @@ async fn payments_void_failures_never_read_as_no_charge() {
         let odd = payments_at(&canned_server(status, body).await, API_TIMEOUT);
         let answer = odd.void_charge("k").await;
         assert!(
-            matches!(answer, Err(PortError::Unavailable(_) | PortError::Rejected(_) | PortError::NotFound(_) | PortError::Timeout(_))),
+            matches!(
+                answer,
+                Err(PortError::Unavailable(_)
+                    | PortError::Rejected(_)
+                    | PortError::NotFound(_)
+                    | PortError::Timeout(_))
+            ),
             "{status} {body}: {answer:?}"
         );
     }

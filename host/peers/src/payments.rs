@@ -407,14 +407,20 @@ mod tests {
         };
         let (status, voided) = void("paid").await;
         assert_eq!((status, &voided["voided"]), (200, &json!(true)));
-        assert_eq!(voided["charge"]["transaction_id"], charged["transaction_id"]);
+        assert_eq!(
+            voided["charge"]["transaction_id"],
+            charged["transaction_id"]
+        );
         assert_eq!(voided["charge"]["amount_cents"], 700);
         for key in ["declined", "never"] {
             let (status, voided) = void(key).await;
             assert_eq!((status, &voided["charge"]), (200, &Value::Null), "{key}");
         }
         let (status, late) = post(&url, &body("never", "card_token_xyz", 700)).await;
-        assert_eq!((status, late["error"].as_str()), (402, Some("idempotency_key_voided")));
+        assert_eq!(
+            (status, late["error"].as_str()),
+            (402, Some("idempotency_key_voided"))
+        );
     }
 
     async fn wait_for_charge(state: &PaymentsState, key: &str) -> Charge {

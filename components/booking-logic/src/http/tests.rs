@@ -1134,7 +1134,8 @@ fn a_key_in_flight_is_a_retryable_conflict_until_its_lease_runs_out() {
                 key: "in-flight".to_string(),
                 fingerprint: crate::idempotency::fingerprint("createBooking", &arguments),
                 response: None,
-                lease_expires_at: START + u64::from(Settings::default().idempotency_lease_seconds) * 1000,
+                lease_expires_at: START
+                    + u64::from(Settings::default().idempotency_lease_seconds) * 1000,
                 expires_at: START + 24 * HOUR_MS,
                 version: 1,
             }),
@@ -1147,7 +1148,9 @@ fn a_key_in_flight_is_a_retryable_conflict_until_its_lease_runs_out() {
     assert_eq!(body["errors"][0]["extensions"]["retryable"], true);
     assert!(fakes.seats.locks().is_empty());
 
-    fakes.env.advance_ms(u64::from(Settings::default().idempotency_lease_seconds) * 1000);
+    fakes
+        .env
+        .advance_ms(u64::from(Settings::default().idempotency_lease_seconds) * 1000);
     let (_, body) = send(&api, as_caller(&token, CREATE, variables));
     assert_eq!(
         body["data"]["createBooking"]["success"], true,

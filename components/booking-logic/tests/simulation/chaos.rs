@@ -83,10 +83,16 @@ pub fn schedule(
                     Fault::Fail(PortError::Unavailable(detail)),
                 ),
                 6 | 7 => (Mishap::Timeout, Fault::Fail(PortError::Timeout(detail))),
-                10 => (Mishap::Crash, Fault::Crash {
-                    after_effect: false,
-                }),
-                11 => (Mishap::CrashAfterEffect, Fault::Crash { after_effect: true }),
+                10 => (
+                    Mishap::Crash,
+                    Fault::Crash {
+                        after_effect: false,
+                    },
+                ),
+                11 => (
+                    Mishap::CrashAfterEffect,
+                    Fault::Crash { after_effect: true },
+                ),
                 _ => (
                     Mishap::TimeoutAfterEffect,
                     Fault::FailAfterEffect(PortError::Timeout(detail)),

@@ -156,7 +156,8 @@ pub async fn sweeper(world: &World, ledger: &Ledger, mut rng: Rng) {
 /// patience drawn per customer.
 async fn pay(world: &World, ledger: &Ledger, booking_id: &str, card: &str, rng: &mut Rng) {
     for _ in 0..rng.between(1, 4) {
-        let reply = match api::in_process(world, api::pay(world, via(rng), booking_id, card)).await {
+        let reply = match api::in_process(world, api::pay(world, via(rng), booking_id, card)).await
+        {
             Ok(paid) => Reply::Paid(paid),
             Err(failure) => Reply::Refused(failure),
         };

@@ -446,7 +446,11 @@ mod tests {
             })
         );
         assert_eq!(
-            voided_charge(200, br#"{"idempotency_key":"b","voided":true,"charge":null}"#).unwrap(),
+            voided_charge(
+                200,
+                br#"{"idempotency_key":"b","voided":true,"charge":null}"#
+            )
+            .unwrap(),
             None
         );
         // A body that is not a void answer, or a failure, is never "none".

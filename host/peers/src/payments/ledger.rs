@@ -275,12 +275,16 @@ mod tests {
         assert_eq!(ledger.void("k2"), Some(&found), "idempotent");
         assert_eq!(ledger.void("k3"), None);
         // A voided key charges no more, whatever the terms.
-        let late = ledger.charge(&request("k3", 300), false, 3).expect("answered");
+        let late = ledger
+            .charge(&request("k3", 300), false, 3)
+            .expect("answered");
         assert_eq!(late.answer.status, StatusCode::PAYMENT_REQUIRED);
         assert_eq!(late.answer.body["error"], "idempotency_key_voided");
         assert_eq!(ledger.charges().len(), 2);
         // A replay of a charge made before the void still gets its receipt.
-        let replay = ledger.charge(&request("k2", 200), false, 4).expect("replay");
+        let replay = ledger
+            .charge(&request("k2", 200), false, 4)
+            .expect("replay");
         assert_eq!(replay.answer.body["transaction_id"], found.transaction_id);
     }
 

@@ -218,7 +218,9 @@ fn a_crashed_charge_attempt_is_found_and_refunded_when_the_booking_ends() {
     fakes.knobs.set_chaos(fail_nth(vec![(
         Op::UpdateIfVersion,
         2,
-        Fault::Crash { after_effect: false },
+        Fault::Crash {
+            after_effect: false,
+        },
     )]));
     let crashed = run(futures::future::select(
         Box::pin(workflow.process_payment(&charged.id, "credit_card", "tok")),
