@@ -9,7 +9,7 @@
 //! - [`cinema`]: the prost messages of `proto/cinema.proto`.
 //! - [`rest`]: URLs, bodies and status → [`Error`] mapping of the User and
 //!   Payment services, as `host/adapters/src/{users,payments,rest}.rs`,
-//!   and the Payment service's charge lookup by idempotency key.
+//!   and the Payment service's void of an idempotency key.
 //! - [`store`]: the SQLite schema and its migration, and every operation
 //!   on bookings, idempotency records and the event log (outbox), written
 //!   against [`store::Database`] so the tests run them on rusqlite.
