@@ -47,9 +47,14 @@ struct BookingDocument {
     created_at: i64,
     updated_at: i64,
     version: i64,
+    // Absent in documents of builds before settlement.
+    #[serde(default)]
     charge_attempted_at: Option<i64>,
+    #[serde(default)]
     refunded_at: Option<i64>,
+    #[serde(default)]
     settle_after: Option<i64>,
+    #[serde(default)]
     settle_attempts: i64,
 }
 
@@ -241,6 +246,20 @@ impl MongoStorage {
         });
         db.run(Operation::Write, idempotency.create_indexes(indexes))
             .await?;
+        // Bookings that ended under a build without settlement may still
+        // owe a refund or a seat release it gave up on: settle each once
+        // (every step is idempotent, so one that owed nothing loses nothing).
+        db.run(
+            Operation::Write,
+            bookings.update_many(
+                doc! {
+                    "settleAfter": { "$exists": false },
+                    "status": { "$nin": ["PENDING", "CONFIRMED"] },
+                },
+                doc! { "$set": { "settleAfter": 0_i64, "settleAttempts": 0_i64 } },
+            ),
+        )
+        .await?;
         Ok(MongoStorage {
             db,
             bookings,

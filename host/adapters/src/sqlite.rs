@@ -129,12 +129,21 @@ impl Database {
 /// Brings a file written by an older build up to the current schema.
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
+    let before_settling = !has_column(&transaction, "bookings", "settle_after")?;
     for (column, declaration) in ADDED_BOOKING_COLUMNS {
         if !has_column(&transaction, "bookings", column)? {
             transaction.execute_batch(&format!(
                 "ALTER TABLE bookings ADD COLUMN {column} {declaration};"
             ))?;
         }
+    }
+    if before_settling {
+        // Bookings that ended under a build without settlement may still
+        // owe a refund or a seat release it gave up on: settle each once
+        // (every step is idempotent, so one that owed nothing loses nothing).
+        transaction.execute_batch(
+            "UPDATE bookings SET settle_after = 0 WHERE status NOT IN ('PENDING', 'CONFIRMED');",
+        )?;
     }
     transaction.commit()?;
     if !has_column(connection, "events", "published_at")? {

@@ -537,7 +537,9 @@ mod tests {
                  failure_reason TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, \
                  version INTEGER NOT NULL); \
                  INSERT INTO bookings VALUES ('old', 'u1', 's1', '[\"A1\"]', 1500, 'USD', \
-                 'CONFIRMED', 'lock-old', 9, 'txn-old', NULL, 1, 2, 3);",
+                 'CONFIRMED', 'lock-old', 9, 'txn-old', NULL, 1, 2, 3); \
+                 INSERT INTO bookings VALUES ('ended', 'u1', 's1', '[\"A2\"]', 1500, 'USD', \
+                 'FAILED', 'lock-ended', 9, 'txn-ended', 'refund pending', 1, 2, 2);",
             )
             .unwrap();
         }
@@ -561,6 +563,19 @@ mod tests {
             (None, None, None, 0),
             "owes nothing"
         );
+        // An ended booking from before settling is settled once: whatever
+        // that build gave up on (a refund, a release) is done now.
+        let ended = storage.get("ended").await.unwrap().expect("kept");
+        assert_eq!(ended.settle_after, Some(0));
+        assert_eq!(
+            storage.list_unsettled(0, 10).await.unwrap(),
+            vec![ended.clone()]
+        );
+        let settled = Booking {
+            settle_after: None,
+            ..ended
+        };
+        assert_eq!(storage.update_if_version(&settled, 2, &[]).await, Ok(3));
         let settling = Booking {
             status: BookingStatus::Refunded,
             settle_after: Some(7),

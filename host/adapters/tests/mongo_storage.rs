@@ -210,6 +210,32 @@ async fn a_booking_stored_before_the_outbox_reads_and_takes_events() {
 }
 
 #[tokio::test]
+async fn bookings_of_builds_before_settlement_are_read_and_the_ended_ones_settled_once() {
+    let Some(db) = database().await else { return };
+    // As the builds before settlement wrote them: no settlement fields.
+    let old = |id: &str, status: &str| {
+        doc! {
+            "_id": id, "userId": "u1", "showtimeId": "showtime_456",
+            "seats": ["A1"], "totalCents": 1500_i64, "currency": "USD",
+            "status": status, "lockId": format!("lock-{id}"), "lockExpiresAt": 9_i64,
+            "paymentTransactionId": "txn-old", "failureReason": "refund pending",
+            "createdAt": 1_i64, "updatedAt": 1_i64, "version": 3_i64,
+        }
+    };
+    db.collection::<Document>(booking_adapters::mongo_storage::COLLECTION)
+        .insert_many([old("confirmed", "CONFIRMED"), old("failed", "FAILED")])
+        .await
+        .unwrap();
+    let (storage, _log) = open(db, Delivery::Stored).await;
+
+    let confirmed = storage.get("confirmed").await.unwrap().expect("readable");
+    assert_eq!((confirmed.settle_after, confirmed.settle_attempts), (None, 0));
+    let failed = storage.get("failed").await.unwrap().expect("readable");
+    assert_eq!(failed.settle_after, Some(0), "owed once");
+    assert_eq!(storage.list_unsettled(0, 10).await, Ok(vec![failed]));
+}
+
+#[tokio::test]
 async fn a_dead_database_is_unavailable_and_recovery_needs_no_restart() {
     let Some(url) = service_url("TEST_MONGODB_URL") else {
         return;

@@ -120,6 +120,9 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ),
 ];
 
+const SETTLE_ENDED_BEFORE_SETTLING: &str =
+    "UPDATE bookings SET settle_after = 0 WHERE status NOT IN ('PENDING', 'CONFIRMED')";
+
 /// Appends the payloads in `NEW.new_events` (a JSON array of event JSON
 /// strings) to the log in array order, then clears the column. The
 /// `WHEN` guard also stops the clearing update from firing it again.
@@ -159,10 +162,19 @@ pub fn migrate(db: &impl Database) -> Result<()> {
         if present.iter().any(|c| c == column) {
             continue;
         }
-        if let Err(error) = db.run(Statement::plain(alter)) {
-            // Another instance may have added it in between.
-            if !booking_columns(db)?.iter().any(|c| c == column) {
-                return Err(error);
+        match db.run(Statement::plain(alter)) {
+            // Bookings that ended under a build without settlement may
+            // still owe a refund or a seat release it gave up on: settle
+            // each once (every step is idempotent).
+            Ok(_) if *column == "settle_after" => {
+                db.run(Statement::plain(SETTLE_ENDED_BEFORE_SETTLING))?;
+            }
+            Ok(_) => {}
+            // Another instance may have added it in between (and settled).
+            Err(error) => {
+                if !booking_columns(db)?.iter().any(|c| c == column) {
+                    return Err(error);
+                }
             }
         }
     }

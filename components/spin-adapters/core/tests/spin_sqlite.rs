@@ -381,6 +381,8 @@ const PREVIOUS_RELEASE: &str = "
         payload TEXT NOT NULL, published_at INTEGER);
     INSERT INTO bookings VALUES ('old', 'user_123', 'showtime_456', '[\"A1\"]', 1500, 'USD',
         'CONFIRMED', 'lock-old', 1000, 'tx-old', NULL, 50, 60, 4);
+    INSERT INTO bookings VALUES ('ended', 'user_123', 'showtime_456', '[\"A2\"]', 1500, 'USD',
+        'FAILED', 'lock-ended', 1000, 'tx-ended', 'refund pending', 50, 60, 3);
     INSERT INTO events (id, booking_id, kind, occurred_at, payload, published_at) VALUES
         ('e-old', 'old', 'booking.confirmed', 60, '{}', 61);";
 
@@ -407,6 +409,10 @@ async fn a_database_of_the_previous_release_is_migrated_in_place() {
         ),
         (4, Some("tx-old"), None, None, None, 0)
     );
+    // An ended booking of that release is settled once, whatever it owes.
+    let ended = db.get("ended").await.unwrap().unwrap();
+    assert_eq!(ended.settle_after, Some(0));
+    assert_eq!(db.list_unsettled(0, 10).await.unwrap(), vec![ended]);
     let refunded = Booking {
         status: BookingStatus::Refunded,
         refunded_at: Some(70),
