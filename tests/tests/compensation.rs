@@ -234,3 +234,65 @@ async fn an_unpaid_booking_expires_and_its_seats_can_be_booked_by_someone_else()
     assert_ne!(other, booking);
     service.stop().await;
 }
+
+/// The host cuts a request at its deadline while the charge it sent is
+/// made but not yet answered, as a crash would: the booking never learns
+/// of the money. Once it ends, settling voids the key, finds the charge
+/// and refunds it.
+#[tokio::test]
+async fn a_charge_cut_off_by_the_request_deadline_is_found_and_refunded() {
+    let service = TestService::start(Options {
+        payments: PaymentBehaviour {
+            slow_delay: Duration::from_secs(3),
+            ..PaymentBehaviour::default()
+        },
+        extra_args: vec!["--request-deadline-seconds".into(), "1".into()],
+        ..Options::default()
+    })
+    .await;
+    let booking = service
+        .create_booking("user_123", "showtime_456", &["D4"])
+        .await;
+
+    let (status, body) = service.pay(&booking, "card_slow").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (500, Some("INTERNAL")),
+        "{body}"
+    );
+    let charges = service.peers.payments.charges_for_key(&booking);
+    assert_eq!(charges.len(), 1, "the charge was made");
+    let stored = service.booking(&booking).await;
+    assert_eq!(stored["status"], "PENDING");
+    assert_eq!(stored["paymentTransactionId"], serde_json::Value::Null);
+
+    let (_, cancelled) = service
+        .graphql(
+            "mutation($b: String!) { cancelBooking(bookingId: $b) { success booking { status refundedAt settlementPending paymentTransactionId } } }",
+            serde_json::json!({ "b": booking }),
+        )
+        .await;
+    let cancelled = &cancelled["data"]["cancelBooking"]["booking"];
+    assert_eq!(cancelled["status"], "CANCELLED", "{cancelled}");
+    assert_eq!(
+        cancelled["paymentTransactionId"].as_str(),
+        Some(charges[0].transaction_id.as_str())
+    );
+    assert!(cancelled["refundedAt"].is_string(), "{cancelled}");
+    assert_eq!(cancelled["settlementPending"], false);
+    let refunded = service.peers.payments.charges_for_key(&booking);
+    assert!(refunded[0].refunded, "the money is back");
+    assert_eq!(
+        service.event_types(&booking).await,
+        vec![
+            "booking.created",
+            "booking.cancelled",
+            "booking.payment_refunded"
+        ]
+    );
+    // The voided key takes no more money, whoever retries.
+    let (_, late) = service.pay(&booking, "card_token_xyz").await;
+    assert_eq!(error_code(&late), Some("INVALID_STATE"), "{late}");
+    assert_eq!(service.peers.payments.charges_for_key(&booking).len(), 1);
+    service.stop().await;
+}

@@ -229,7 +229,10 @@ async fn bookings_of_builds_before_settlement_are_read_and_the_ended_ones_settle
     let (storage, _log) = open(db, Delivery::Stored).await;
 
     let confirmed = storage.get("confirmed").await.unwrap().expect("readable");
-    assert_eq!((confirmed.settle_after, confirmed.settle_attempts), (None, 0));
+    assert_eq!(
+        (confirmed.settle_after, confirmed.settle_attempts),
+        (None, 0)
+    );
     let failed = storage.get("failed").await.unwrap().expect("readable");
     assert_eq!(failed.settle_after, Some(0), "owed once");
     assert_eq!(storage.list_unsettled(0, 10).await, Ok(vec![failed]));
