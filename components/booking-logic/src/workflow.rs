@@ -762,7 +762,6 @@ impl Workflow {
             (_, false) => {
                 let mut next = current.clone();
                 next.payment_transaction_id = Some(transaction_id.to_string());
-                next.refunded_at = None;
                 next.settle_after = Some(self.ports.env.now());
                 next.updated_at = self.ports.env.now();
                 let adopted = self.store(next, current.version, &[]).await?;
