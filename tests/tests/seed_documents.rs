@@ -160,6 +160,11 @@ async fn health_reports_every_dependency_and_the_component_version() {
         .to_owned();
     let health: serde_json::Value = response.json().await.unwrap();
     assert_eq!(health["status"], "healthy", "{health}");
+    assert_eq!(
+        health["referencePeers"],
+        serde_json::json!([]),
+        "every URL is set: no reference peer serves"
+    );
     for dependency in ["storage", "events", "cinema", "users", "payments"] {
         assert_eq!(
             health["checks"][dependency]["status"], "up",
@@ -198,4 +203,83 @@ async fn graphiql_is_served_to_browsers() {
         &page[..page.len().min(300)]
     );
     service.stop().await;
+}
+
+/// `booking-host` with `args` (plus a throwaway data dir and loopback
+/// ports), started in-process.
+async fn start_host_with(
+    args: &[&str],
+) -> (
+    anyhow::Result<booking_host::app::RunningService>,
+    tempfile::TempDir,
+) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let component = e2e_tests::component("booking_component");
+    let mut argv = vec![
+        "booking-host".to_owned(),
+        "--listen=127.0.0.1:0".to_owned(),
+        "--admin-listen=127.0.0.1:0".to_owned(),
+        format!("--component={}", component.display()),
+        format!("--data-dir={}", data_dir.path().display()),
+    ];
+    argv.extend(args.iter().map(|arg| arg.to_string()));
+    let config = <booking_host::config::Cli as clap::Parser>::parse_from(argv).config;
+    (booking_host::app::start(config).await, data_dir)
+}
+
+#[tokio::test]
+async fn without_reference_peers_every_service_url_is_required() {
+    let (started, _dir) = start_host_with(&[]).await;
+    let error = format!("{:#}", started.err().expect("refused without URLs"));
+    for variable in [
+        "CINEMA_SERVICE_URL",
+        "USER_SERVICE_URL",
+        "PAYMENT_SERVICE_URL",
+    ] {
+        assert!(error.contains(variable), "{variable} not named: {error}");
+    }
+    assert!(error.contains("--reference-peers"), "{error}");
+
+    // Forgetting one variable must not quietly fake that one service.
+    let (started, _dir) = start_host_with(&[
+        "--cinema-service-url=http://127.0.0.1:1",
+        "--user-service-url=http://127.0.0.1:1",
+    ])
+    .await;
+    let error = format!("{:#}", started.err().expect("refused without the Payment URL"));
+    assert!(error.contains("PAYMENT_SERVICE_URL"), "{error}");
+    assert!(!error.contains("CINEMA_SERVICE_URL"), "{error}");
+    assert!(!error.contains("USER_SERVICE_URL"), "{error}");
+}
+
+#[tokio::test]
+async fn reference_peers_serve_the_workflow_when_asked_for_by_name() {
+    let (started, _dir) = start_host_with(&["--reference-peers", "--auth-mode=disabled"]).await;
+    let service = started.expect("starts with --reference-peers");
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/graphql", service.address);
+    let created: serde_json::Value = client
+        .post(&url)
+        .json(&json!({"query": r#"mutation { createBooking(userId: "user_123", showtimeId: "showtime_456", seatNumbers: ["C3"]) { success booking { id } } }"#}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["data"]["createBooking"]["success"], true, "{created}");
+    let health: serde_json::Value = client
+        .get(format!("http://{}/health", service.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        health["referencePeers"],
+        json!(["cinema", "users", "payments"]),
+        "{health}"
+    );
+    service.stop().await.unwrap();
 }

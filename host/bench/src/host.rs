@@ -46,6 +46,7 @@ impl Host {
             .arg("--component")
             .arg(&bin.component)
             .args(["--logic", logic])
+            .arg("--reference-peers")
             // No expiry sweeps during a run: they would compete for CPU.
             .args(["--sweep-interval", "3600"])
             .env("RUST_LOG", "warn")

@@ -125,23 +125,30 @@ pub struct Config {
     pub rabbitmq_confirm_window: usize,
 
     /// Cinema service gRPC endpoint (`host:port` or `http://host:port`).
-    /// Unset: the reference Cinema service, started in-process.
     #[arg(long, env = "CINEMA_SERVICE_URL")]
     pub cinema_service_url: Option<String>,
 
-    /// User service base URL. Unset: the reference User service, in-process.
+    /// User service base URL.
     #[arg(long, env = "USER_SERVICE_URL")]
     pub user_service_url: Option<String>,
+
+    /// Payment service base URL.
+    #[arg(long, env = "PAYMENT_SERVICE_URL")]
+    pub payment_service_url: Option<String>,
+
+    /// Serve the Cinema, User and Payment services whose URL is unset with
+    /// the in-process reference peers — demos and local runs only: their
+    /// Payment service approves every card and their User service logs
+    /// anyone in with the password `demo`. Off: every URL must be set.
+    #[arg(long, env = "REFERENCE_PEERS", default_value_t = false, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub reference_peers: bool,
 
     /// Where the in-process reference User service listens, when it is
     /// started; clients log in there (`POST /auth/login`). `scripts/run.sh`
     /// sets 127.0.0.1:8001; the default picks a free port.
     #[arg(long, env = "REFERENCE_USERS_LISTEN", default_value = "127.0.0.1:0")]
     pub reference_users_listen: SocketAddr,
-
-    /// Payment service base URL. Unset: the reference Payment service, in-process.
-    #[arg(long, env = "PAYMENT_SERVICE_URL")]
-    pub payment_service_url: Option<String>,
 
     /// Seconds a booking holds its seats before it must be paid.
     #[arg(long, env = "SEAT_LOCK_DURATION", default_value_t = 300)]

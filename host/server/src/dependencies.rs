@@ -1,6 +1,7 @@
 //! Builds the ports from configuration: a real server where a URL is set,
-//! otherwise the embedded default (database file, in-process reference
-//! peers on loopback).
+//! otherwise the embedded default (a database file). The Cinema, User and
+//! Payment services have no silent default: an unset URL refuses to start
+//! unless `--reference-peers` asks for the in-process reference peers.
 //!
 //! Bookings and events always share one store (SQLite file or MongoDB), so
 //! an event is stored where its booking is; with RABBITMQ_URL set that
@@ -40,6 +41,9 @@ pub struct Dependencies {
     pub broker: Option<Arc<RabbitPublisher>>,
     /// Reference peers started in-process, kept alive while we serve.
     pub _peers: Option<RunningPeers>,
+    /// The services (`cinema`, `users`, `payments`) the reference peers
+    /// stand in for: only those named by `--reference-peers`' unset URLs.
+    pub reference_peers: Vec<&'static str>,
     /// The services' URLs: configured, or the reference peers'.
     pub urls: ServiceUrls,
 }
@@ -154,38 +158,63 @@ impl Dependencies {
             Delivery::Stored
         };
         let store = Store::open(config, delivery).await?;
-        let needs_peers = config.cinema_service_url.is_none()
-            || config.user_service_url.is_none()
-            || config.payment_service_url.is_none();
-        let peers = if needs_peers {
-            let peers = booking_peers::start(PeersConfig {
-                users_addr: config.reference_users_listen,
-                ..PeersConfig::default()
-            })
-            .await
-            .context("starting the reference peers")?;
-            tracing::info!(
-                cinema = %peers.cinema_url, users = %peers.users_url, payments = %peers.payments_url,
-                "reference peers started in-process"
+        let urls = [
+            (&config.cinema_service_url, "CINEMA_SERVICE_URL"),
+            (&config.user_service_url, "USER_SERVICE_URL"),
+            (&config.payment_service_url, "PAYMENT_SERVICE_URL"),
+        ]
+        .map(|(url, variable)| (url.clone().filter(|url| !url.trim().is_empty()), variable));
+        let unset: Vec<&str> = urls
+            .iter()
+            .filter(|(url, _)| url.is_none())
+            .map(|(_, variable)| *variable)
+            .collect();
+        if !unset.is_empty() && !config.reference_peers {
+            anyhow::bail!(
+                "{} not set: point them at the real services, or pass --reference-peers \
+                 (REFERENCE_PEERS=true) to serve the unset ones with the in-process reference \
+                 peers, for demos only (their Payment service approves every card, their User \
+                 service logs anyone in)",
+                unset.join(", ")
             );
-            Some(peers)
-        } else {
+        }
+        let peers = if unset.is_empty() {
             None
+        } else {
+            Some(
+                booking_peers::start(PeersConfig {
+                    users_addr: config.reference_users_listen,
+                    ..PeersConfig::default()
+                })
+                .await
+                .context("starting the reference peers")?,
+            )
         };
-        let url =
-            |configured: &Option<String>, reference: fn(&RunningPeers) -> &String| -> String {
-                configured
-                    .clone()
-                    .unwrap_or_else(|| peers.as_ref().map(reference).cloned().unwrap_or_default())
-            };
-        let cinema_url = url(&config.cinema_service_url, |p| &p.cinema_url);
-        let users_url = url(&config.user_service_url, |p| &p.users_url);
-        let payments_url = url(&config.payment_service_url, |p| &p.payments_url);
+        let [cinema, users, payments] = urls.map(|(url, _)| url);
+        let mut reference_peers = Vec::new();
+        let mut resolve = |configured: Option<String>,
+                           service: &'static str,
+                           reference: fn(&RunningPeers) -> &String| {
+            configured.unwrap_or_else(|| {
+                reference_peers.push(service);
+                peers.as_ref().map(reference).cloned().unwrap_or_default()
+            })
+        };
         let urls = ServiceUrls {
-            cinema: cinema_url.clone(),
-            users: users_url.clone(),
-            payments: payments_url.clone(),
+            cinema: resolve(cinema, "cinema", |p| &p.cinema_url),
+            users: resolve(users, "users", |p| &p.users_url),
+            payments: resolve(payments, "payments", |p| &p.payments_url),
         };
+        if !reference_peers.is_empty() {
+            tracing::warn!(
+                cinema = %urls.cinema, users = %urls.users, payments = %urls.payments,
+                "REFERENCE PEERS serve {}: demo services, not for production (every card \
+                 is approved, anyone logs in)",
+                reference_peers.join(", ")
+            );
+        }
+        let (cinema_url, users_url, payments_url) =
+            (urls.cinema.clone(), urls.users.clone(), urls.payments.clone());
 
         let (timeout, connect_timeout) = (
             config.api_timeout(),
@@ -214,6 +243,7 @@ impl Dependencies {
             store,
             broker,
             _peers: peers,
+            reference_peers,
             urls,
         })
     }

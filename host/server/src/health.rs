@@ -65,6 +65,7 @@ pub async fn report(state: &AppState) -> (bool, Value) {
     let body = json!({
         "status": if healthy { "healthy" } else { "degraded" },
         "checks": checks,
+        "referencePeers": deps.reference_peers,
         "component": crate::admin::describe(&deployment.active, Some(Role::Active)),
         "canary": deployment.canary.as_ref().map(|canary| json!({
             "component": crate::admin::describe(&canary.candidate, Some(Role::Canary)),
