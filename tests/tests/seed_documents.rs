@@ -246,7 +246,10 @@ async fn without_reference_peers_every_service_url_is_required() {
         "--user-service-url=http://127.0.0.1:1",
     ])
     .await;
-    let error = format!("{:#}", started.err().expect("refused without the Payment URL"));
+    let error = format!(
+        "{:#}",
+        started.err().expect("refused without the Payment URL")
+    );
     assert!(error.contains("PAYMENT_SERVICE_URL"), "{error}");
     assert!(!error.contains("CINEMA_SERVICE_URL"), "{error}");
     assert!(!error.contains("USER_SERVICE_URL"), "{error}");
@@ -267,7 +270,10 @@ async fn reference_peers_serve_the_workflow_when_asked_for_by_name() {
         .json()
         .await
         .unwrap();
-    assert_eq!(created["data"]["createBooking"]["success"], true, "{created}");
+    assert_eq!(
+        created["data"]["createBooking"]["success"], true,
+        "{created}"
+    );
     let health: serde_json::Value = client
         .get(format!("http://{}/health", service.address))
         .send()

@@ -213,8 +213,11 @@ impl Dependencies {
                 reference_peers.join(", ")
             );
         }
-        let (cinema_url, users_url, payments_url) =
-            (urls.cinema.clone(), urls.users.clone(), urls.payments.clone());
+        let (cinema_url, users_url, payments_url) = (
+            urls.cinema.clone(),
+            urls.users.clone(),
+            urls.payments.clone(),
+        );
 
         let (timeout, connect_timeout) = (
             config.api_timeout(),
