@@ -246,15 +246,18 @@ async fn graphql_over_http_media_types_and_statuses() {
         }
         request.send()
     };
+    // reqwest sends `Accept: */*` unless told otherwise: legacy JSON.
     let cases = [
+        (None, "{ logicVersion", 200, "application/json"),
+        (None, "{ logicVersion }", 200, "application/json"),
         (
-            None,
+            Some("application/graphql-response+json"),
             "{ logicVersion",
             400,
             "application/graphql-response+json",
         ),
         (
-            None,
+            Some("application/graphql-response+json, application/json;q=0.9"),
             "{ logicVersion }",
             200,
             "application/graphql-response+json",
@@ -295,6 +298,7 @@ async fn graphql_over_http_media_types_and_statuses() {
     let response = service
         .client
         .post(format!("{}/graphql", service.base_url))
+        .header("accept", "application/graphql-response+json")
         .json(&json!({"query": deep}))
         .send()
         .await

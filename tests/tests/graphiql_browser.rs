@@ -1,7 +1,9 @@
 //! GraphiQL works offline in a real browser: the host serves GraphiQL's
 //! vendored scripts at `/graphiql/<file>`, and headless Chromium (Debian's
 //! `chromium`, driven by `tests/browser/graphiql.mjs` with playwright-core)
-//! types a query into GraphiQL, runs it and sees the movie title.
+//! types a query into GraphiQL, runs it and sees the movie title. The
+//! same Node.js setup runs the `graphql-http` library's GraphQL-over-HTTP
+//! audit suite against the endpoint (`tests/browser/graphql-http-audit.mjs`).
 //!
 //! `scripts/test-services.sh` installs chromium and runs `npm ci` in
 //! `tests/browser`. Outside CI the browser test skips without chromium or
@@ -53,13 +55,14 @@ fn browser_available() -> bool {
     false
 }
 
-/// `npm ci` in tests/browser when playwright-core is not installed yet.
+/// `npm ci` in tests/browser when playwright-core or graphql-http is not
+/// installed yet.
 fn install_playwright() {
     let dir = browser_dir();
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
+    if ["playwright-core", "graphql-http"].iter().all(|package| {
+        dir.join(format!("node_modules/{package}/package.json"))
+            .exists()
+    }) {
         return;
     }
     let status = Command::new("npm")
@@ -109,6 +112,44 @@ async fn a_query_typed_into_graphiql_returns_data() {
         "the result pane shows the movie: {stdout}"
     );
 
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graphql_http_audit_finds_no_warning_and_no_error() {
+    if !browser_available() {
+        return;
+    }
+    tokio::task::spawn_blocking(install_playwright)
+        .await
+        .expect("npm ci");
+    let service = TestService::start(Options {
+        auth_required: true,
+        ..Options::default()
+    })
+    .await;
+    let script = browser_dir().join("graphql-http-audit.mjs");
+    let url = format!("{}/graphql", service.base_url);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .arg(&url)
+            .output()
+            .expect("running node")
+    })
+    .await
+    .expect("the audit script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("no audit summary ({}):\n{stdout}\n{stderr}", output.status));
+    assert_eq!(summary["warnings"], serde_json::json!([]), "{summary}");
+    assert_eq!(summary["errors"], serde_json::json!([]), "{summary}");
+    assert!(
+        summary["ok"].as_u64().is_some_and(|ok| ok >= 30),
+        "the audit ran its rules: {summary}"
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
     service.stop().await;
 }
 

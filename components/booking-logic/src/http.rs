@@ -10,9 +10,10 @@
 //!   caches can never book or pay.
 //! - `GET /graphql` from a browser (Accept: text/html) without a query
 //!   serves GraphiQL, unless introspection is switched off.
-//! - The answer is `application/graphql-response+json` unless the client
-//!   asks for `application/json` only (`Accept`); 406 if it accepts
-//!   neither. With `application/graphql-response+json`, a document that
+//! - The answer is `application/graphql-response+json` when the client
+//!   names it in `Accept` (and rates it at least as high as
+//!   `application/json`), else `application/json` — also for `*/*` and
+//!   without `Accept`; 406 if it accepts neither. With `application/graphql-response+json`, a document that
 //!   fails to parse or validate is a 400; with `application/json` it is a
 //!   200, as the spec asks for legacy clients. Field errors are 200 in
 //!   both.
@@ -195,21 +196,31 @@ pub async fn handle(
 }
 
 /// The media type to answer with: the one of ours that `Accept` rates
-/// higher; `application/graphql-response+json` without `Accept` or on a
-/// tie. `None` if the client takes neither.
+/// higher. On a tie `application/graphql-response+json` only when the
+/// client named it, else `application/json` — also without `Accept` or
+/// with `*/*`, as the spec asks (legacy clients know only JSON). `None` if
+/// the client takes neither.
 fn negotiate(accept: Option<&str>) -> Option<Media> {
     let Some(accept) = accept.filter(|accept| !accept.trim().is_empty()) else {
-        return Some(Media::GraphqlResponse);
+        return Some(Media::Json);
     };
     let graphql = quality(accept, GRAPHQL_RESPONSE_JSON);
     let json = quality(accept, JSON);
-    if graphql <= 0.0 && json <= 0.0 {
+    if graphql.quality <= 0.0 && json.quality <= 0.0 {
         None
-    } else if json > graphql {
-        Some(Media::Json)
-    } else {
+    } else if graphql.quality > json.quality || (graphql.quality == json.quality && graphql.named) {
         Some(Media::GraphqlResponse)
+    } else {
+        Some(Media::Json)
     }
+}
+
+/// How `Accept` rates one media type.
+struct Rating {
+    quality: f32,
+    /// Whether the range that gave the quality names the type itself
+    /// rather than a wildcard.
+    named: bool,
 }
 
 /// The quality `Accept` gives `media_type`: the `q` of the most specific
@@ -217,13 +228,14 @@ fn negotiate(accept: Option<&str>) -> Option<Media> {
 /// `application/graphql-response+json;q=0, */*` refuses that type; 0 if
 /// no range matches. Names are case-insensitive (`Q=0` too); a `q` that
 /// is no number from 0 to 1 counts as 0.
-fn quality(accept: &str, media_type: &str) -> f32 {
+fn quality(accept: &str, media_type: &str) -> Rating {
+    const NAMED: u8 = 3;
     let mut best: Option<(u8, f32)> = None;
     for range in accept.split(',') {
         let mut parts = range.split(';');
         let range_type = parts.next().unwrap_or("").trim();
         let specificity = if range_type.eq_ignore_ascii_case(media_type) {
-            3
+            NAMED
         } else if range_type.eq_ignore_ascii_case("application/*") {
             2
         } else if range_type == "*/*" {
@@ -248,7 +260,10 @@ fn quality(accept: &str, media_type: &str) -> f32 {
             best = Some((specificity, quality));
         }
     }
-    best.map_or(0.0, |(_, quality)| quality)
+    Rating {
+        quality: best.map_or(0.0, |(_, quality)| quality),
+        named: best.is_some_and(|(specificity, _)| specificity == NAMED),
+    }
 }
 
 fn has_query_parameter(request: &HttpRequest) -> bool {

@@ -187,10 +187,11 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// The media type a GraphQL answer must have, per RFC 9110 §12.5.1: each
 /// of our two types takes the quality of the most specific range that
 /// matches it (exact, `application/*`, `*/*`); the higher wins, a tie
-/// goes to `application/graphql-response+json`; `None` if both are 0.
+/// goes to `application/graphql-response+json` only if it was named, else
+/// to `application/json` (as without `Accept`); `None` if both are 0.
 fn expected_media(accept: Option<&str>) -> Option<&'static str> {
     let Some(accept) = accept.filter(|accept| !accept.trim().is_empty()) else {
-        return Some(GRAPHQL_JSON);
+        return Some(JSON);
     };
     let quality = |ours: &str| {
         let mut best: Option<(u8, f32)> = None;
@@ -220,12 +221,12 @@ fn expected_media(accept: Option<&str>) -> Option<&'static str> {
                 best = Some((specificity, q));
             }
         }
-        best.map_or(0.0, |(_, q)| q)
+        best.map_or((0.0, false), |(specificity, q)| (q, specificity == 3))
     };
-    let (graphql, json) = (quality(GRAPHQL_JSON), quality(JSON));
+    let ((graphql, graphql_named), (json, _)) = (quality(GRAPHQL_JSON), quality(JSON));
     if graphql <= 0.0 && json <= 0.0 {
         None
-    } else if json > graphql {
+    } else if json > graphql || (json == graphql && !graphql_named) {
         Some(JSON)
     } else {
         Some(GRAPHQL_JSON)
@@ -1678,7 +1679,9 @@ fn generated_graphql_requests_get_well_formed_answers() {
     for (outcome, share) in [
         ("200 data", 5),
         ("200 success", 1),
-        ("400 GRAPHQL_", 5),
+        // Request errors: 400 with graphql-response+json, 200 with JSON.
+        ("400 GRAPHQL_", 2),
+        ("200 GRAPHQL_", 5),
         ("401", 1),
     ] {
         assert!(
@@ -1746,10 +1749,15 @@ fn inputs_that_found_bugs_get_well_formed_answers() {
 #[test]
 fn the_media_type_model_follows_rfc_9110() {
     let cases = [
-        (None, Some(GRAPHQL_JSON)),
-        (Some(""), Some(GRAPHQL_JSON)),
+        (None, Some(JSON)),
+        (Some(""), Some(JSON)),
         (Some("application/json"), Some(JSON)),
-        (Some("*/*"), Some(GRAPHQL_JSON)),
+        (Some("*/*"), Some(JSON)),
+        (Some("application/*"), Some(JSON)),
+        (
+            Some("application/graphql-response+json, */*"),
+            Some(GRAPHQL_JSON),
+        ),
         (
             Some("application/json, application/graphql-response+json"),
             Some(GRAPHQL_JSON),

@@ -692,16 +692,22 @@ fn the_response_media_type_follows_accept_and_decides_request_error_statuses() {
     let fine = json!({ "query": "{ logicVersion }" }).to_string();
     const GRAPHQL_JSON: &str = "application/graphql-response+json";
     let cases = [
-        (&parse_error, None, 400, GRAPHQL_JSON),
-        (&unknown_field, None, 400, GRAPHQL_JSON),
-        (&fine, None, 200, GRAPHQL_JSON),
+        (&parse_error, None, 200, "application/json"),
+        (&unknown_field, None, 200, "application/json"),
+        (&fine, None, 200, "application/json"),
         (
             &parse_error,
             Some("application/graphql-response+json"),
             400,
             GRAPHQL_JSON,
         ),
-        (&parse_error, Some("*/*"), 400, GRAPHQL_JSON),
+        (&parse_error, Some("*/*"), 200, "application/json"),
+        (
+            &parse_error,
+            Some("application/graphql-response+json, */*"),
+            400,
+            GRAPHQL_JSON,
+        ),
         (
             &parse_error,
             Some("application/json"),
