@@ -125,7 +125,8 @@ impl MongoDatabase {
         options.write_concern = Some(config.durability.write_concern()?);
         options.read_concern = Some(config.durability.read_concern()?);
         options.server_selection_timeout = Some(config.connect_timeout);
-        if let (Some(Tls::Enabled(tls)), Some(ca_file)) = (&mut options.tls, config.tls.extra_file())
+        if let (Some(Tls::Enabled(tls)), Some(ca_file)) =
+            (&mut options.tls, config.tls.extra_file())
         {
             tls.ca_file_path.get_or_insert_with(|| ca_file.to_owned());
         }

@@ -57,7 +57,8 @@ pub(crate) async fn read(
             "{service}: HTTP {status}: redirects are not followed"
         )));
     }
-    let too_large = || ReadError::TooLarge(format!("{service}: answer over {MAX_BODY_BYTES} bytes"));
+    let too_large =
+        || ReadError::TooLarge(format!("{service}: answer over {MAX_BODY_BYTES} bytes"));
     if response
         .content_length()
         .is_some_and(|length| length > MAX_BODY_BYTES as u64)

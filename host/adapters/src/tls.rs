@@ -35,7 +35,10 @@ impl TlsRoots {
         let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .with_context(|| format!("parsing the CA bundle {shown}"))?;
-        ensure!(!certs.is_empty(), "the CA bundle {shown} holds no certificate");
+        ensure!(
+            !certs.is_empty(),
+            "the CA bundle {shown} holds no certificate"
+        );
         let mut store = RootCertStore::empty();
         for cert in &certs {
             store

@@ -876,7 +876,11 @@ async fn redirecting_server(status: StatusCode) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("bound"));
     let app = Router::new().fallback(move || async move {
-        (status, [(axum::http::header::LOCATION, target_url.clone())], "")
+        (
+            status,
+            [(axum::http::header::LOCATION, target_url.clone())],
+            "",
+        )
     });
     tokio::spawn(axum::serve(listener, app).into_future());
     (url, reached)
@@ -933,7 +937,11 @@ async fn answers_over_one_mebibyte_are_not_read() {
         // Up to the bound, a padded answer is read whole.
         let url = padded_server(USER, 1 << 20, declared).await;
         let user = users_at(&url, API_TIMEOUT).get_user("u1").await;
-        assert_eq!(user.map(|u| u.id), Ok("u1".to_owned()), "declared: {declared}");
+        assert_eq!(
+            user.map(|u| u.id),
+            Ok("u1".to_owned()),
+            "declared: {declared}"
+        );
 
         let url = padded_server(USER, (1 << 20) + 1, declared).await;
         let users = users_at(&url, API_TIMEOUT);

@@ -77,7 +77,11 @@ pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
     let cinema_listener = bind("cinema", config.cinema_addr).await?;
     let users_listener = bind("users", config.users_addr).await?;
     let payments_listener = bind("payments", config.payments_addr).await?;
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let cinema_url = url_of(scheme, &cinema_listener)?;
     let users_url = url_of(scheme, &users_listener)?;
     let payments_url = url_of(scheme, &payments_listener)?;
