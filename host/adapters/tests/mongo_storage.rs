@@ -375,3 +375,25 @@ async fn bookings_round_trip_over_tls_trusting_the_ca() {
     );
     assert!(refused.contains("database"), "{refused}");
 }
+
+#[tokio::test]
+async fn srv_urls_are_resolved_through_dns() {
+    // `.invalid` never resolves (RFC 2606): the lookup is made and fails,
+    // where a build without the DNS resolver refused the URL unread.
+    let started = Instant::now();
+    let error = MongoDatabase::connect(&config(
+        "mongodb+srv://booking-test.invalid/".into(),
+        "test",
+    ))
+    .await
+    .err()
+    .expect("no such host");
+    let error = format!("{error:#}");
+    assert!(!error.contains("dns-resolver"), "{error}");
+    assert!(error.contains("booking-test.invalid"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
