@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs and starts the servers the real-backend tests need, on loopback:
-# RabbitMQ (Debian's rabbitmq-server) on 5672 and nx-27017 (a MongoDB-wire
+# RabbitMQ (Debian's rabbitmq-server) on 5672, with a TLS listener on
+# 5671 (a test CA and certificate made here by openssl), and nx-27017 (a MongoDB-wire
 # server on SQLite, from PyPI, in .venv/) on 27017. Also installs what the
 # browser test (tests/tests/graphiql_browser.rs) needs: Debian's chromium
 # and playwright-core (npm ci in tests/browser/). Idempotent: what is
 # installed is not installed again, what answers is not started again.
 #
-# Source it (scripts/test.sh does) to get TEST_MONGODB_URL and
-# TEST_RABBITMQ_URL exported; the tests skip without them outside CI and
+# Source it (scripts/test.sh does) to get TEST_MONGODB_URL,
+# TEST_RABBITMQ_URL, TEST_RABBITMQ_TLS_URL and TEST_RABBITMQ_TLS_CA_FILE
+# exported; the tests skip without them outside CI and
 # fail without them in CI.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,8 +17,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 NX_VERSION=0.8.1
 MONGO_PORT=27017
 RABBIT_PORT=5672
+RABBIT_TLS_PORT=5671
 STATE_DIR=${TEST_SERVICES_DIR:-${TMPDIR:-/tmp}/booking-test-services}
 mkdir -p "$STATE_DIR"
+RABBIT_TLS_DIR=$STATE_DIR/rabbitmq-tls
+# Read by RabbitMQ at start: conf.d is merged into its configuration.
+RABBIT_TLS_CONF=/etc/rabbitmq/conf.d/90-booking-test-tls.conf
 
 # True when something accepts TCP connections on 127.0.0.1:$1.
 port_open() {
@@ -33,20 +39,63 @@ wait_for_port() {
     return 1
 }
 
+# A test CA and a certificate of it for 127.0.0.1 and localhost, made
+# once (again if the state directory was cleaned).
+make_rabbitmq_certificate() {
+    [ -s "$RABBIT_TLS_DIR/server.pem" ] && return 0
+    mkdir -p "$RABBIT_TLS_DIR"
+    (
+        cd "$RABBIT_TLS_DIR"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=booking test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+            -keyout server.key -out server.csr 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile server.ext -out server.pem 2>/dev/null
+        # RabbitMQ runs as its own user; a test key has nothing to hide.
+        chmod 644 server.key
+    )
+}
+
+# Writes RabbitMQ's TLS listener settings; true when they changed.
+configure_rabbitmq_tls() {
+    make_rabbitmq_certificate
+    local wanted
+    wanted="listeners.ssl.default = $RABBIT_TLS_PORT
+ssl_options.cacertfile = $RABBIT_TLS_DIR/ca.pem
+ssl_options.certfile = $RABBIT_TLS_DIR/server.pem
+ssl_options.keyfile = $RABBIT_TLS_DIR/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false"
+    [ "$(cat "$RABBIT_TLS_CONF" 2>/dev/null)" = "$wanted" ] && return 1
+    mkdir -p "$(dirname "$RABBIT_TLS_CONF")"
+    printf '%s\n' "$wanted" >"$RABBIT_TLS_CONF"
+}
+
 start_rabbitmq() {
     if ! command -v rabbitmq-server >/dev/null; then
         # A new machine's package lists may be missing or stale.
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
     fi
+    local changed=false
+    configure_rabbitmq_tls && changed=true
     if port_open "$RABBIT_PORT"; then
-        echo "test-services: RabbitMQ already answers on $RABBIT_PORT"
-        return 0
+        if port_open "$RABBIT_TLS_PORT" && [ "$changed" = false ]; then
+            echo "test-services: RabbitMQ already answers on $RABBIT_PORT and $RABBIT_TLS_PORT"
+            return 0
+        fi
+        # Listeners are read at start only.
+        echo "test-services: restarting RabbitMQ for its TLS listener"
+        rabbitmqctl stop >/dev/null
     fi
     echo "test-services: starting RabbitMQ"
     rabbitmq-server -detached
     wait_for_port "$RABBIT_PORT" RabbitMQ 60
     timeout 60 rabbitmqctl await_startup >/dev/null
+    wait_for_port "$RABBIT_TLS_PORT" "RabbitMQ (TLS)" 30
 }
 
 start_mongo() {
@@ -91,5 +140,7 @@ start_mongo
 install_browser
 
 export TEST_RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f"
+export TEST_RABBITMQ_TLS_URL="amqps://guest:guest@127.0.0.1:$RABBIT_TLS_PORT/%2f"
+export TEST_RABBITMQ_TLS_CA_FILE="$RABBIT_TLS_DIR/ca.pem"
 export TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"
-echo "test-services: TEST_RABBITMQ_URL=$TEST_RABBITMQ_URL TEST_MONGODB_URL=$TEST_MONGODB_URL"
+echo "test-services: TEST_RABBITMQ_URL=$TEST_RABBITMQ_URL TEST_RABBITMQ_TLS_URL=$TEST_RABBITMQ_TLS_URL TEST_MONGODB_URL=$TEST_MONGODB_URL"

@@ -19,4 +19,5 @@ mod rest;
 pub mod seats;
 pub mod sqlite;
 pub mod storage;
+pub mod tls;
 pub mod users;

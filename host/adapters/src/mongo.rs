@@ -16,8 +16,10 @@ use anyhow::Context;
 use booking_logic::ports::{PortError, PortResult};
 use mongodb::bson::doc;
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{Acknowledgment, ClientOptions, ReadConcern, WriteConcern};
+use mongodb::options::{Acknowledgment, ClientOptions, ReadConcern, Tls, WriteConcern};
 use mongodb::{Client, Collection};
+
+use crate::tls::TlsRoots;
 
 /// The database used when neither the config nor the URL names one.
 pub const DEFAULT_DATABASE: &str = "movietickets";
@@ -27,7 +29,8 @@ const DUPLICATE_KEY: i32 = 11000;
 
 #[derive(Debug, Clone)]
 pub struct MongoConfig {
-    /// `mongodb://…` connection string.
+    /// `mongodb://…` connection string (`tls=true` for TLS), or
+    /// `mongodb+srv://…` (hosts from DNS SRV, TLS on by default).
     pub url: String,
     /// Overrides the database named in the URL's path.
     pub database: Option<String>,
@@ -38,6 +41,9 @@ pub struct MongoConfig {
     pub connect_timeout: Duration,
     /// Overrides the write and read concerns of the URL.
     pub durability: Durability,
+    /// The CA bundle is the URL's `tlsCAFile` when it names none. The
+    /// driver then trusts that bundle only, not the public roots.
+    pub tls: TlsRoots,
 }
 
 /// When MongoDB acknowledges a write, and which writes a read sees. The
@@ -119,6 +125,11 @@ impl MongoDatabase {
         options.write_concern = Some(config.durability.write_concern()?);
         options.read_concern = Some(config.durability.read_concern()?);
         options.server_selection_timeout = Some(config.connect_timeout);
+        if let (Some(Tls::Enabled(tls)), Some(ca_file)) =
+            (&mut options.tls, config.tls.extra_file())
+        {
+            tls.ca_file_path.get_or_insert_with(|| ca_file.to_owned());
+        }
         let name = config
             .database
             .clone()

@@ -5,7 +5,8 @@
 //! charges no more).
 //!
 //! Once a request may have reached the service and its outcome is unknown
-//! (no answer in time, a connection broken mid-request, a 500/502/504, an
+//! (no answer in time, a connection broken mid-request, a 500/502/504, a
+//! redirect, which is never followed, an answer over 1 MiB, an
 //! unreadable success body for a charge) the error is `Timeout`: the logic
 //! then retries with the same idempotency key, which cannot charge twice.
 //! `Unavailable` is kept for failures where nothing can have happened.
@@ -19,7 +20,8 @@ use booking_logic::ports::{Payments, PortError, PortResult};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::rest::{describe, url};
+use crate::rest::{ReadError, describe, read, url};
+use crate::tls::TlsRoots;
 
 #[derive(Debug, Clone)]
 pub struct PaymentsConfig {
@@ -30,6 +32,8 @@ pub struct PaymentsConfig {
     /// Per refund or health check (the seed's API_TIMEOUT).
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Trusted for an `https://` URL.
+    pub tls: TlsRoots,
 }
 
 pub struct RestPayments {
@@ -82,9 +86,7 @@ impl RestPayments {
             !base.cannot_be_a_base(),
             "payment service URL {base} cannot have paths"
         );
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .build()?;
+        let client = crate::rest::client(&config.tls, config.connect_timeout)?.build()?;
         Ok(RestPayments {
             client,
             base,
@@ -131,8 +133,7 @@ impl Payments for RestPayments {
             .send()
             .await
             .map_err(transport_error)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport_error)?;
+        let (status, body) = read("payments", response).await.map_err(read_error)?;
         if !status.is_success() {
             return Err(status_error(status, &body));
         }
@@ -156,8 +157,7 @@ impl Payments for RestPayments {
             .send()
             .await
             .map_err(transport_error)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport_error)?;
+        let (status, body) = read("payments", response).await.map_err(read_error)?;
         if !status.is_success() {
             return Err(status_error(status, &body));
         }
@@ -179,8 +179,7 @@ impl Payments for RestPayments {
             .send()
             .await
             .map_err(transport_error)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport_error)?;
+        let (status, body) = read("payments", response).await.map_err(read_error)?;
         if !status.is_success() {
             return Err(status_error(status, &body));
         }
@@ -211,6 +210,18 @@ struct VoidRequest<'a> {
 struct VoidBody {
     voided: bool,
     charge: Option<ReceiptBody>,
+}
+
+/// A redirect (the service may have acted, then pointed elsewhere) or an
+/// answer too large to read hides what the service did, as a lost one
+/// would.
+fn read_error(error: ReadError) -> PortError {
+    match error {
+        ReadError::Redirected(message) | ReadError::TooLarge(message) => {
+            PortError::Timeout(message)
+        }
+        ReadError::Transport(error) => transport_error(error),
+    }
 }
 
 /// Only a failed connect proves the request never arrived.

@@ -29,12 +29,15 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-    PublisherConfirm,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
+    DefaultConnectionBuilder, ExchangeKind, PublisherConfirm,
 };
 use tokio::sync::Mutex;
+
+use crate::tls::TlsRoots;
 
 /// The exchange used when none is configured.
 pub const DEFAULT_EXCHANGE: &str = "booking.events";
@@ -56,13 +59,15 @@ const PERSISTENT: u8 = 2;
 
 #[derive(Debug, Clone)]
 pub struct RabbitConfig {
-    /// `amqp://user:password@host:port/vhost`.
+    /// `amqp://user:password@host:port/vhost`, or `amqps://…` (TLS).
     pub url: String,
     pub exchange: String,
     /// Deadline for connecting and for each window's confirms.
     pub timeout: Duration,
     /// Messages published before awaiting their confirms (at least 1).
     pub confirm_window: usize,
+    /// Trusted for an `amqps://` URL.
+    pub tls: TlsRoots,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -301,11 +306,19 @@ impl RabbitPublisher {
     }
 
     async fn open(&self) -> lapin::Result<Link> {
-        let connection = Connection::connect(
-            &self.config.url,
-            ConnectionProperties::default().with_connection_name("booking-host".into()),
-        )
-        .await?;
+        // The TLS settings only apply to an `amqps://` URL.
+        let tls = OwnedTLSConfig {
+            identity: None,
+            cert_chain: self.config.tls.extra_pem().map(str::to_owned),
+        };
+        let connection = DefaultConnectionBuilder::new()?
+            .with_uri_str(self.config.url.clone())
+            .with_properties(
+                ConnectionProperties::default().with_connection_name("booking-host".into()),
+            )
+            .with_tls_config(tls)
+            .connect()
+            .await?;
         let channel = connection.create_channel().await?;
         let unrouted = self.alternate_exchange();
         let durable = ExchangeDeclareOptions {

@@ -10,16 +10,21 @@ use cinema_grpc::{
     ConfirmSeatsRequest, GetSeatMapRequest, GetShowtimeRequest, LockSeatsRequest,
     ReleaseSeatsRequest,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
+
+use crate::tls::TlsRoots;
 
 #[derive(Debug, Clone)]
 pub struct SeatsConfig {
-    /// `http://host:port`, or the seed's `host:port` (plain HTTP/2).
+    /// `http://host:port`, or the seed's `host:port` (plain HTTP/2), or
+    /// `https://host:port` (TLS).
     pub url: String,
     /// Per call (the seed's API_TIMEOUT).
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Trusted for an `https://` URL.
+    pub tls: TlsRoots,
 }
 
 pub struct GrpcSeats {
@@ -35,7 +40,15 @@ impl GrpcSeats {
         } else {
             format!("http://{}", config.url)
         };
-        let channel = Endpoint::from_shared(url)?
+        let mut endpoint = Endpoint::from_shared(url)?;
+        if endpoint.uri().scheme_str() == Some("https") {
+            let mut tls = ClientTlsConfig::new().with_webpki_roots();
+            if let Some(pem) = config.tls.extra_pem() {
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)

@@ -15,7 +15,8 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 use self::auth_cache::AuthCache;
-use crate::rest::{describe, url};
+use crate::rest::{ReadError, describe, read, url};
+use crate::tls::TlsRoots;
 
 /// How long an authenticated token is trusted without asking again (at
 /// most until it expires): a revoked token may work this much longer.
@@ -31,6 +32,8 @@ pub struct UsersConfig {
     /// Per request (the seed's API_TIMEOUT).
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Trusted for an `https://` URL.
+    pub tls: TlsRoots,
 }
 
 pub struct RestUsers {
@@ -64,9 +67,8 @@ impl RestUsers {
             !base.cannot_be_a_base(),
             "user service URL {base} cannot have paths"
         );
-        let client = reqwest::Client::builder()
+        let client = crate::rest::client(&config.tls, config.connect_timeout)?
             .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
             .build()?;
         Ok(RestUsers {
             client,
@@ -99,8 +101,7 @@ impl RestUsers {
             .send()
             .await
             .map_err(transport_error)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport_error)?;
+        let (status, body) = read("users", response).await.map_err(read_error)?;
         if !status.is_success() {
             let message = describe("users", status, &body);
             return Err(match status {
@@ -149,8 +150,7 @@ impl Users for RestUsers {
             .send()
             .await
             .map_err(transport_error)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport_error)?;
+        let (status, body) = read("users", response).await.map_err(read_error)?;
         if !status.is_success() {
             let message = describe("users", status, &body);
             return Err(match status {
@@ -191,6 +191,15 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+fn read_error(error: ReadError) -> PortError {
+    match error {
+        ReadError::Redirected(message) | ReadError::TooLarge(message) => {
+            PortError::Unavailable(message)
+        }
+        ReadError::Transport(error) => transport_error(error),
+    }
 }
 
 /// No answer in time may still be an answer on the way; anything else

@@ -1,25 +1,35 @@
 //! What is particular to the MongoDB storage and event log, against a
 //! real MongoDB-wire server (`TEST_MONGODB_URL`, nx-27017 from
 //! scripts/test-services.sh): indexes, the durability settings, documents
-//! of older builds, outages. The storage contract itself is checked in
+//! of older builds, outages, TLS (through a TLS front of the test server's
+//! own). The storage contract itself is checked in
 //! `storage_contract.rs`. Each test works in a database of its own.
 
 // Shared by several test binaries, each using a part of it.
 #[allow(unused)]
 mod support;
+#[path = "support/tls.rs"]
+mod tls;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::mongo_events::MongoEventLog;
 use booking_adapters::mongo_storage::MongoStorage;
 use booking_adapters::outbox::{Delivery, Outbox};
+use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Booking, BookingStatus, EventKind};
 use booking_logic::ports::{Events, PortError, Storage};
 use booking_logic::testing::contract::{booking, event};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use support::{Proxy, service_url, unique};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 fn config(url: String, database: &str) -> MongoConfig {
     MongoConfig {
@@ -28,6 +38,7 @@ fn config(url: String, database: &str) -> MongoConfig {
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
         durability: Durability::default(),
+        tls: TlsRoots::default(),
     }
 }
 
@@ -277,4 +288,112 @@ async fn a_dead_database_is_unavailable_and_recovery_needs_no_restart() {
         }
     }
     assert_eq!(storage.health().await, Ok(()));
+}
+
+/// Terminates TLS with the test CA's certificate and forwards to `target`
+/// (`host:port`); its own `host:port`.
+async fn tls_front(ca: &tls::TestCa, target: &str) -> String {
+    let certs = CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificate PEM");
+    let key = PrivateKeyDer::from_pem_slice(ca.key_pem.as_bytes()).expect("key PEM");
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("certificate and key");
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("bound").to_string();
+    let target = target.to_owned();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (acceptor, target) = (acceptor.clone(), target.clone());
+            tokio::spawn(async move {
+                let Ok(mut client) = acceptor.accept(client).await else {
+                    return;
+                };
+                let Ok(mut server) = TcpStream::connect(&target).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn bookings_round_trip_over_tls_trusting_the_ca() {
+    let Some(url) = service_url("TEST_MONGODB_URL") else {
+        return;
+    };
+    let server = url
+        .trim_start_matches("mongodb://")
+        .split(['/', '?'])
+        .next()
+        .expect("host:port");
+    let ca = tls::TestCa::new();
+    let front = tls_front(&ca, server).await;
+    let tls_url = format!("mongodb://{front}/?directConnection=true&tls=true");
+    let name = unique("test");
+
+    // The CA option.
+    let db = MongoDatabase::connect(&MongoConfig {
+        tls: ca.roots(),
+        ..config(tls_url.clone(), &name)
+    })
+    .await
+    .expect("valid settings");
+    let (storage, _) = open(db, Delivery::Stored).await;
+    storage
+        .insert(&booking("b_tls", "u1", 1), &[])
+        .await
+        .unwrap();
+
+    // The URL's own `tlsCAFile`, read back.
+    let with_ca_file = format!("{tls_url}&tlsCAFile={}", ca.ca_file.display());
+    let db = MongoDatabase::connect(&config(with_ca_file, &name))
+        .await
+        .expect("valid settings");
+    let (storage, _) = open(db, Delivery::Stored).await;
+    let read = storage.get("b_tls").await.unwrap().expect("stored");
+    assert_eq!((read.id.as_str(), read.user_id.as_str()), ("b_tls", "u1"));
+
+    // The public roots only: unavailable within the connect timeout.
+    let untrusted = MongoDatabase::connect(&config(tls_url, &name))
+        .await
+        .expect("valid settings");
+    let started = Instant::now();
+    let refused = untrusted.health().await.expect_err("untrusted certificate");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(refused.contains("database"), "{refused}");
+}
+
+#[tokio::test]
+async fn srv_urls_are_resolved_through_dns() {
+    // `.invalid` never resolves (RFC 2606): the lookup is made and fails,
+    // where a build without the DNS resolver refused the URL unread.
+    let started = Instant::now();
+    let error = MongoDatabase::connect(&config(
+        "mongodb+srv://booking-test.invalid/".into(),
+        "test",
+    ))
+    .await
+    .err()
+    .expect("no such host");
+    let error = format!("{error:#}");
+    assert!(!error.contains("dns-resolver"), "{error}");
+    assert!(error.contains("booking-test.invalid"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -1,6 +1,10 @@
 //! The network adapters (seats, users, payments) against the real
-//! reference peers on loopback, plus a few deliberately broken servers for
-//! the failure mappings the peers never produce.
+//! reference peers on loopback (also over TLS, with a test CA), plus a few
+//! deliberately broken servers for the failure mappings the peers never
+//! produce (redirects and oversized answers among them).
+
+#[path = "support/tls.rs"]
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,10 +15,11 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use booking_adapters::payments::{PaymentsConfig, RestPayments};
 use booking_adapters::seats::{GrpcSeats, SeatsConfig};
+use booking_adapters::tls::TlsRoots;
 use booking_adapters::users::{RestUsers, UsersConfig};
 use booking_logic::model::{ChargeRequest, PricedSeat, SeatStatus};
 use booking_logic::ports::{Payments, PortError, Seats, Users};
-use booking_peers::{PaymentBehaviour, PeersConfig, RunningPeers};
+use booking_peers::{PaymentBehaviour, PeersConfig, PeersTls, RunningPeers};
 use tokio::net::TcpListener;
 
 const API_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,29 +38,44 @@ async fn peers() -> RunningPeers {
 }
 
 fn seats_at(url: &str, timeout: Duration) -> GrpcSeats {
+    seats_trusting(url, timeout, TlsRoots::default())
+}
+
+fn seats_trusting(url: &str, timeout: Duration, tls: TlsRoots) -> GrpcSeats {
     GrpcSeats::new(&SeatsConfig {
         url: url.to_owned(),
         timeout,
         connect_timeout: CONNECT_TIMEOUT,
+        tls,
     })
     .expect("valid url")
 }
 
 fn users_at(url: &str, timeout: Duration) -> RestUsers {
+    users_trusting(url, timeout, TlsRoots::default())
+}
+
+fn users_trusting(url: &str, timeout: Duration, tls: TlsRoots) -> RestUsers {
     RestUsers::new(&UsersConfig {
         url: url.to_owned(),
         timeout,
         connect_timeout: CONNECT_TIMEOUT,
+        tls,
     })
     .expect("valid url")
 }
 
 fn payments_at(url: &str, charge_timeout: Duration) -> RestPayments {
+    payments_trusting(url, charge_timeout, TlsRoots::default())
+}
+
+fn payments_trusting(url: &str, charge_timeout: Duration, tls: TlsRoots) -> RestPayments {
     RestPayments::new(&PaymentsConfig {
         url: url.to_owned(),
         charge_timeout,
         timeout: API_TIMEOUT,
         connect_timeout: CONNECT_TIMEOUT,
+        tls,
     })
     .expect("valid url")
 }
@@ -726,5 +746,211 @@ async fn payments_void_failures_never_read_as_no_charge() {
             ),
             "{status} {body}: {answer:?}"
         );
+    }
+}
+
+// ---- TLS, redirects, answer size ----
+
+async fn tls_peers(ca: &tls::TestCa) -> RunningPeers {
+    booking_peers::start(PeersConfig {
+        tls: Some(PeersTls {
+            cert_pem: ca.cert_pem.clone(),
+            key_pem: ca.key_pem.clone(),
+        }),
+        ..PeersConfig::default()
+    })
+    .await
+    .expect("TLS peers start")
+}
+
+#[tokio::test]
+async fn all_three_adapters_work_over_tls_trusting_the_ca() {
+    let ca = tls::TestCa::new();
+    let peers = tls_peers(&ca).await;
+    for url in [&peers.cinema_url, &peers.users_url, &peers.payments_url] {
+        assert!(url.starts_with("https://"), "{url}");
+    }
+
+    let seats = seats_trusting(&peers.cinema_url, API_TIMEOUT, ca.roots());
+    seats.health().await.expect("cinema over TLS");
+    assert_eq!(
+        seats
+            .get_showtime("showtime_flash")
+            .await
+            .map(|s| s.total_seats),
+        Ok(500)
+    );
+
+    let users = users_trusting(&peers.users_url, API_TIMEOUT, ca.roots());
+    users.health().await.expect("users over TLS");
+    assert_eq!(
+        users.get_user("user_123").await.map(|u| u.id),
+        Ok("user_123".to_owned())
+    );
+    let token = log_in_over_tls(&peers.users_url, &ca, "user_123").await;
+    assert_eq!(
+        users.authenticate(&token).await.map(|c| c.user_id),
+        Ok("user_123".to_owned())
+    );
+
+    let payments = payments_trusting(&peers.payments_url, API_TIMEOUT, ca.roots());
+    payments.health().await.expect("payments over TLS");
+    let receipt = payments
+        .charge(&charge_request("booking_tls", "card_token_ok", 1500))
+        .await
+        .expect("charged over TLS");
+    assert_eq!(receipt.amount_cents, 1500);
+}
+
+/// Logs in over HTTPS, trusting only the test CA.
+async fn log_in_over_tls(users_url: &str, ca: &tls::TestCa, user_id: &str) -> String {
+    let ca_cert = reqwest::Certificate::from_pem(std::fs::read(&ca.ca_file).unwrap().as_slice())
+        .expect("CA PEM");
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca_cert])
+        .build()
+        .expect("client");
+    let answer: serde_json::Value = client
+        .post(format!("{users_url}/auth/login"))
+        .json(&serde_json::json!({ "userId": user_id, "password": "demo" }))
+        .send()
+        .await
+        .expect("login answered")
+        .json()
+        .await
+        .expect("login JSON");
+    answer["token"].as_str().expect("a token").to_owned()
+}
+
+#[tokio::test]
+async fn without_the_ca_every_adapter_fails_fast_as_unavailable() {
+    let ca = tls::TestCa::new();
+    let peers = tls_peers(&ca).await;
+    let public_roots_only = TlsRoots::default();
+    let seats = seats_trusting(&peers.cinema_url, API_TIMEOUT, public_roots_only.clone());
+    let users = users_trusting(&peers.users_url, API_TIMEOUT, public_roots_only.clone());
+    let payments = payments_trusting(&peers.payments_url, API_TIMEOUT, public_roots_only);
+    let refused = async {
+        assert_kind(seats.get_showtime("showtime_flash").await, unavailable);
+        assert_kind(users.get_user("user_123").await, unavailable);
+        assert_kind(
+            payments
+                .charge(&charge_request("booking_untrusted", "card_token_ok", 1500))
+                .await,
+            unavailable,
+        );
+        assert!(seats.health().await.is_err());
+    };
+    tokio::time::timeout(Duration::from_secs(5), refused)
+        .await
+        .expect("refused at once, not hung");
+    assert!(
+        peers.payments.charges().is_empty(),
+        "no charge over an untrusted connection"
+    );
+}
+
+#[tokio::test]
+async fn a_ca_file_without_certificates_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("empty.pem");
+    std::fs::write(&file, "not a certificate\n").unwrap();
+    let error = TlsRoots::with_ca_file(&file).expect_err("no certificate");
+    assert!(error.to_string().contains("no certificate"), "{error}");
+    let missing = TlsRoots::with_ca_file(&dir.path().join("missing.pem")).expect_err("no file");
+    assert!(missing.to_string().contains("missing.pem"), "{missing}");
+}
+
+/// A server that redirects every request to a second one, which counts
+/// what reaches it.
+async fn redirecting_server(status: StatusCode) -> (String, Arc<AtomicUsize>) {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let target = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let target_url = format!("http://{}", target.local_addr().expect("bound"));
+    let counter = reached.clone();
+    let target_app = Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { "{}" }
+    });
+    tokio::spawn(axum::serve(target, target_app).into_future());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    let app = Router::new().fallback(move || async move {
+        (
+            status,
+            [(axum::http::header::LOCATION, target_url.clone())],
+            "",
+        )
+    });
+    tokio::spawn(axum::serve(listener, app).into_future());
+    (url, reached)
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_fail_as_dependency_errors() {
+    for status in [StatusCode::FOUND, StatusCode::TEMPORARY_REDIRECT] {
+        let (url, reached) = redirecting_server(status).await;
+        // The charge may have been made before the redirect: only a
+        // retry with the key can tell.
+        let payments = payments_at(&url, API_TIMEOUT);
+        let request = charge_request("booking_redirect", "card_token_ok", 1000);
+        assert_kind(payments.charge(&request).await, timeout);
+        assert_kind(payments.refund("txn_1").await, timeout);
+        assert_kind(payments.void_charge("booking_redirect").await, timeout);
+        let users = users_at(&url, API_TIMEOUT);
+        assert_kind(users.authenticate("secret_token").await, unavailable);
+        assert_kind(users.get_user("user_123").await, unavailable);
+        assert_eq!(
+            reached.load(Ordering::SeqCst),
+            0,
+            "{status}: nothing (card details, bearer token) reached the redirect target"
+        );
+    }
+}
+
+/// Answers every request with 200 and `json` padded with spaces to
+/// `size` bytes, declared in `Content-Length` or streamed without it.
+async fn padded_server(json: &'static str, size: usize, declared: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    let app = Router::new().fallback(move || async move {
+        let mut body = json.as_bytes().to_vec();
+        body.resize(size, b' ');
+        if declared {
+            axum::body::Body::from(body)
+        } else {
+            let chunks: Vec<_> = body
+                .chunks(1024)
+                .map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec()))
+                .collect();
+            axum::body::Body::from_stream(futures::stream::iter(chunks))
+        }
+    });
+    tokio::spawn(axum::serve(listener, app).into_future());
+    url
+}
+
+#[tokio::test]
+async fn answers_over_one_mebibyte_are_not_read() {
+    const USER: &str = r#"{"id":"u1","name":"U","email":"u@example.com","active":true}"#;
+    for declared in [true, false] {
+        // Up to the bound, a padded answer is read whole.
+        let url = padded_server(USER, 1 << 20, declared).await;
+        let user = users_at(&url, API_TIMEOUT).get_user("u1").await;
+        assert_eq!(
+            user.map(|u| u.id),
+            Ok("u1".to_owned()),
+            "declared: {declared}"
+        );
+
+        let url = padded_server(USER, (1 << 20) + 1, declared).await;
+        let users = users_at(&url, API_TIMEOUT);
+        assert_kind(users.get_user("u1").await, unavailable);
+        assert_kind(users.authenticate("token").await, unavailable);
+        // A charge answered unreadably may have been made.
+        let payments = payments_at(&url, API_TIMEOUT);
+        let request = charge_request("booking_big", "card_token_ok", 1000);
+        assert_kind(payments.charge(&request).await, timeout);
+        assert_kind(payments.void_charge("booking_big").await, timeout);
     }
 }

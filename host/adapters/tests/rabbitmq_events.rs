@@ -1,5 +1,6 @@
 //! The RabbitMQ publisher and the outbox relay against a real broker
-//! (`TEST_RABBITMQ_URL`, from scripts/test-services.sh), with a consumer on
+//! (`TEST_RABBITMQ_URL`, and its TLS listener `TEST_RABBITMQ_TLS_URL` with
+//! the CA `TEST_RABBITMQ_TLS_CA_FILE`, from scripts/test-services.sh), with a consumer on
 //! a queue bound to the exchange. Each test uses an exchange of its own
 //! (and so an alternate exchange and unrouted queue of its own).
 
@@ -18,6 +19,7 @@ use booking_adapters::rabbitmq::{PublishError, RabbitConfig, RabbitPublisher};
 use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::sqlite::Database;
 use booking_adapters::storage::SqliteStorage;
+use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Event, EventKind};
 use booking_logic::ports::Storage;
 use booking_logic::testing::contract;
@@ -31,11 +33,16 @@ use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use support::{Proxy, event, service_url, unique};
 
 fn publisher(url: &str, exchange: &str) -> RabbitPublisher {
+    publisher_trusting(url, exchange, TlsRoots::default())
+}
+
+fn publisher_trusting(url: &str, exchange: &str, tls: TlsRoots) -> RabbitPublisher {
     RabbitPublisher::new(RabbitConfig {
         url: url.to_owned(),
         exchange: exchange.to_owned(),
         timeout: Duration::from_secs(2),
         confirm_window: 64,
+        tls,
     })
 }
 
@@ -424,6 +431,50 @@ async fn an_unreachable_broker_fails_every_event_of_the_batch() {
     assert!(publisher.health().await.is_err());
 }
 
+#[tokio::test]
+async fn events_published_over_amqps_trusting_the_ca_are_consumed() {
+    let (Some(url), Some(tls_url), Some(ca_file)) = (
+        service_url("TEST_RABBITMQ_URL"),
+        service_url("TEST_RABBITMQ_TLS_URL"),
+        service_url("TEST_RABBITMQ_TLS_CA_FILE"),
+    ) else {
+        return;
+    };
+    assert!(tls_url.starts_with("amqps://"), "{tls_url}");
+    let exchange = unique("test.booking.events");
+    let roots = TlsRoots::with_ca_file(std::path::Path::new(&ca_file)).expect("the test CA");
+    let over_tls = publisher_trusting(&tls_url, &exchange, roots);
+    assert_eq!(over_tls.health().await, Ok(()), "connects over TLS");
+    // The same broker, read over its plain listener.
+    let mut subscriber = Subscriber::bind(&url, &exchange).await;
+    let sent = event("e_tls", "b_tls", EventKind::BookingConfirmed);
+    let results = over_tls.publish(std::slice::from_ref(&sent)).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let received = subscriber
+        .next(Duration::from_secs(5))
+        .await
+        .expect("the event arrives");
+    assert_eq!(received.message_id.as_deref(), Some("e_tls"));
+    assert_eq!(received.body, serde_json::to_value(&sent).unwrap());
+    subscriber.delete_exchange().await;
+    delete_unrouted(&url, &over_tls).await;
+
+    // Without the CA the broker's certificate is not trusted: a broker
+    // error at once, not a hang.
+    let untrusted = publisher(&tls_url, &exchange);
+    let started = Instant::now();
+    let results = untrusted.publish(std::slice::from_ref(&sent)).await;
+    assert!(
+        matches!(results.as_slice(), [Err(PublishError::Broker(_))]),
+        "{results:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// Commits bookings' moves with their events through `storage` into
 /// `log`, cuts the broker off in the middle, and checks that once it is
 /// back the consumer has every event, in order per booking, and nothing
@@ -584,6 +635,7 @@ async fn the_relay_drains_the_mongodb_outbox_through_a_broker_outage() {
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
         durability: Durability::default(),
+        tls: TlsRoots::default(),
     })
     .await
     .unwrap();

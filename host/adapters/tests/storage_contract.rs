@@ -19,6 +19,7 @@ use booking_adapters::mongo_storage::MongoStorage;
 use booking_adapters::outbox::{Delivery, Outbox};
 use booking_adapters::sqlite::Database;
 use booking_adapters::storage::SqliteStorage;
+use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Booking, BookingStatus, Event, EventKind, IdempotencyRecord};
 use booking_logic::ports::{Events, PortError, Storage};
 use booking_logic::testing::contract::{self, booking, event};
@@ -54,6 +55,7 @@ async fn mongo(delivery: Delivery) -> Option<Store> {
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
         durability: Durability::default(),
+        tls: TlsRoots::default(),
     })
     .await
     .expect("a valid MongoDB URL");

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cinema;
 mod clock;
 pub mod payments;
+mod tls;
 pub mod users;
 
 use std::future::Future;
@@ -19,10 +20,15 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, ServerTlsConfig};
+
+use crate::tls::TlsListener;
 
 pub use cinema::CinemaState;
 pub use payments::{PaymentBehaviour, PaymentsState};
+pub use tls::PeersTls;
 pub use users::UsersState;
 
 /// Where the peers listen. Port 0 picks a free port.
@@ -34,6 +40,8 @@ pub struct PeersConfig {
     pub payments: PaymentBehaviour,
     /// How long a User-service bearer token is valid.
     pub token_ttl: Duration,
+    /// With a certificate, all three serve TLS only (`https://` URLs).
+    pub tls: Option<PeersTls>,
 }
 
 impl Default for PeersConfig {
@@ -46,13 +54,14 @@ impl Default for PeersConfig {
             payments_addr: ephemeral,
             payments: PaymentBehaviour::default(),
             token_ttl: users::DEFAULT_TOKEN_TTL,
+            tls: None,
         }
     }
 }
 
 /// The three servers, running. Dropping this stops them.
 pub struct RunningPeers {
-    /// e.g. "http://127.0.0.1:50051".
+    /// e.g. "http://127.0.0.1:50051" ("https://…" with TLS).
     pub cinema_url: String,
     pub users_url: String,
     pub payments_url: String,
@@ -68,9 +77,15 @@ pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
     let cinema_listener = bind("cinema", config.cinema_addr).await?;
     let users_listener = bind("users", config.users_addr).await?;
     let payments_listener = bind("payments", config.payments_addr).await?;
-    let cinema_url = url_of(&cinema_listener)?;
-    let users_url = url_of(&users_listener)?;
-    let payments_url = url_of(&payments_listener)?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let cinema_url = url_of(scheme, &cinema_listener)?;
+    let users_url = url_of(scheme, &users_listener)?;
+    let payments_url = url_of(scheme, &payments_listener)?;
+    let acceptor = config.tls.as_ref().map(PeersTls::acceptor).transpose()?;
 
     let cinema = CinemaState::new(catalog::showtimes());
     let payments = PaymentsState::new(config.payments);
@@ -80,17 +95,20 @@ pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
     servers.spawn(serve_cinema(
         cinema_listener,
         cinema.clone(),
+        config.tls.clone(),
         stopped(stop.clone()),
     ));
     servers.spawn(serve_http(
         "users",
         users_listener,
+        acceptor.clone(),
         users::router(users),
         stopped(stop.clone()),
     ));
     servers.spawn(serve_http(
         "payments",
         payments_listener,
+        acceptor,
         payments::router(payments.clone()),
         stopped(stop),
     ));
@@ -140,8 +158,8 @@ async fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding the {name} peer to {addr}"))
 }
 
-fn url_of(listener: &TcpListener) -> anyhow::Result<String> {
-    Ok(format!("http://{}", listener.local_addr()?))
+fn url_of(scheme: &str, listener: &TcpListener) -> anyhow::Result<String> {
+    Ok(format!("{scheme}://{}", listener.local_addr()?))
 }
 
 /// Completes on shutdown, also when the sender is gone.
@@ -152,12 +170,20 @@ async fn stopped(mut stop: watch::Receiver<()>) {
 async fn serve_cinema(
     listener: TcpListener,
     state: CinemaState,
+    tls: Option<PeersTls>,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        let identity = Identity::from_pem(tls.cert_pem, tls.key_pem);
+        server = server
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .context("the cinema peer's TLS certificate")?;
+    }
     // Plain gRPC over HTTP/2 (the host's tonic client) and gRPC-Web over
     // HTTP/1.1 (the Spin seats adapter, components/spin-adapters) on the
     // same port.
-    tonic::transport::Server::builder()
+    server
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
         .add_service(cinema::service(state))
@@ -169,11 +195,21 @@ async fn serve_cinema(
 async fn serve_http(
     name: &'static str,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     router: Router,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
-        .await
-        .with_context(|| format!("{name} peer"))
+    match tls {
+        Some(acceptor) => {
+            axum::serve(TlsListener::new(listener, acceptor), router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    }
+    .with_context(|| format!("{name} peer"))
 }

@@ -2,9 +2,11 @@
 //! the ports the booking service expects by default.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use booking_peers::{PaymentBehaviour, PeersConfig};
+use anyhow::Context;
+use booking_peers::{PaymentBehaviour, PeersConfig, PeersTls};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -29,6 +31,12 @@ struct Args {
     /// How long a User-service bearer token is valid, in seconds.
     #[arg(long, env = "PEERS_TOKEN_TTL_SECS", default_value_t = 3600)]
     token_ttl_secs: u64,
+    /// Serve TLS only, with this PEM certificate chain (and --tls-key-file).
+    #[arg(long, env = "PEERS_TLS_CERT_FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of --tls-cert-file.
+    #[arg(long, env = "PEERS_TLS_KEY_FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -39,6 +47,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => Some(PeersTls {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        }),
+        _ => None,
+    };
 
     let mut peers = booking_peers::start(PeersConfig {
         cinema_addr: args.cinema_addr,
@@ -49,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             lost_reply_delay: Duration::from_millis(args.lost_reply_delay_ms),
         },
         token_ttl: Duration::from_secs(args.token_ttl_secs),
+        tls,
     })
     .await?;
 
@@ -60,4 +76,8 @@ async fn main() -> anyhow::Result<()> {
         }
         error = peers.failed() => Err(error),
     }
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }

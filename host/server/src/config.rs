@@ -110,7 +110,7 @@ pub struct Config {
     #[arg(long, env = "MONGODB_READ_CONCERN", default_value = "majority")]
     pub mongodb_read_concern: String,
 
-    /// RabbitMQ connection string (`amqp://…`): events stored in the outbox
+    /// RabbitMQ connection string (`amqp://…`, `amqps://…` for TLS): events stored in the outbox
     /// are relayed there. Unset: the event log is the only sink.
     #[arg(long, env = "RABBITMQ_URL", hide_env_values = true)]
     pub rabbitmq_url: Option<String>,
@@ -124,7 +124,8 @@ pub struct Config {
     #[arg(long, env = "RABBITMQ_CONFIRM_WINDOW", default_value_t = booking_adapters::rabbitmq::DEFAULT_CONFIRM_WINDOW)]
     pub rabbitmq_confirm_window: usize,
 
-    /// Cinema service gRPC endpoint (`host:port` or `http://host:port`).
+    /// Cinema service gRPC endpoint (`host:port`, `http://host:port`, or
+    /// `https://host:port` for TLS).
     #[arg(long, env = "CINEMA_SERVICE_URL")]
     pub cinema_service_url: Option<String>,
 
@@ -149,6 +150,13 @@ pub struct Config {
     /// sets 127.0.0.1:8001; the default picks a free port.
     #[arg(long, env = "REFERENCE_USERS_LISTEN", default_value = "127.0.0.1:0")]
     pub reference_users_listen: SocketAddr,
+
+    /// PEM CA bundle that every TLS connection to a backend trusts besides
+    /// the public roots (`https://` services, `amqps://`, MongoDB with TLS:
+    /// there it is the `tlsCAFile`, trusted alone, unless MONGODB_URL names
+    /// one).
+    #[arg(long, env = "TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
 
     /// Seconds a booking holds its seats before it must be paid.
     #[arg(long, env = "SEAT_LOCK_DURATION", default_value_t = 300)]
@@ -268,6 +276,14 @@ impl Config {
             write: self.mongodb_write_concern.clone(),
             journal: self.mongodb_journal,
             read: self.mongodb_read_concern.clone(),
+        }
+    }
+
+    pub fn tls_roots(&self) -> anyhow::Result<booking_adapters::tls::TlsRoots> {
+        match &self.tls_ca_file {
+            Some(path) => booking_adapters::tls::TlsRoots::with_ca_file(path)
+                .map_err(|error| error.context("TLS_CA_FILE")),
+            None => Ok(booking_adapters::tls::TlsRoots::default()),
         }
     }
 

@@ -21,6 +21,7 @@ use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::seats::{GrpcSeats, SeatsConfig};
 use booking_adapters::sqlite::Database;
 use booking_adapters::storage::SqliteStorage;
+use booking_adapters::tls::TlsRoots;
 use booking_adapters::users::{RestUsers, UsersConfig};
 use booking_logic::model::Timestamp;
 use booking_logic::ports::{Environment, Events, PortResult, Ports, Storage};
@@ -61,7 +62,7 @@ pub enum Store {
 }
 
 impl Store {
-    async fn open(config: &Config, delivery: Delivery) -> anyhow::Result<Store> {
+    async fn open(config: &Config, delivery: Delivery, tls: &TlsRoots) -> anyhow::Result<Store> {
         let Some(url) = &config.mongodb_url else {
             let db =
                 Database::open(&config.data_dir.join("booking.sqlite3")).with_context(|| {
@@ -82,6 +83,7 @@ impl Store {
             // reported as unavailable (nothing happened), not as a timeout.
             connect_timeout: CONNECT_TIMEOUT.min(timeout / 2),
             durability: config.mongodb_durability(),
+            tls: tls.clone(),
         })
         .await?;
         // Creating the indexes is the first round trip: an unreachable
@@ -143,6 +145,7 @@ impl Store {
 
 impl Dependencies {
     pub async fn connect(config: &Config) -> anyhow::Result<Dependencies> {
+        let tls = config.tls_roots()?;
         let broker = config.rabbitmq_url.as_ref().map(|url| {
             // Not connected yet: the booking API must not wait for the broker.
             Arc::new(RabbitPublisher::new(RabbitConfig {
@@ -150,6 +153,7 @@ impl Dependencies {
                 exchange: config.rabbitmq_exchange.clone(),
                 timeout: config.api_timeout(),
                 confirm_window: config.rabbitmq_confirm_window,
+                tls: tls.clone(),
             }))
         });
         let delivery = if broker.is_some() {
@@ -157,7 +161,7 @@ impl Dependencies {
         } else {
             Delivery::Stored
         };
-        let store = Store::open(config, delivery).await?;
+        let store = Store::open(config, delivery, &tls).await?;
         let urls = [
             (&config.cinema_service_url, "CINEMA_SERVICE_URL"),
             (&config.user_service_url, "USER_SERVICE_URL"),
@@ -228,12 +232,14 @@ impl Dependencies {
                 url: cinema_url,
                 timeout,
                 connect_timeout,
+                tls: tls.clone(),
             })?),
             users: Arc::new(
                 RestUsers::new(&UsersConfig {
                     url: users_url,
                     timeout,
                     connect_timeout,
+                    tls: tls.clone(),
                 })?
                 .with_auth_cache_ttl(std::time::Duration::from_secs(config.auth_cache_seconds)),
             ),
@@ -242,6 +248,7 @@ impl Dependencies {
                 charge_timeout: config.payment_timeout(),
                 timeout,
                 connect_timeout,
+                tls,
             })?),
             store,
             broker,
