@@ -43,7 +43,7 @@ use crate::app::AppState;
 use crate::config::Config;
 
 /// Name of the generated token's file in the data directory.
-pub const TOKEN_FILE: &str = "admin-token";
+const TOKEN_FILE: &str = "admin-token";
 
 /// Shortest token accepted, on any address. It also keys the tags of
 /// cached artifacts (`ArtifactKey`), so a guessable one would let whoever
