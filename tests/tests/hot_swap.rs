@@ -736,3 +736,45 @@ async fn a_component_dropped_into_the_watched_directory_is_deployed() {
     assert!(versions[0]["source"].as_str().unwrap().ends_with("v2.wasm"));
     assert_eq!(versions[1]["role"], "previous");
 }
+
+/// One HTTP/1.1 request over the Unix socket at `path`: the raw answer.
+async fn over_unix_socket(path: &std::path::Path, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(path).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+#[tokio::test]
+async fn the_admin_api_also_serves_a_private_unix_socket_with_the_token() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("admin.sock");
+    let service = TestService::start(Options {
+        extra_args: vec!["--admin-socket".into(), socket.display().to_string()],
+        ..Options::default()
+    })
+    .await;
+    let metadata = std::fs::symlink_metadata(&socket).unwrap();
+    assert!(metadata.file_type().is_socket());
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+
+    let request = |authorization: &str| {
+        format!(
+            "GET /admin/versions HTTP/1.1\r\nhost: localhost\r\n{authorization}connection: close\r\n\r\n"
+        )
+    };
+    let anonymous = over_unix_socket(&socket, &request("")).await;
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    let token = service.admin_token.clone().unwrap();
+    let listed = over_unix_socket(
+        &socket,
+        &request(&format!("authorization: Bearer {token}\r\n")),
+    )
+    .await;
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    assert!(listed.contains(&service.component_sha256), "{listed}");
+    service.stop().await;
+}

@@ -6,7 +6,8 @@
 //! users, and any web page the operator visits, can reach it — so requests
 //! a browser marks as cross-site are refused before anything else, and an
 //! upload must say `Content-Type: application/wasm` (a no-cors page
-//! cannot send that).
+//! cannot send that). Optionally also on a Unix socket (`ADMIN_SOCKET`,
+//! 0600), which no browser and no other user can reach.
 //!
 //! - `GET  /admin/health`                        every dependency's check, the deployed versions
 //! - `GET  /admin/versions`                      every loaded version and its role
@@ -16,6 +17,7 @@
 //! - `POST /admin/canary`                        `{"version": sha, "percent": 20}`
 //! - `POST /admin/canary/promote`, `/admin/canary/abort`
 
+use std::future::IntoFuture;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -165,30 +167,73 @@ pub async fn start(
     config: &Config,
     token: &AdminToken,
     state: Arc<AppState>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<AdminServer> {
     let listener = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("binding the admin API on {}", config.admin_listen))?;
     let address = listener.local_addr()?;
+    let socket = config
+        .admin_socket
+        .as_deref()
+        .map(bind_private_socket)
+        .transpose()?;
     tracing::info!("admin API on http://{address}/admin (bearer token required)");
+    if let Some(path) = &config.admin_socket {
+        tracing::info!("admin API on the Unix socket {}", path.display());
+    }
     let guard = Guard {
         token_sha256: Sha256::digest(token.secret.as_bytes()).into(),
         own_origin: format!("http://{address}"),
     };
     let router = router(state, guard);
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let tcp = axum::serve(listener, router.clone()).with_graceful_shutdown(stopped(stop.clone()));
     let task = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
+        let unix = async {
+            match socket {
+                Some(socket) => {
+                    axum::serve(socket, router)
+                        .with_graceful_shutdown(stopped(stop))
+                        .await
+                }
+                None => Ok(()),
+            }
         };
-        if let Err(error) = axum::serve(listener, router)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
+        let (tcp, unix) = tokio::join!(tcp.into_future(), unix);
+        for error in [tcp, unix].into_iter().filter_map(Result::err) {
             tracing::error!("admin API stopped: {error}");
         }
     });
     Ok(AdminServer { address, task })
+}
+
+/// Binds a Unix socket only this user may connect to: bound under a
+/// temporary name, made 0600, then renamed into place, so it is never
+/// reachable with looser permissions. A stale socket there is replaced;
+/// any other file is not.
+fn bind_private_socket(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    let context = || {
+        format!(
+            "binding the admin API on the Unix socket {}",
+            path.display()
+        )
+    };
+    if let Ok(existing) = std::fs::symlink_metadata(path)
+        && !existing.file_type().is_socket()
+    {
+        anyhow::bail!("{} exists and is not a socket", path.display());
+    }
+    let binding = path.with_extension("binding");
+    let _ = std::fs::remove_file(&binding);
+    let socket = tokio::net::UnixListener::bind(&binding).with_context(context)?;
+    std::fs::set_permissions(&binding, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&binding, path))
+        .with_context(context)?;
+    Ok(socket)
 }
 
 /// What every admin request is checked against.

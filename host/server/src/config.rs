@@ -55,6 +55,11 @@ pub struct Config {
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Also serve the admin API on this Unix socket, created 0600 (only
+    /// this user may connect); the bearer token is still required.
+    #[arg(long, env = "ADMIN_SOCKET")]
+    pub admin_socket: Option<PathBuf>,
+
     /// Watch this directory: a new `.wasm` in it is loaded as a candidate.
     #[arg(long, env = "COMPONENT_WATCH_DIR")]
     pub watch_dir: Option<PathBuf>,
