@@ -6,7 +6,7 @@
 pub mod process;
 pub mod servers;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use booking_host::app::RunningService;
@@ -43,6 +43,12 @@ pub struct Options {
     /// (`--outbound-http-allow` with their `host:port`s, known only once
     /// they run): for a component with its own adapters.
     pub outbound_http_to_peers: bool,
+    /// The User service the host calls instead of the reference one
+    /// (e.g. a fake that counts calls).
+    pub user_service_url: Option<String>,
+    /// A data directory the test keeps (to restart a host on it); unset:
+    /// a fresh temporary one.
+    pub data_dir: Option<PathBuf>,
     pub extra_args: Vec<String>,
 }
 
@@ -56,14 +62,34 @@ impl Default for Options {
             payments: PaymentBehaviour::default(),
             auth_required: false,
             outbound_http_to_peers: false,
+            user_service_url: None,
+            data_dir: None,
             extra_args: Vec::new(),
         }
     }
 }
 
+/// A host's data directory: a temporary one, or one the test keeps.
+enum DataDir {
+    Temporary(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            DataDir::Temporary(dir) => dir.path(),
+            DataDir::Kept(path) => path,
+        }
+    }
+}
+
 /// Starts a booking host against `peers`, in its own data directory.
-async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, tempfile::TempDir) {
-    let data_dir = tempfile::tempdir().expect("a temporary data directory");
+async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, DataDir) {
+    let data_dir = match options.data_dir.clone() {
+        Some(path) => DataDir::Kept(path),
+        None => DataDir::Temporary(tempfile::tempdir().expect("a temporary data directory")),
+    };
     let mut args: Vec<String> = [
         "booking-host",
         "--listen",
@@ -79,7 +105,13 @@ async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, 
         ("--component", options.component.display().to_string()),
         ("--data-dir", data_dir.path().display().to_string()),
         ("--cinema-service-url", peers.cinema_url.clone()),
-        ("--user-service-url", peers.users_url.clone()),
+        (
+            "--user-service-url",
+            options
+                .user_service_url
+                .clone()
+                .unwrap_or_else(|| peers.users_url.clone()),
+        ),
         ("--payment-service-url", peers.payments_url.clone()),
         (
             "--seat-lock-duration",
@@ -130,7 +162,7 @@ async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, 
 pub struct SecondHost {
     pub base_url: String,
     service: RunningService,
-    _data_dir: tempfile::TempDir,
+    _data_dir: DataDir,
 }
 
 impl SecondHost {
@@ -144,9 +176,12 @@ pub struct TestService {
     pub admin_url: String,
     pub peers: RunningPeers,
     pub component_sha256: String,
+    /// The token the host generated in its data directory (none when the
+    /// test passed `--admin-token`).
+    pub admin_token: Option<String>,
     pub client: reqwest::Client,
     service: RunningService,
-    _data_dir: tempfile::TempDir,
+    data_dir: DataDir,
 }
 
 impl TestService {
@@ -158,18 +193,49 @@ impl TestService {
         .await
         .expect("starting the reference peers");
         let (service, data_dir) = start_host(&peers, options).await;
+        let admin_token = std::fs::read_to_string(data_dir.path().join("admin-token"))
+            .ok()
+            .map(|token| token.trim().to_owned());
         TestService {
             base_url: format!("http://{}", service.address),
             admin_url: format!("http://{}/admin", service.admin_address),
             component_sha256: service.component_sha256.clone(),
+            admin_token,
             peers,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("http client"),
             service,
-            _data_dir: data_dir,
+            data_dir,
         }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// A request to the admin API (`path` below `/admin/`) with the
+    /// generated token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let token = self
+            .admin_token
+            .as_deref()
+            .expect("the host generated an admin token");
+        self.client
+            .request(method, format!("{}/{path}", self.admin_url))
+            .bearer_auth(token)
+    }
+
+    /// `GET /admin/health`, the detailed report: (HTTP status, JSON body).
+    pub async fn admin_health(&self) -> (u16, Value) {
+        let response = self
+            .admin(reqwest::Method::GET, "health")
+            .send()
+            .await
+            .expect("the admin API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
     }
 
     pub async fn stop(self) {
@@ -234,7 +300,7 @@ impl TestService {
         (status, response.json().await.expect("a JSON body"))
     }
 
-    /// `GET /health`: (HTTP status, JSON body).
+    /// The public `GET /health`, status only: (HTTP status, JSON body).
     pub async fn health(&self) -> (u16, Value) {
         let response = self
             .client

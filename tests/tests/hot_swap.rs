@@ -1,6 +1,8 @@
 //! Hot swap of the logic component: zero failed requests under load while
 //! versions are swapped and rolled back, canary traffic splitting, precise
-//! rejection of bad candidates, and the admin API's token.
+//! rejection of bad candidates, the admin API's guards (token, generated
+//! token file, content type, cross-site requests), the integrity of cached
+//! artifacts, and what the watched directory refuses.
 //!
 //! v1 is `booking_component.wasm`; v2 is the same logic built with the
 //! `booking-fee` feature (label `…+booking-fee`), so each response's
@@ -27,11 +29,11 @@ async fn admin(
     path: &str,
     body: Option<Vec<u8>>,
 ) -> (u16, Value) {
-    let mut request = service
-        .client
-        .request(method, format!("{}/{path}", service.admin_url));
+    let mut request = service.admin(method, path);
     if let Some(body) = body {
-        request = request.body(body);
+        request = request
+            .header("content-type", "application/wasm")
+            .body(body);
     }
     let response = request.send().await.expect("the admin API answers");
     let status = response.status().as_u16();
@@ -43,6 +45,49 @@ async fn admin(
 
 async fn upload(service: &TestService, bytes: Vec<u8>) -> (u16, Value) {
     admin(service, reqwest::Method::POST, "versions", Some(bytes)).await
+}
+
+/// How the active version was obtained: `compiled` or `cached`.
+async fn active_compilation(service: &TestService) -> String {
+    let (status, versions) = admin(service, reqwest::Method::GET, "versions", None).await;
+    assert_eq!(status, 200, "{versions}");
+    assert_eq!(versions["versions"][0]["role"], "active", "{versions}");
+    versions["versions"][0]["compilation"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The host's configuration on `data_dir`, against `peers`, with the admin
+/// API on `admin_listen` and `extra` flags: for starts that are expected
+/// to fail, or restarts.
+fn config_on(
+    peers: &booking_peers::RunningPeers,
+    data_dir: &std::path::Path,
+    admin_listen: &str,
+    extra: &[&str],
+) -> booking_host::config::Config {
+    let component = component("booking_component").display().to_string();
+    let data_dir = data_dir.display().to_string();
+    let mut args = vec![
+        "booking-host",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        admin_listen,
+        "--component",
+        &component,
+        "--data-dir",
+        &data_dir,
+        "--cinema-service-url",
+        &peers.cinema_url,
+        "--user-service-url",
+        &peers.users_url,
+        "--payment-service-url",
+        &peers.payments_url,
+    ];
+    args.extend_from_slice(extra);
+    booking_host::config::Cli::parse_from(args).config
 }
 
 /// (x-logic-version, logicVersion label) of one query through the public API.
@@ -204,8 +249,7 @@ async fn a_canary_takes_its_share_and_abort_returns_to_zero() {
         .to_string()
         .into_bytes();
     let response = service
-        .client
-        .post(format!("{}/canary", service.admin_url))
+        .admin(reqwest::Method::POST, "canary")
         .header("content-type", "application/json")
         .body(canary)
         .send()
@@ -224,15 +268,7 @@ async fn a_canary_takes_its_share_and_abort_returns_to_zero() {
         (150..=250).contains(&on_canary),
         "canary got {on_canary} of 1000"
     );
-    let (_, health) = {
-        let response = service
-            .client
-            .get(format!("{}/health", service.base_url))
-            .send()
-            .await
-            .unwrap();
-        (response.status(), response.json::<Value>().await.unwrap())
-    };
+    let (_, health) = service.admin_health().await;
     assert_eq!(health["canary"]["percent"], 20);
 
     let (status, _) = admin(&service, reqwest::Method::POST, "canary/abort", None).await;
@@ -325,27 +361,36 @@ async fn bad_candidates_are_rejected_precisely_and_the_active_version_keeps_serv
     assert_eq!(status, 409, "nothing to roll back to");
 }
 
+const ADMIN_TOKEN: &str = "s3cret-admin-token-of-40-characters-long";
+
 #[tokio::test]
 async fn the_admin_api_requires_its_token() {
     let service = TestService::start(Options {
-        extra_args: vec!["--admin-token".into(), "s3cret-admin-token".into()],
+        extra_args: vec!["--admin-token".into(), ADMIN_TOKEN.into()],
         ..Options::default()
     })
     .await;
     let versions = format!("{}/versions", service.admin_url);
     let anonymous = service.client.get(&versions).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    let wrong = service
-        .client
-        .get(&versions)
-        .bearer_auth("s3cret-admin-tokem")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 401);
+    for wrong in [
+        &ADMIN_TOKEN[..39],
+        "s3cret-admin-token-of-40-characters-lonG",
+        "x",
+    ] {
+        let response = service
+            .client
+            .get(&versions)
+            .bearer_auth(wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{wrong:?}");
+    }
     let upload = service
         .client
         .post(&versions)
+        .header("content-type", "application/wasm")
         .body(v2_bytes())
         .send()
         .await
@@ -354,7 +399,7 @@ async fn the_admin_api_requires_its_token() {
     let right = service
         .client
         .get(&versions)
-        .bearer_auth("s3cret-admin-token")
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -364,28 +409,293 @@ async fn the_admin_api_requires_its_token() {
 }
 
 #[tokio::test]
-async fn the_admin_api_will_not_listen_publicly_without_a_token() {
+async fn a_short_admin_token_is_refused_at_start_on_any_address() {
+    let service = TestService::start(Options::default()).await;
+    for address in ["127.0.0.1:0", "0.0.0.0:0"] {
+        let data_dir = tempfile::tempdir().unwrap();
+        let config = config_on(
+            &service.peers,
+            data_dir.path(),
+            address,
+            &["--admin-token", "s3cret-admin-token"],
+        );
+        let error = booking_host::app::start(config)
+            .await
+            .err()
+            .expect("refused");
+        assert!(format!("{error:#}").contains("at least 32"), "{error:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_admin_token_a_generated_private_token_guards_the_api_and_the_cli_reads_it() {
+    use std::os::unix::fs::PermissionsExt;
     let data_dir = tempfile::tempdir().unwrap();
-    let config = booking_host::config::Cli::parse_from([
-        "booking-host",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "0.0.0.0:0",
-        "--component",
-        &component("booking_component").display().to_string(),
-        "--data-dir",
-        &data_dir.path().display().to_string(),
-    ])
-    .config;
-    let error = booking_host::app::start(config)
+    let service = TestService::start(Options {
+        data_dir: Some(data_dir.path().to_owned()),
+        ..Options::default()
+    })
+    .await;
+    let token_file = data_dir.path().join("admin-token");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    let token = service.admin_token.clone().unwrap();
+    assert_eq!(token.len(), 64, "256 bits in hex: {token}");
+    let anonymous = service
+        .client
+        .get(format!("{}/versions", service.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "no token, no admin API");
+
+    let cli = |extra_env: Option<(&'static str, &'static str)>| {
+        let admin_address = service.admin_url.trim_end_matches("/admin").to_owned();
+        let data_dir = data_dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_e2e-host"));
+            command
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .args(["admin", "--url", &admin_address, "list"])
+                .env_remove("ADMIN_TOKEN")
+                .env_remove("ADMIN_TOKEN_FILE")
+                .env_remove("ADMIN_URL");
+            if let Some((name, value)) = extra_env {
+                command.env(name, value);
+            }
+            command.output().expect("running the admin CLI")
+        })
+    };
+    let listed = cli(None).await.unwrap();
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(stdout.contains(&service.component_sha256), "{stdout}");
+    let overridden = cli(Some(("ADMIN_TOKEN", ADMIN_TOKEN))).await.unwrap();
+    assert!(
+        !overridden.status.success()
+            && String::from_utf8_lossy(&overridden.stdout).contains("UNAUTHENTICATED"),
+        "ADMIN_TOKEN wins over the file"
+    );
+
+    // Later starts reuse the file; one others may read is refused.
+    let peers_config =
+        |extra: &[&str]| config_on(&service.peers, data_dir.path(), "127.0.0.1:0", extra);
+    let restarted = booking_host::app::start(peers_config(&[])).await.unwrap();
+    restarted.stop().await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap().trim(),
+        token,
+        "the token is reused"
+    );
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let error = booking_host::app::start(peers_config(&[]))
         .await
         .err()
         .expect("refused");
+    assert!(format!("{error:#}").contains("chmod 600"), "{error:#}");
+}
+
+#[tokio::test]
+async fn an_upload_without_the_wasm_content_type_is_refused() {
+    let service = TestService::start(Options::default()).await;
+    for content_type in [None, Some("application/octet-stream"), Some("text/plain")] {
+        let mut request = service.admin(reqwest::Method::POST, "versions?activate=true");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.body(v2_bytes()).send().await.unwrap();
+        assert_eq!(response.status(), 415, "{content_type:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "UNSUPPORTED_MEDIA_TYPE");
+    }
+    let (_, versions) = admin(&service, reqwest::Method::GET, "versions", None).await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
+}
+
+#[tokio::test]
+async fn cross_site_requests_are_refused_and_load_nothing() {
+    let service = TestService::start(Options::default()).await;
+    let v1 = service.component_sha256.clone();
+    let own_origin = service.admin_url.trim_end_matches("/admin").to_owned();
+    // With the right token even: a browser page must not reach the API.
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let response = service
+            .admin(reqwest::Method::POST, "versions?activate=true")
+            .header("content-type", "application/wasm")
+            .header(name, value)
+            .body(v2_bytes())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{name}: {value}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "CROSS_SITE_REQUEST", "{body}");
+    }
+    let (_, versions) = admin(&service, reqwest::Method::GET, "versions", None).await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
+    assert_eq!(served_by(&service).await.unwrap().0, v1);
+
+    let same_origin = service
+        .admin(reqwest::Method::GET, "versions")
+        .header("origin", own_origin.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_origin.status(), 200, "its own origin is fine");
+}
+
+/// The cached artifact of `sha256` in `data_dir`.
+fn cached_artifact(data_dir: &std::path::Path, sha256: &str) -> std::path::PathBuf {
+    std::fs::read_dir(data_dir.join("component-cache"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with(sha256) && name.ends_with(".cwasm")
+        })
+        .unwrap_or_else(|| panic!("no cached artifact for {sha256}"))
+}
+
+#[tokio::test]
+async fn a_tampered_cached_artifact_is_recompiled_not_loaded() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let on_data_dir = || Options {
+        data_dir: Some(data_dir.path().to_owned()),
+        ..Options::default()
+    };
+    let service = TestService::start(on_data_dir()).await;
+    let v1 = service.component_sha256.clone();
+    assert_eq!(active_compilation(&service).await, "compiled");
+    let (status, loaded) = upload(&service, v2_bytes()).await;
+    assert_eq!(status, 201, "{loaded}");
+    let v2 = loaded["version"]["sha256"].as_str().unwrap().to_owned();
+    service.stop().await;
+
+    // A valid artifact of another component under v1's name.
+    std::fs::copy(
+        cached_artifact(data_dir.path(), &v2),
+        cached_artifact(data_dir.path(), &v1),
+    )
+    .unwrap();
+    let service = TestService::start(on_data_dir()).await;
+    assert_eq!(active_compilation(&service).await, "compiled");
+    let (sha, label) = served_by(&service).await.unwrap();
+    assert_eq!(sha, v1);
     assert!(
-        format!("{error:#}").contains("without ADMIN_TOKEN"),
+        !label.ends_with("+booking-fee"),
+        "v2's code served as v1: {label}"
+    );
+    service.stop().await;
+
+    // The recompiled artifact is trusted again.
+    let service = TestService::start(on_data_dir()).await;
+    assert_eq!(active_compilation(&service).await, "cached");
+    service.stop().await;
+
+    // One byte changed.
+    let artifact = cached_artifact(data_dir.path(), &v1);
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&artifact, bytes).unwrap();
+    let service = TestService::start(on_data_dir()).await;
+    assert_eq!(active_compilation(&service).await, "compiled");
+    served_by(&service).await.unwrap();
+
+    // A cache directory others may write is refused.
+    use std::os::unix::fs::PermissionsExt;
+    let cache_dir = data_dir.path().join("component-cache");
+    std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let error = booking_host::app::start(config_on(
+        &service.peers,
+        data_dir.path(),
+        "127.0.0.1:0",
+        &[],
+    ))
+    .await
+    .err()
+    .expect("refused");
+    assert!(
+        format!("{error:#}").contains("component cache"),
         "{error:#}"
     );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn the_watched_directory_ignores_symlinks_fifos_and_oversize_files_and_keeps_deploying() {
+    let watched = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let service = TestService::start(Options {
+        extra_args: vec![
+            "--watch-dir".into(),
+            watched.path().display().to_string(),
+            "--watch-activate".into(),
+            "true".into(),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let v1 = service.component_sha256.clone();
+    let outside = elsewhere.path().join("v2.wasm");
+    std::fs::write(&outside, v2_bytes()).unwrap();
+    std::os::unix::fs::symlink(&outside, watched.path().join("linked.wasm")).unwrap();
+    let fifo = watched.path().join("pipe.wasm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    std::fs::File::create(watched.path().join("huge.wasm"))
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+
+    // A few polls: none of them is deployed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(served_by(&service).await.unwrap().0, v1);
+    let (_, versions) = admin(&service, reqwest::Method::GET, "versions", None).await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
+
+    // The watch did not block: a regular file still deploys.
+    std::fs::write(watched.path().join("v2.wasm"), v2_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut served = served_by(&service).await.unwrap();
+    while served.0 == v1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        served = served_by(&service).await.unwrap();
+    }
+    assert!(
+        served.1.ends_with("+booking-fee"),
+        "v2 was not activated: {served:?}"
+    );
+    let (_, versions) = admin(&service, reqwest::Method::GET, "versions", None).await;
+    let source = versions["versions"][0]["source"].as_str().unwrap();
+    assert!(source.ends_with("/v2.wasm"), "{versions}");
+    service.stop().await;
 }
 
 #[tokio::test]
@@ -425,4 +735,46 @@ async fn a_component_dropped_into_the_watched_directory_is_deployed() {
     );
     assert!(versions[0]["source"].as_str().unwrap().ends_with("v2.wasm"));
     assert_eq!(versions[1]["role"], "previous");
+}
+
+/// One HTTP/1.1 request over the Unix socket at `path`: the raw answer.
+async fn over_unix_socket(path: &std::path::Path, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(path).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+#[tokio::test]
+async fn the_admin_api_also_serves_a_private_unix_socket_with_the_token() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("admin.sock");
+    let service = TestService::start(Options {
+        extra_args: vec!["--admin-socket".into(), socket.display().to_string()],
+        ..Options::default()
+    })
+    .await;
+    let metadata = std::fs::symlink_metadata(&socket).unwrap();
+    assert!(metadata.file_type().is_socket());
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+
+    let request = |authorization: &str| {
+        format!(
+            "GET /admin/versions HTTP/1.1\r\nhost: localhost\r\n{authorization}connection: close\r\n\r\n"
+        )
+    };
+    let anonymous = over_unix_socket(&socket, &request("")).await;
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    let token = service.admin_token.clone().unwrap();
+    let listed = over_unix_socket(
+        &socket,
+        &request(&format!("authorization: Bearer {token}\r\n")),
+    )
+    .await;
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    assert!(listed.contains(&service.component_sha256), "{listed}");
+    service.stop().await;
 }

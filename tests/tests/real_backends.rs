@@ -237,7 +237,7 @@ async fn create_and_pay_store_in_mongodb_and_publish_to_rabbitmq_in_order() {
         assert_eq!(body["amountCents"], 2400);
     }
 
-    let (status, health) = service.health().await;
+    let (status, health) = service.admin_health().await;
     assert_eq!(status, 200, "{health}");
     let events = &health["checks"]["events"];
     assert_eq!(health["checks"]["storage"]["status"], "up", "{health}");
@@ -272,7 +272,7 @@ async fn bookings_go_on_while_rabbitmq_is_away_and_every_event_arrives_after() {
             broker.cut();
         }
         if n == 8 {
-            let (_, health) = service.health().await;
+            let (_, health) = service.admin_health().await;
             backlog_seen = health["checks"]["events"]["backlog"].as_u64().unwrap_or(0);
             assert_eq!(
                 health["checks"]["events"]["broker"]["status"], "down",
@@ -368,7 +368,15 @@ async fn a_dead_database_is_dependency_unavailable_and_the_host_recovers_by_itse
     assert_eq!(error_code(&body), Some("DEPENDENCY_UNAVAILABLE"), "{body}");
     let (status, health) = service.health().await;
     assert_eq!(status, 503, "{health}");
+    assert_eq!(
+        health,
+        json!({"status": "degraded", "referencePeers": false}),
+        "the public report names no dependency and no error"
+    );
+    let (status, health) = service.admin_health().await;
+    assert_eq!(status, 503, "{health}");
     assert_eq!(health["checks"]["storage"]["status"], "down", "{health}");
+    assert!(health["checks"]["storage"]["error"].is_string(), "{health}");
 
     db_link.restore();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -380,7 +388,7 @@ async fn a_dead_database_is_dependency_unavailable_and_the_host_recovers_by_itse
         assert!(Instant::now() < deadline, "no recovery: {body}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let (status, health) = service.health().await;
+    let (status, health) = service.admin_health().await;
     assert_eq!(status, 200, "{health}");
     service.stop().await;
 }

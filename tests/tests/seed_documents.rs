@@ -1,8 +1,12 @@
 //! The original service's README documents, sent as written (only the ids
 //! replaced by real ones from the demo catalog), must work end to end.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use e2e_tests::{Options, TestService};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CREATE_BOOKING: &str = r#"mutation CreateBooking {
   createBooking(
@@ -145,7 +149,7 @@ async fn the_seed_readme_documents_run_the_whole_workflow() {
 }
 
 #[tokio::test]
-async fn health_reports_every_dependency_and_the_component_version() {
+async fn public_health_is_minimal_and_the_admin_report_names_every_dependency_and_the_version() {
     let service = TestService::start(Options::default()).await;
     let response = service
         .client
@@ -158,7 +162,22 @@ async fn health_reports_every_dependency_and_the_component_version() {
         .to_str()
         .unwrap()
         .to_owned();
-    let health: serde_json::Value = response.json().await.unwrap();
+    let public: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        public,
+        json!({"status": "healthy", "referencePeers": false}),
+        "no checks, URLs or component details in public"
+    );
+
+    let anonymous = service
+        .client
+        .get(format!("{}/health", service.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "the detail needs the admin token");
+    let (status, health) = service.admin_health().await;
+    assert_eq!(status, 200, "{health}");
     assert_eq!(health["status"], "healthy", "{health}");
     assert_eq!(
         health["referencePeers"],
@@ -183,6 +202,66 @@ async fn health_reports_every_dependency_and_the_component_version() {
         "the GraphQL field names the same version"
     );
     service.stop().await;
+}
+
+/// A User service that answers every request `200 {"status":"ok"}` and
+/// counts them: the host calls it only for its health check here.
+async fn counting_user_service() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut connection, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match connection.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                let body = r#"{"status":"ok"}"#;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = connection.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_public_health_calls_share_one_probe_round() {
+    let (users_url, probes) = counting_user_service().await;
+    let service = Arc::new(
+        TestService::start(Options {
+            user_service_url: Some(users_url),
+            ..Options::default()
+        })
+        .await,
+    );
+    let before = probes.load(Ordering::SeqCst);
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move { service.health().await })
+        })
+        .collect();
+    for call in calls {
+        let (status, body) = call.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let rounds = probes.load(Ordering::SeqCst) - before;
+    assert_eq!(
+        rounds, 1,
+        "50 concurrent /health calls probed the User service {rounds} times"
+    );
 }
 
 #[tokio::test]

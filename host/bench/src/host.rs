@@ -22,6 +22,8 @@ pub struct Host {
     child: Child,
     pub api: Api,
     pub admin_url: String,
+    /// The admin API's token, which the host generates in its data directory.
+    pub admin_token: String,
     /// Process start → first successful GraphQL answer.
     pub ready_after: Duration,
 }
@@ -61,12 +63,18 @@ impl Host {
             child,
             api: Api::new(&format!("http://127.0.0.1:{port}/graphql"))?,
             admin_url: format!("http://127.0.0.1:{admin_port}/admin"),
+            admin_token: String::new(),
             ready_after: Duration::ZERO,
         };
         let deadline = started + Duration::from_secs(120);
         loop {
             if host.api.logic_version().await.is_ok() {
                 host.ready_after = started.elapsed();
+                let token_file = data_dir.join("admin-token");
+                host.admin_token = std::fs::read_to_string(&token_file)
+                    .with_context(|| format!("reading {}", token_file.display()))?
+                    .trim()
+                    .to_owned();
                 return Ok(host);
             }
             if let Some(status) = host.child.try_wait()? {

@@ -58,7 +58,7 @@ pub async fn cold_starts(bin: &HostBinary, v2: &Path) -> anyhow::Result<ColdStar
     let v2 = std::fs::read(v2).with_context(|| format!("reading {}", v2.display()))?;
     let first = Host::start(bin, "wasm", data_dir.path()).await?;
     let (load_compiled, sha) = upload(&first, &v2).await?;
-    let activate = timed_post(&format!("{}/versions/{sha}/activate", first.admin_url)).await?;
+    let activate = timed_post(&first, &format!("versions/{sha}/activate")).await?;
     let without_cache = first.ready_after;
     drop(first);
     let second = Host::start(bin, "wasm", data_dir.path()).await?;
@@ -76,6 +76,8 @@ async fn upload(host: &Host, bytes: &[u8]) -> anyhow::Result<(Duration, String)>
     let started = Instant::now();
     let response = reqwest::Client::new()
         .post(format!("{}/versions", host.admin_url))
+        .bearer_auth(&host.admin_token)
+        .header(reqwest::header::CONTENT_TYPE, "application/wasm")
         .body(bytes.to_vec())
         .send()
         .await?;
@@ -91,9 +93,14 @@ async fn upload(host: &Host, bytes: &[u8]) -> anyhow::Result<(Duration, String)>
     Ok((took, sha.to_owned()))
 }
 
-async fn timed_post(url: &str) -> anyhow::Result<Duration> {
+async fn timed_post(host: &Host, path: &str) -> anyhow::Result<Duration> {
+    let url = format!("{}/{path}", host.admin_url);
     let started = Instant::now();
-    let response = reqwest::Client::new().post(url).send().await?;
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&host.admin_token)
+        .send()
+        .await?;
     let took = started.elapsed();
     if !response.status().is_success() {
         bail!("{url} answered {}", response.status());

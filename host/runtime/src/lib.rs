@@ -19,7 +19,7 @@ mod imports;
 pub mod runtime;
 mod state;
 
-pub use cache::Compilation;
+pub use cache::{ArtifactKey, CacheLocation, Compilation, writable_only_by_us};
 pub use component::{LogicComponent, Rejection};
 pub use engine::{EngineLimits, SandboxEngine};
 pub use runtime::{AdminError, LOGIC_VERSION_HEADER, Role, Runtime, SweepReport, VersionInfo};

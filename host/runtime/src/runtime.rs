@@ -3,7 +3,6 @@
 //! or runaway guest only ever fails its own request.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +19,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::cache::ArtifactCache;
+use crate::cache::{ArtifactCache, CacheLocation};
 use crate::component::{LogicComponent, Rejection, hex};
 use crate::deployment::{Deployment, DeploymentError, roll};
 use crate::engine::{EPOCH_TICK, SandboxEngine};
@@ -97,7 +96,7 @@ impl Runtime {
     /// Loads, checks and activates the first component.
     pub async fn new(
         engine: SandboxEngine,
-        cache_dir: Option<&Path>,
+        cache: Option<CacheLocation>,
         ports: Ports,
         guest_env: Vec<(String, String)>,
         component_bytes: &[u8],
@@ -105,8 +104,8 @@ impl Runtime {
     ) -> anyhow::Result<Runtime> {
         let mut linker = Linker::new(&engine.engine);
         imports::add_to_linker(&mut linker)?;
-        let cache = cache_dir
-            .map(|dir| ArtifactCache::open(dir, &engine.engine).map(Arc::new))
+        let cache = cache
+            .map(|location| ArtifactCache::open(location, &engine.engine).map(Arc::new))
             .transpose()?;
         let first = LogicComponent::prepare(
             &engine.engine,

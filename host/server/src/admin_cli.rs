@@ -1,6 +1,6 @@
 //! `booking-host admin …`: the admin API from the command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -11,9 +11,13 @@ pub struct AdminArgs {
     /// Base URL of the admin API.
     #[arg(long, env = "ADMIN_URL", default_value = "http://127.0.0.1:9000")]
     pub url: String,
-    /// Bearer token, if the host requires one.
+    /// Bearer token; wins over `--token-file`.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the token. Default: the one the host generates,
+    /// `<data dir>/admin-token`.
+    #[arg(long, env = "ADMIN_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub action: AdminAction,
 }
@@ -41,7 +45,25 @@ pub enum AdminAction {
     Abort,
 }
 
-pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+pub async fn run(args: AdminArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let token = match args.token.clone().filter(|token| !token.is_empty()) {
+        Some(token) => token,
+        None => {
+            let path = args
+                .token_file
+                .clone()
+                .unwrap_or_else(|| crate::admin::token_file(data_dir));
+            std::fs::read_to_string(&path)
+                .with_context(|| {
+                    format!(
+                        "reading the admin token from {} (set ADMIN_TOKEN, --token-file or --data-dir)",
+                        path.display()
+                    )
+                })?
+                .trim()
+                .to_owned()
+        }
+    };
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}/admin/{path}", args.url.trim_end_matches('/'));
     let request = match &args.action {
@@ -53,6 +75,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             client
                 .post(url("versions"))
                 .query(&[("activate", activate.to_string()), ("source", source)])
+                .header(reqwest::header::CONTENT_TYPE, "application/wasm")
                 .body(bytes)
         }
         AdminAction::Activate { version } => {
@@ -65,11 +88,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminAction::Promote => client.post(url("canary/promote")),
         AdminAction::Abort => client.post(url("canary/abort")),
     };
-    let request = match &args.token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
-    };
     let response = request
+        .bearer_auth(token)
         .send()
         .await
         .with_context(|| format!("reaching the admin API at {}", args.url))?;

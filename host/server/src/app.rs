@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use booking_logic::ports::Events;
-use booking_runtime::{EngineLimits, Runtime, SandboxEngine};
+use booking_runtime::{CacheLocation, EngineLimits, Runtime, SandboxEngine};
 
 use crate::config::Config;
 use crate::dependencies::Dependencies;
@@ -78,9 +78,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     })?;
     let mut guest_env = config.guest_env();
     guest_env.extend(config.outbound_guest_env(&dependencies.urls));
+    let admin_token = crate::admin::AdminToken::resolve(&config)?;
     let runtime = Runtime::new(
         engine,
-        Some(&config.data_dir.join("component-cache")),
+        Some(CacheLocation {
+            dir: config.data_dir.join("component-cache"),
+            key: admin_token.artifact_key(),
+        }),
         dependencies.ports(),
         guest_env,
         &bytes,
@@ -129,7 +133,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let address = listener.local_addr()?;
     tracing::info!("serving GraphQL on http://{address}/graphql");
     let component_sha256 = state.runtime.active().sha256.clone();
-    let admin = crate::admin::start(&config, state.clone(), stopping.subscribe()).await?;
+    let admin =
+        crate::admin::start(&config, &admin_token, state.clone(), stopping.subscribe()).await?;
     let admin_address = admin.address;
     let watcher = config.watch_dir.clone().map(|dir| {
         crate::watch::start(

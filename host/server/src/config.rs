@@ -45,14 +45,20 @@ pub struct Config {
     #[arg(long, env = "BOOKING_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
 
-    /// Address of the admin API (deploy, roll back, canary). Without a
-    /// token it only starts on a loopback address.
+    /// Address of the admin API (deploy, roll back, canary, detailed health).
     #[arg(long, env = "ADMIN_LISTEN", default_value = "127.0.0.1:9000")]
     pub admin_listen: SocketAddr,
 
-    /// Bearer token the admin API requires (`Authorization: Bearer …`).
+    /// Bearer token the admin API requires (`Authorization: Bearer …`), at
+    /// least 32 characters. Unset: a random one generated at first start
+    /// into `<data dir>/admin-token` (0600) and reused.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// Also serve the admin API on this Unix socket, created 0600 (only
+    /// this user may connect); the bearer token is still required.
+    #[arg(long, env = "ADMIN_SOCKET")]
+    pub admin_socket: Option<PathBuf>,
 
     /// Watch this directory: a new `.wasm` in it is loaded as a candidate.
     #[arg(long, env = "COMPONENT_WATCH_DIR")]

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,7 +24,7 @@ use crate::app::AppState;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let mut router = Router::new().route("/health", get(health));
+    let mut router = Router::new().route("/health", crate::health::public_route());
     if state.graphiql_assets {
         router = router.route("/graphiql/{file}", get(graphiql_asset));
     }
@@ -58,16 +58,6 @@ async fn count_in_flight(
     state.in_flight.fetch_add(1, Ordering::Relaxed);
     let _running = Running(&state);
     next.run(request).await
-}
-
-async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let (healthy, body) = crate::health::report(&state).await;
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, axum::Json(body)).into_response()
 }
 
 /// GraphiQL's page (served by the component at `GET /graphql`) loads

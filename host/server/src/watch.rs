@@ -2,12 +2,19 @@
 //! is loaded as a candidate (or activated, by config), exactly as an admin
 //! upload would be. Polling keeps it portable and dependency-free; a swap
 //! a couple of seconds late is fine for deployments.
+//!
+//! Only regular files are read, and only up to the component size limit:
+//! a symlink could make the host deploy (or read) a file from anywhere,
+//! and opening a FIFO would block the watch until someone writes to it.
 
 use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use booking_runtime::component::MAX_COMPONENT_BYTES;
 use tokio::sync::watch;
 
 use crate::app::AppState;
@@ -56,9 +63,11 @@ async fn run(
 }
 
 async fn deploy(state: &AppState, path: &Path, activate: bool) {
-    let bytes = match tokio::fs::read(path).await {
-        Ok(bytes) => bytes,
-        Err(error) => return tracing::warn!("cannot read {}: {error}", path.display()),
+    let file = path.to_owned();
+    let bytes = match tokio::task::spawn_blocking(move || read_candidate(&file)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(error)) => return tracing::warn!("{} was not read: {error}", path.display()),
+        Err(error) => return tracing::warn!("reading {} failed: {error}", path.display()),
     };
     let loaded = match state
         .runtime
@@ -77,22 +86,47 @@ async fn deploy(state: &AppState, path: &Path, activate: bool) {
     }
 }
 
-/// `.wasm` files of `dir` with their modification times. A file still
-/// being written changes its time again and is simply seen twice; the
-/// checks in `Runtime::load` refuse a torn file.
+/// The bytes of a regular file of at most `MAX_COMPONENT_BYTES`, checked
+/// on the open file itself (no symlink is followed, and a FIFO opens
+/// without waiting for a writer, then is refused).
+fn read_candidate(path: &Path) -> std::io::Result<Vec<u8>> {
+    let refused = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|error| match error.raw_os_error() {
+            Some(libc::ELOOP) => refused("it is a symbolic link".to_owned()),
+            _ => error,
+        })?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(refused("it is not a regular file".to_owned()));
+    }
+    if metadata.len() > MAX_COMPONENT_BYTES as u64 {
+        let size = metadata.len();
+        return Err(refused(format!(
+            "it is {size} bytes; the limit is {MAX_COMPONENT_BYTES}"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    // One byte past the limit, so a file grown since is refused by the load.
+    file.take(MAX_COMPONENT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// `.wasm` entries of `dir` with their modification times (of the entry
+/// itself: symlinks are not followed). A file still being written changes
+/// its time again and is simply seen twice; the checks in `Runtime::load`
+/// refuse a torn file.
 fn scan(dir: &Path) -> HashMap<PathBuf, SystemTime> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return HashMap::new();
     };
     entries
         .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
-        .filter_map(|path| {
-            Some((
-                path.clone(),
-                std::fs::metadata(&path).ok()?.modified().ok()?,
-            ))
-        })
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "wasm"))
+        .filter_map(|entry| Some((entry.path(), entry.metadata().ok()?.modified().ok()?)))
         .collect()
 }
