@@ -97,9 +97,8 @@ pub async fn detailed(state: &AppState) -> Response {
     let deployment = state.runtime.deployment();
     let body = json!({
         "status": status_word(healthy),
-        "referencePeers": state.dependencies._peers.is_some(),
+        "referencePeers": state.dependencies.reference_peers,
         "checks": checks,
-        "referencePeers": deps.reference_peers,
         "component": crate::admin::describe(&deployment.active, Some(Role::Active)),
         "canary": deployment.canary.as_ref().map(|canary| json!({
             "component": crate::admin::describe(&canary.candidate, Some(Role::Canary)),
@@ -127,7 +126,7 @@ pub fn public_route() -> MethodRouter<Arc<AppState>> {
         drop(last);
         let body = json!({
             "status": status_word(healthy),
-            "referencePeers": state.dependencies._peers.is_some(),
+            "referencePeers": state.dependencies.reference_peers,
         });
         respond(healthy, body)
     })
