@@ -246,7 +246,7 @@ async fn a_charge_cut_off_by_the_request_deadline_is_found_and_refunded() {
             slow_delay: Duration::from_secs(3),
             ..PaymentBehaviour::default()
         },
-        extra_args: vec!["--request-deadline-seconds".into(), "1".into()],
+        extra_args: vec!["--request-timeout-seconds".into(), "1".into()],
         ..Options::default()
     })
     .await;

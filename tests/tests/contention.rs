@@ -1,6 +1,7 @@
 //! Many clients at once: racing for overlapping seats (no seat is held
 //! twice), and in flight while the host is told to stop (every accepted
-//! request completes).
+//! request completes), and slow or too many clients against a small pool
+//! (they hold connections, not slots; excess load is shed).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use booking_peers::{PaymentBehaviour, PeersConfig};
 use e2e_tests::process::HostProcess;
 use e2e_tests::{Options, TestService, error_code};
 use serde_json::{Value, json};
+use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_bookings_for_overlapping_seats_never_share_a_seat() {
@@ -444,4 +446,395 @@ async fn graphql(
         .expect("the host answers");
     let status = response.status().as_u16();
     (status, response.json().await.expect("a JSON body"))
+}
+
+/// Writes all of `bytes` to a raw connection (readiness and `try_write`:
+/// tokio's `io-util` is not among the tests' features).
+async fn send_raw(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(written) => bytes = &bytes[written..],
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Reads until the host closes (or resets) the connection, `until`
+/// appears in what arrived, or `limit` passes; returns what arrived and
+/// whether the connection was closed.
+async fn read_raw(stream: &TcpStream, until: &str, limit: Duration) -> (String, bool) {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read = async {
+        loop {
+            if stream.readable().await.is_err() {
+                return true;
+            }
+            match stream.try_read(&mut buffer) {
+                Ok(0) => return true,
+                Ok(read) => {
+                    received.extend_from_slice(&buffer[..read]);
+                    if String::from_utf8_lossy(&received).contains(until) {
+                        return false;
+                    }
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return true,
+            }
+        }
+    };
+    let closed = tokio::time::timeout(limit, read).await.unwrap_or(false);
+    (String::from_utf8_lossy(&received).into_owned(), closed)
+}
+
+/// The start of a request whose headers never end.
+const SLOW_HEADERS: &[u8] = b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
+/// Complete headers of a request whose 100,000-byte body never ends.
+const SLOW_BODY: &[u8] = b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+
+/// A slowloris client: sends `start`, then one more byte every `pause`
+/// (of a header value, or of the body) until `stop`. Returns whether the
+/// connection was still open then: the host neither closed nor answered it.
+async fn trickle(
+    address: std::net::SocketAddr,
+    start: &'static [u8],
+    pause: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let Ok(stream) = TcpStream::connect(address).await else {
+        return false;
+    };
+    if send_raw(&stream, start).await.is_err() {
+        return false;
+    }
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = tokio::time::sleep(pause) => {
+                if send_raw(&stream, b" ").await.is_err() {
+                    return false;
+                }
+            }
+        }
+    }
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+fn p99(latencies: &mut [Duration]) -> Duration {
+    latencies.sort();
+    latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]
+}
+
+/// 300 slowloris connections (150 trickling headers, 150 trickling
+/// bodies) held open against a pool of 4: they hold connections, never
+/// instance slots, so normal clients keep getting answers and the
+/// sweeper keeps expiring unpaid bookings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slowloris_connections_hold_no_slot_normal_clients_keep_getting_answers() {
+    const SLOW_CLIENTS: usize = 300;
+    let service = Arc::new(
+        TestService::start(Options {
+            seat_lock_seconds: 2,
+            sweep_interval_seconds: 1,
+            extra_args: [
+                "--max-concurrent-requests",
+                "4",
+                // Longer than the test: the slow clients stay connected.
+                "--header-read-timeout-seconds",
+                "120",
+                "--body-read-timeout-seconds",
+                "120",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Options::default()
+        })
+        .await,
+    );
+    let address: std::net::SocketAddr = service
+        .base_url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let unpaid = service
+        .create_booking("user_123", "showtime_456", &["J1"])
+        .await;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let slow: Vec<_> = (0..SLOW_CLIENTS)
+        .map(|n| {
+            let start = if n % 2 == 0 { SLOW_HEADERS } else { SLOW_BODY };
+            tokio::spawn(trickle(
+                address,
+                start,
+                Duration::from_millis(500),
+                stopped.clone(),
+            ))
+        })
+        .collect();
+    // Every slow request is in: headers read, its body being waited for.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let normal: Vec<_> = (0..8)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                for _ in 0..25 {
+                    let started = Instant::now();
+                    let (status, body) = service
+                        .graphql(
+                            "query { showtimeSeats(showtimeId: \"showtime_456\") { seats { number status } } }",
+                            json!({}),
+                        )
+                        .await;
+                    latencies.push(started.elapsed());
+                    assert_eq!(status, 200, "{body}");
+                    assert!(body.get("errors").is_none(), "{body}");
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for client in normal {
+        latencies.extend(client.await.unwrap());
+    }
+    let slowest = *latencies.iter().max().unwrap();
+    let p99 = p99(&mut latencies);
+    eprintln!(
+        "{} normal requests beside {SLOW_CLIENTS} slowloris connections: p99 {p99:?}, max {slowest:?}",
+        latencies.len()
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a normal request took {slowest:?}"
+    );
+
+    // The sweeper ran meanwhile: the unpaid booking's lock ran out.
+    let booking = service
+        .wait_for_status(&unpaid, "EXPIRED", Duration::from_secs(10))
+        .await;
+    assert_eq!(booking["status"], "EXPIRED", "{booking}");
+
+    let _ = stop.send(true);
+    let mut held = 0;
+    for client in slow {
+        held += usize::from(client.await.unwrap());
+    }
+    assert_eq!(
+        held, SLOW_CLIENTS,
+        "every slow connection was held open all along"
+    );
+}
+
+/// Slow payments hold every request slot: a further request waits the
+/// queue timeout, then gets 503 OVERLOADED with `Retry-After`, instead of
+/// queueing behind them; the sweeper, on its own slot, still expires an
+/// unpaid booking meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_saturated_pool_sheds_load_and_the_sweeper_still_runs() {
+    let peers = booking_peers::start(PeersConfig {
+        payments: PaymentBehaviour {
+            slow_delay: Duration::from_secs(8),
+            ..PaymentBehaviour::default()
+        },
+        ..PeersConfig::default()
+    })
+    .await
+    .expect("starting the reference peers");
+    let data_dir = tempfile::tempdir().unwrap();
+    let host = HostProcess::start(
+        env!("CARGO_BIN_EXE_e2e-host"),
+        &peers,
+        data_dir.path(),
+        &[
+            "--auth-mode",
+            "disabled",
+            "--max-concurrent-requests",
+            "2",
+            "--queue-timeout-ms",
+            "300",
+            "--seat-lock-duration",
+            "3",
+            "--sweep-interval",
+            "1",
+            "--payment-timeout",
+            "30",
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let create = |seat: &str| {
+        let (client, base_url) = (client.clone(), host.base_url.clone());
+        let query = format!(
+            "mutation {{ createBooking(userId: \"user_123\", showtimeId: \"showtime_456\", seatNumbers: [\"{seat}\"]) {{ booking {{ id }} }} }}"
+        );
+        async move {
+            let (_, body) = graphql(&client, &base_url, &query, json!({})).await;
+            body["data"]["createBooking"]["booking"]["id"]
+                .as_str()
+                .expect("a booking")
+                .to_owned()
+        }
+    };
+    let paying = [create("K1").await, create("K2").await];
+    let unpaid = create("K3").await;
+    let payments: Vec<_> = paying
+        .iter()
+        .map(|booking| {
+            let (client, base_url) = (client.clone(), host.base_url.clone());
+            let booking = booking.clone();
+            tokio::spawn(async move {
+                graphql(
+                    &client,
+                    &base_url,
+                    "mutation($b: String!) { processPayment(bookingId: $b, paymentMethod: \"credit_card\", paymentDetails: \"card_slow\") { success } }",
+                    json!({"b": booking}),
+                )
+                .await
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while peers.payments.charges().len() < 2 {
+        assert!(Instant::now() < deadline, "the payments never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let asked = Instant::now();
+    let response = client
+        .post(format!("{}/graphql", host.base_url))
+        .json(&json!({"query": "{ logicVersion }"}))
+        .send()
+        .await
+        .unwrap();
+    let waited = asked.elapsed();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (status, error_code(&body)),
+        (503, Some("OVERLOADED")),
+        "{body}"
+    );
+    assert!(
+        retry_after.is_some_and(|seconds| seconds >= 1),
+        "{retry_after:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "shed after {waited:?}"
+    );
+
+    // The lock of K3 runs out after 3 s; the sweep expires it while both
+    // request slots are still held by the payments.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while !host
+        .log()
+        .lines()
+        .any(|line| line.contains(": sweep expired=") && !line.contains("expired=0 "))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no sweep expired anything while the pool was full:\n{}",
+            host.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        payments.iter().all(|payment| !payment.is_finished()),
+        "the sweep ran only once the payments had ended"
+    );
+    for payment in payments {
+        let (status, body) = payment.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, body) = graphql(
+        &client,
+        &host.base_url,
+        "query($b: String!) { getBooking(bookingId: $b) { status } }",
+        json!({"b": unpaid}),
+    )
+    .await;
+    assert_eq!(body["data"]["getBooking"]["status"], "EXPIRED", "{body}");
+}
+
+/// Headers not sent within the header-read timeout get the connection
+/// closed; a body not sent within the body-read timeout gets 408
+/// REQUEST_TIMEOUT; connections past MAX_CONNECTIONS wait until one
+/// frees, and are then served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_slow_bodies_get_408_and_excess_connections_wait() {
+    let service = TestService::start(Options {
+        extra_args: [
+            "--header-read-timeout-seconds",
+            "1",
+            "--body-read-timeout-seconds",
+            "1",
+            "--max-connections",
+            "2",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let address: std::net::SocketAddr = service
+        .base_url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+
+    let headers = TcpStream::connect(address).await.unwrap();
+    let body = TcpStream::connect(address).await.unwrap();
+    let started = Instant::now();
+    send_raw(&headers, SLOW_HEADERS).await.unwrap();
+    send_raw(&body, SLOW_BODY).await.unwrap();
+    send_raw(&body, b"{\"query\":").await.unwrap();
+
+    // Both connections are taken: a third client waits for one to free.
+    let third = tokio::spawn({
+        let client = service.client.clone();
+        let url = format!("{}/health", service.base_url);
+        async move {
+            let response = client
+                .get(url)
+                .send()
+                .await
+                .expect("served once a slot frees");
+            (response.status().as_u16(), started.elapsed())
+        }
+    });
+
+    let (answer, _) = read_raw(&body, "REQUEST_TIMEOUT", Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"REQUEST_TIMEOUT\""), "{answer}");
+    assert!(took < Duration::from_secs(4), "408 after {took:?}");
+
+    let (answer, closed) = read_raw(&headers, "\r\n\r\n", Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert!(
+        closed,
+        "the connection with unfinished headers stays open: {answer}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+
+    let (status, waited) = third.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the third connection was served after {waited:?}, before either freed"
+    );
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use e2e_tests::process::HostProcess;
 use e2e_tests::{Options, TestService, component};
 
 async fn get(service: &TestService, path: &str) -> (u16, String) {
@@ -90,5 +91,59 @@ async fn misbehaving_requests_fail_alone_and_the_host_keeps_serving() {
     assert!(
         service.peers.cinema.live_locks("showtime_456").is_empty(),
         "the trapped request's lock outlived its TTL"
+    );
+}
+
+/// A guest writing 256 KiB to stderr gets its first 16 KiB into the
+/// host's log, line by line; the rest is dropped and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_stderr_reaches_the_log_only_up_to_its_bound() {
+    let peers = booking_peers::start(booking_peers::PeersConfig::default())
+        .await
+        .expect("starting the reference peers");
+    let data_dir = tempfile::tempdir().unwrap();
+    let misbehaving = component("misbehaving_guest");
+    let host = HostProcess::start(
+        env!("CARGO_BIN_EXE_e2e-host"),
+        &peers,
+        data_dir.path(),
+        &["--component", &misbehaving.display().to_string()],
+    )
+    .await;
+    let response = reqwest::get(format!("{}/stderr?kb=256", host.base_url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !host.log().contains("dropped_bytes=") {
+        assert!(
+            Instant::now() < deadline,
+            "no drop count logged:\n{}",
+            host.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = host.log();
+    let forwarded: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("guest line "))
+        .collect();
+    // 64-byte lines: 256 of them fill the 16 KiB.
+    assert_eq!(forwarded.len(), 256, "{log}");
+    assert!(
+        forwarded[0].contains("guest line 000000 "),
+        "{}",
+        forwarded[0]
+    );
+    assert!(
+        forwarded[255].contains("guest line 000255 "),
+        "{}",
+        forwarded[255]
+    );
+    assert!(log.contains("guest_stderr"), "{log}");
+    assert!(
+        log.contains(&format!("dropped_bytes={}", (256 - 16) << 10)),
+        "{log}"
     );
 }

@@ -25,9 +25,15 @@ pub struct EngineLimits {
     /// included; past it the instance is dropped where it stands, as if
     /// the process had died, which the logic is built to survive.
     pub deadline: Duration,
-    /// Instances that can run at once (the pool's size).
+    /// Requests that can run at once. The pool has one slot more, kept
+    /// for the sweep and smoke tests, so they run when requests hold all.
     pub max_concurrent_instances: u32,
+    /// How long a request waits for a free slot before it is shed.
+    pub queue_wait: Duration,
 }
+
+/// Pool slots kept for the host's own calls (the sweep, smoke tests).
+pub const MAINTENANCE_SLOTS: u32 = 1;
 
 impl Default for EngineLimits {
     fn default() -> Self {
@@ -36,6 +42,7 @@ impl Default for EngineLimits {
             cpu_time: Duration::from_secs(2),
             deadline: Duration::from_secs(60),
             max_concurrent_instances: 256,
+            queue_wait: Duration::from_secs(5),
         }
     }
 }
@@ -50,12 +57,13 @@ pub struct SandboxEngine {
 impl SandboxEngine {
     pub fn new(limits: EngineLimits) -> anyhow::Result<SandboxEngine> {
         let mut pool = PoolingAllocationConfig::default();
+        let instances = limits.max_concurrent_instances + MAINTENANCE_SLOTS;
         // A component instance holds a few core instances (the guest plus
         // WASI adapter shims), each with memories and tables.
-        pool.total_component_instances(limits.max_concurrent_instances)
-            .total_core_instances(limits.max_concurrent_instances * 4)
-            .total_memories(limits.max_concurrent_instances * 2)
-            .total_tables(limits.max_concurrent_instances * 4)
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 4)
+            .total_memories(instances * 2)
+            .total_tables(instances * 4)
             .max_memory_size(limits.memory_bytes);
         // Resetting a slot for its next instance (BENCHMARKS.md, "Pool
         // slots kept resident"). By default wasmtime `madvise`s a slot's

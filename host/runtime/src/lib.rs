@@ -22,6 +22,7 @@ mod state;
 pub use cache::{ArtifactKey, CacheLocation, Compilation, writable_only_by_us};
 pub use component::{LogicComponent, Rejection};
 pub use engine::{EngineLimits, SandboxEngine};
-pub use runtime::{AdminError, LOGIC_VERSION_HEADER, Role, Runtime, SweepReport, VersionInfo};
+pub use runtime::{
+    AdminError, LOGIC_VERSION_HEADER, Overloaded, Role, Runtime, SweepReport, VersionInfo,
+};
 pub use state::OutboundHttpAllowlist;
-pub use wasmtime_wasi_http::Error as HttpError;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -13,6 +14,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use wasmtime::component::Linker;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
@@ -22,7 +25,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::cache::{ArtifactCache, CacheLocation};
 use crate::component::{LogicComponent, Rejection, hex};
 use crate::deployment::{Deployment, DeploymentError, roll};
-use crate::engine::{EPOCH_TICK, SandboxEngine};
+use crate::engine::{EPOCH_TICK, MAINTENANCE_SLOTS, SandboxEngine};
 use crate::imports;
 use crate::state::{OutboundHttpAllowlist, RequestState};
 
@@ -71,6 +74,12 @@ pub enum AdminError {
     UnknownVersion(String),
 }
 
+/// No instance slot freed within the queue wait: the request is shed
+/// rather than queued without end.
+#[derive(Debug, thiserror::Error)]
+#[error("no instance slot freed within {0:?}")]
+pub struct Overloaded(pub Duration);
+
 pub struct Runtime {
     engine: SandboxEngine,
     linker: Linker<RequestState>,
@@ -81,10 +90,14 @@ pub struct Runtime {
     /// Admin operations read-modify-write the deployment: one at a time.
     admin: tokio::sync::Mutex<()>,
     requests: AtomicU64,
-    /// One permit per instance slot of the pool: past the pool's size,
-    /// requests wait here for a slot instead of failing to instantiate
-    /// (a 2,000-client flash sale would otherwise see 500s; BENCHMARKS.md).
-    slots: Arc<tokio::sync::Semaphore>,
+    /// One permit per request slot of the pool: past the pool's size,
+    /// requests wait here for a slot (up to the queue wait) instead of
+    /// failing to instantiate (a 2,000-client flash sale would otherwise
+    /// see 500s; BENCHMARKS.md).
+    slots: Arc<Semaphore>,
+    /// The slots kept for the sweep and smoke tests: requests holding
+    /// every request slot cannot stop expiry.
+    maintenance: Arc<Semaphore>,
     ports: Ports,
     /// Settings handed to the guest as its environment variables.
     guest_env: Vec<(String, String)>,
@@ -115,11 +128,12 @@ impl Runtime {
             component_source,
         )
         .map(Arc::new)?;
-        let slots = Arc::new(tokio::sync::Semaphore::new(
+        let slots = Arc::new(Semaphore::new(
             engine.limits.max_concurrent_instances as usize,
         ));
         let runtime = Runtime {
             slots,
+            maintenance: Arc::new(Semaphore::new(MAINTENANCE_SLOTS as usize)),
             engine,
             linker,
             cache,
@@ -324,8 +338,15 @@ impl Runtime {
                 br#"{"query":"{ logicVersion }"}"#,
             )))
             .map_err(|e| Rejection::SmokeTestFailed(e.to_string()))?;
+        let slot = self
+            .maintenance
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Rejection::SmokeTestFailed(e.to_string()))?;
+        let deadline = Instant::now() + self.engine.limits.deadline;
         let response = self
-            .handle_with(component, request)
+            .handle_with(component, request, slot, deadline)
             .await
             .map_err(|e| Rejection::SmokeTestFailed(format!("{e:#}")))?;
         let status = response.status();
@@ -384,19 +405,28 @@ impl Runtime {
     }
 
     /// Serves one HTTP request with a fresh instance of the deployed
-    /// component (or the canary, for its share of requests). The response
-    /// names the version that served it in `x-logic-version`.
+    /// component (or the canary, for its share of requests), cut at
+    /// `deadline`. The response names the version that served it in
+    /// `x-logic-version`. Fails with [`Overloaded`] when no slot frees
+    /// within the queue wait.
     pub async fn handle<B>(
         &self,
         request: hyper::Request<B>,
+        deadline: Instant,
     ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        let queue_wait = self.engine.limits.queue_wait;
+        let slot = tokio::time::timeout(queue_wait, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| Overloaded(queue_wait))??;
         let draw = roll(self.requests.fetch_add(1, Ordering::Relaxed));
         let component = self.deployment.load().pick(draw).clone();
-        let mut response = self.handle_with(&component, request).await?;
+        let mut response = self
+            .handle_with(&component, request, slot, deadline)
+            .await?;
         if let Ok(version) = hyper::header::HeaderValue::from_str(&component.sha256) {
             response.headers_mut().insert(LOGIC_VERSION_HEADER, version);
         }
@@ -407,12 +437,13 @@ impl Runtime {
         &self,
         component: &LogicComponent,
         request: hyper::Request<B>,
+        slot: OwnedSemaphorePermit,
+        deadline: Instant,
     ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let slot = self.slots.clone().acquire_owned().await?;
         let mut store = self.new_store(component);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
@@ -425,17 +456,14 @@ impl Runtime {
         // The guest keeps streaming the body after it hands over the
         // response head, so it runs on its own task. Past the deadline the
         // call is dropped where it stands, as if the process had died.
-        let deadline = self.engine.limits.deadline;
         let guest = tokio::spawn(async move {
             let call = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam);
-            let handled = tokio::time::timeout(deadline, call)
+            let handled = tokio::time::timeout_at(deadline, call)
                 .await
                 .unwrap_or_else(|_| {
-                    Err(wasmtime::format_err!(
-                        "the request ran past its {deadline:?} deadline"
-                    ))
+                    Err(wasmtime::format_err!("the request ran past its deadline"))
                 });
             // The pool gets the instance's slot back when the store goes:
             // only then may the permit let the next request in.
@@ -459,7 +487,7 @@ impl Runtime {
 
     /// Runs the component's expiry sweep once.
     pub async fn sweep_expired(&self, limit: u32) -> anyhow::Result<SweepReport> {
-        let _slot = self.slots.acquire().await?;
+        let _slot = self.maintenance.acquire().await?;
         let active = self.active();
         let mut store = self.new_store(&active);
         let logic = active.logic_pre.instantiate_async(&mut store).await?;

@@ -3,12 +3,18 @@
 //! found the guest running (its CPU time, for the deadline).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use booking_logic::ports::Ports;
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{
@@ -39,7 +45,7 @@ impl RequestState {
         let wasi = WasiCtx::builder()
             .envs(guest_env)
             .env("LOGIC_SHA256", component_sha256)
-            .inherit_stderr()
+            .stderr(GuestStderr::new(component_sha256))
             .build();
         RequestState {
             wasi,
@@ -82,6 +88,133 @@ impl WasiHttpView for RequestState {
             table: &mut self.table,
             hooks: &mut self.http_hooks,
         }
+    }
+}
+
+/// Bytes of stderr one instance may send to the host's log; the rest is
+/// counted and dropped, so a chatty or hostile guest cannot flood it.
+pub const GUEST_STDERR_BYTES: usize = 16 << 10;
+
+/// What one instance wrote to stderr: forwarded to the host's log line
+/// by line (`guest_stderr` target) up to `GUEST_STDERR_BYTES`, then
+/// dropped. The drop count is logged when the instance goes.
+#[derive(Clone)]
+struct GuestStderr(Arc<Mutex<StderrBudget>>);
+
+struct StderrBudget {
+    component: String,
+    /// The unfinished last line.
+    line: Vec<u8>,
+    forwarded: usize,
+    dropped: usize,
+}
+
+impl GuestStderr {
+    fn new(component_sha256: &str) -> GuestStderr {
+        GuestStderr(Arc::new(Mutex::new(StderrBudget {
+            component: component_sha256.chars().take(12).collect(),
+            line: Vec::new(),
+            forwarded: 0,
+            dropped: 0,
+        })))
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take(bytes);
+    }
+}
+
+impl StderrBudget {
+    fn take(&mut self, bytes: &[u8]) {
+        let kept = bytes.len().min(GUEST_STDERR_BYTES - self.forwarded);
+        self.forwarded += kept;
+        self.dropped += bytes.len() - kept;
+        for piece in bytes[..kept].split_inclusive(|&byte| byte == b'\n') {
+            self.line.extend_from_slice(piece);
+            if piece.ends_with(b"\n") {
+                self.log_line();
+            }
+        }
+    }
+
+    fn log_line(&mut self) {
+        let line = String::from_utf8_lossy(&self.line);
+        let line = line.trim_end_matches(['\r', '\n']);
+        tracing::warn!(target: "guest_stderr", component = %self.component, "{line}");
+        self.line.clear();
+    }
+}
+
+impl Drop for StderrBudget {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.log_line();
+        }
+        if self.dropped > 0 {
+            tracing::warn!(
+                target: "guest_stderr",
+                component = %self.component,
+                dropped_bytes = self.dropped,
+                "guest stderr past the {GUEST_STDERR_BYTES}-byte limit of one instance was dropped"
+            );
+        }
+    }
+}
+
+impl IsTerminal for GuestStderr {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestStderr {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+/// Always ready, never blocks: writes past the budget are only counted.
+#[wasmtime_wasi::async_trait]
+impl OutputStream for GuestStderr {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        GuestStderr::write(self, &bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 << 10)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestStderr {
+    async fn ready(&mut self) {}
+}
+
+impl AsyncWrite for GuestStderr {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.write(bytes);
+        Poll::Ready(Ok(bytes.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -181,7 +314,23 @@ type OutgoingIo = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 
 #[cfg(test)]
 mod tests {
-    use super::OutboundHttpAllowlist;
+    use super::{GUEST_STDERR_BYTES, GuestStderr, OutboundHttpAllowlist};
+
+    #[test]
+    fn guest_stderr_forwards_its_budget_and_counts_the_rest() {
+        let stderr = GuestStderr::new("0123456789abcdef");
+        stderr.write(&vec![b'x'; GUEST_STDERR_BYTES - 2]);
+        stderr.write(b"yz\nmore");
+        let budget = stderr.0.lock().unwrap();
+        assert_eq!(budget.component, "0123456789ab");
+        assert_eq!(budget.forwarded, GUEST_STDERR_BYTES);
+        assert_eq!(budget.dropped, "\nmore".len());
+        assert_eq!(
+            budget.line.len(),
+            GUEST_STDERR_BYTES,
+            "an unfinished line waits"
+        );
+    }
 
     fn allows(list: &[&str], uri: &str) -> bool {
         OutboundHttpAllowlist::new(list.iter().map(|s| s.to_string()))

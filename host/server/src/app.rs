@@ -3,14 +3,20 @@
 //! requests in flight finish and the sweeper end its batch, then let the
 //! relay send what they stored — all within the grace period.
 
-use std::future::IntoFuture;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
 use booking_logic::ports::Events;
 use booking_runtime::{CacheLocation, EngineLimits, Runtime, SandboxEngine};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::Config;
 use crate::dependencies::Dependencies;
@@ -30,6 +36,10 @@ pub(crate) struct AppState {
     pub graphiql_assets: bool,
     /// Requests being handled now (kept by `http::count_in_flight`).
     pub in_flight: AtomicUsize,
+    /// Wall-clock limit of one request, from its headers on.
+    pub request_timeout: Duration,
+    /// Time a client has to send the whole body (within the above).
+    pub body_read_timeout: Duration,
 }
 
 /// A started service: its address and a handle to stop it.
@@ -67,8 +77,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let engine = SandboxEngine::new(EngineLimits {
         memory_bytes: config.request_memory_mb << 20,
         cpu_time: Duration::from_millis(config.request_cpu_ms),
-        deadline: config.request_deadline(),
+        deadline: config.request_timeout(),
         max_concurrent_instances: config.max_concurrent_requests,
+        queue_wait: config.queue_timeout(),
     })?;
     let bytes = std::fs::read(&config.component).with_context(|| {
         format!(
@@ -115,6 +126,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         max_response_bytes: config.max_response_kb << 10,
         graphiql_assets: config.graphql_introspection,
         in_flight: AtomicUsize::new(0),
+        request_timeout: config.request_timeout(),
+        body_read_timeout: config.body_read_timeout(),
     });
     // `stopping` ends the listeners, the sweeper and the watch at once;
     // `relay_stop` comes after the requests drained, to send their events.
@@ -127,7 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     ));
     let relay = state.dependencies.start_relay(relay_stopped);
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
@@ -144,30 +157,30 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             stopping.subscribe(),
         )
     });
-    let mut stopped = stopping.subscribe();
-    let http = tokio::spawn(
-        axum::serve(listener, crate::http::router(state.clone()))
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stopped| *stopped).await;
-            })
-            .into_future(),
-    );
+    let http = tokio::spawn(serve_http(
+        listener,
+        crate::http::router(state.clone()),
+        ConnectionLimits {
+            max_connections: config.max_connections as usize,
+            header_read_timeout: config.header_read_timeout(),
+        },
+        stopping.subscribe(),
+    ));
     let grace = config.shutdown_grace();
     let (shutdown, shutdown_received) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = shutdown_received.await;
         let deadline = tokio::time::Instant::now() + grace;
         let _ = stopping.send(true);
-        let served = match tokio::time::timeout_at(deadline, http).await {
+        match tokio::time::timeout_at(deadline, http).await {
             Ok(served) => served?,
             Err(_) => {
                 tracing::warn!(
                     requests = state.in_flight.load(Ordering::Relaxed),
                     "shutdown: requests still running after the {grace:?} grace period are cut"
                 );
-                Ok(())
             }
-        };
+        }
         let _ = relay_stop.send(true);
         let background = async {
             let _ = sweeper.await;
@@ -184,7 +197,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
                 "shutdown: the sweeper, relay or admin API did not finish within the {grace:?} grace period"
             );
         }
-        Ok(served?)
+        Ok(())
     });
     Ok(RunningService {
         address,
@@ -193,6 +206,79 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         shutdown: Some(shutdown),
         task,
     })
+}
+
+struct ConnectionLimits {
+    max_connections: usize,
+    header_read_timeout: Duration,
+}
+
+/// Serves HTTP/1 on `listener` until `stop` turns true, then waits for
+/// the connections to finish the requests they are serving (idle ones
+/// close at once). A connection past `max_connections` is not accepted
+/// but left in the listen backlog: it is served, late, as soon as one
+/// closes, where an accepted-then-closed one would fail a request the
+/// client cannot tell was not processed. Slow clients cannot hold the
+/// cap for long: headers (and keep-alive idling, which hyper times as
+/// the wait for the next headers) get `header_read_timeout`, bodies the
+/// body read timeout (`http::to_component`).
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => break,
+            permit = connections.clone().acquire_owned() => permit,
+        };
+        // Only a closed semaphore fails, and this one is never closed.
+        let Ok(permit) = permit else { break };
+        let (stream, remote) = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause, not spin.
+                    tracing::warn!("accepting a connection failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        // Handlers (rate limits by client address) may ask for the peer.
+        let service = hyper::service::service_fn(move |mut request| {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(remote));
+            hyper::service::Service::call(&service, request)
+        });
+        let connection = graceful.watch(http1.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%remote, "connection ended: {error}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Returns once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 pub async fn print_events(

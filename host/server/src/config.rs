@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// How much longer an idempotency lease lasts than the request deadline.
+/// How much longer an idempotency lease lasts than the request timeout.
 const LEASE_SLACK_SECONDS: u64 = 5;
 
 #[derive(Debug, Parser)]
@@ -192,11 +192,34 @@ pub struct Config {
     #[arg(long, env = "REQUEST_CPU_MS", default_value_t = 2000)]
     pub request_cpu_ms: u64,
 
-    /// Seconds one request (or sweep) may take in all, waits on
-    /// dependencies included; past it the instance is dropped and the
+    /// Seconds one request (or sweep) may take in all, from its headers
+    /// on: reading its body, waiting for a slot and the guest call with
+    /// its waits on dependencies. Past it the instance is dropped and the
     /// client gets an error. Idempotency leases outlast it.
-    #[arg(long, env = "REQUEST_DEADLINE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub request_deadline_seconds: u64,
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_seconds: u64,
+
+    /// Seconds a client has to send a request's headers once it starts
+    /// one (or while its keep-alive connection idles); then the
+    /// connection is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_seconds: u64,
+
+    /// Seconds a client has to send a whole request body (at most the
+    /// request timeout); then it gets 408 REQUEST_TIMEOUT. The body is
+    /// read before the request takes an instance slot.
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_read_timeout_seconds: u64,
+
+    /// Milliseconds a request waits for a free instance slot; then it gets
+    /// 503 OVERLOADED with `Retry-After`.
+    #[arg(long, env = "QUEUE_TIMEOUT_MS", default_value_t = 5000)]
+    pub queue_timeout_ms: u64,
+
+    /// Client connections served at once; further ones wait in the
+    /// listen backlog until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 
     /// `required`: mutations and user-scoped queries need
     /// `Authorization: Bearer <token>` from the User service. `disabled`:
@@ -265,8 +288,20 @@ impl Config {
         Duration::from_secs(self.api_timeout)
     }
 
-    pub fn request_deadline(&self) -> Duration {
-        Duration::from_secs(self.request_deadline_seconds)
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_seconds)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout_seconds)
+    }
+
+    pub fn queue_timeout(&self) -> Duration {
+        Duration::from_millis(self.queue_timeout_ms)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -335,10 +370,10 @@ impl Config {
             ),
             ("AUTH_MODE", auth_mode.to_string()),
             // A key's first request must own it for as long as it can run:
-            // the deadline, plus slack for clocks and scheduling.
+            // the request timeout, plus slack for clocks and scheduling.
             (
                 "IDEMPOTENCY_LEASE_SECONDS",
-                (self.request_deadline_seconds + LEASE_SLACK_SECONDS).to_string(),
+                (self.request_timeout_seconds + LEASE_SLACK_SECONDS).to_string(),
             ),
             (
                 "GRAPHQL_INTROSPECTION",

@@ -13,10 +13,11 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
+use tokio::time::Instant;
 
 use booking_runtime::runtime::error_response;
-use booking_runtime::{HttpError, LOGIC_VERSION_HEADER};
+use booking_runtime::{LOGIC_VERSION_HEADER, Overloaded};
 
 use crate::app::AppState;
 
@@ -104,6 +105,7 @@ async fn graphiql_asset(Path(file): Path<String>) -> Response {
 }
 
 async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let deadline = Instant::now() + state.request_timeout;
     let declared_length = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -111,21 +113,49 @@ async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> R
     if declared_length.is_some_and(|length| length > MAX_BODY_BYTES) {
         return too_large();
     }
+    // The whole body is read before the request takes an instance slot,
+    // so a client that trickles it holds a connection, never a slot.
+    let (parts, body) = request.into_parts();
+    let body_deadline = deadline.min(Instant::now() + state.body_read_timeout);
+    let body =
+        match tokio::time::timeout_at(body_deadline, Limited::new(body, MAX_BODY_BYTES).collect())
+            .await
+        {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            // Chunked bodies have no declared length: cut off while reading.
+            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => return too_large(),
+            Ok(Err(error)) => {
+                let message = format!("reading the request body failed: {error}");
+                return error_response(400, "BAD_REQUEST", &message).map(Body::new);
+            }
+            Err(_) => {
+                return error_response(
+                    408,
+                    "REQUEST_TIMEOUT",
+                    "the request body did not arrive in time",
+                )
+                .map(Body::new);
+            }
+        };
     if let Some(native) = &state.native {
+        let request = Request::from_parts(parts, Body::from(body));
         return capped(native.handle(request).await, state.max_response_bytes).await;
     }
-    let (parts, body) = request.into_parts();
-    // Chunked bodies have no declared length: cut them off while streaming.
-    let body = Limited::new(body, MAX_BODY_BYTES).map_err(|error| {
-        if error.is::<http_body_util::LengthLimitError>() {
-            HttpError::HttpRequestBodySize(None)
-        } else {
-            HttpError::InternalError(Some(error.to_string()))
-        }
-    });
-    let request = Request::from_parts(parts, body);
-    match state.runtime.handle(request).await {
+    let request = Request::from_parts(parts, Full::new(body));
+    match state.runtime.handle(request, deadline).await {
         Ok(response) => capped(response.map(Body::new), state.max_response_bytes).await,
+        Err(error) if error.is::<Overloaded>() => {
+            tracing::warn!("shedding a request: {error}");
+            let mut response = error_response(
+                503,
+                "OVERLOADED",
+                "the service is at capacity; retry shortly",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.map(Body::new)
+        }
         Err(error) => {
             tracing::error!("request failed in the component: {error:#}");
             error_response(

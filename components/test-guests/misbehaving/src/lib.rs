@@ -7,9 +7,13 @@
 //! - `/lock-then-trap?seat=A1` locks a seat of `showtime_456` for 1 s, then
 //!   traps mid-mutation (the lock's TTL must free the seat)
 //! - `/huge?mb=8` streams an 8 MiB body (the response cap must cut it off)
+//! - `/stderr?kb=64` writes 64 KiB of numbered lines to stderr, then
+//!   answers 200 (the host must bound what reaches its log)
 //! - `/graphql` answers the host's smoke query (`{ logicVersion }`), so the
 //!   host accepts it like any logic version
 //! - anything else answers 200 "ok"
+
+use std::io::Write;
 
 use wasip2::http::types::{
     Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -72,6 +76,19 @@ impl incoming_handler::Guest for Misbehaving {
                     .and_then(|mib| mib.parse().ok())
                     .unwrap_or(8);
                 respond(response_out, 200, &vec![b'x'; mib << 20]);
+            }
+            "/stderr" => {
+                let kib: usize = path
+                    .split("kb=")
+                    .nth(1)
+                    .and_then(|kib| kib.parse().ok())
+                    .unwrap_or(64);
+                let mut stderr = std::io::stderr();
+                for line in 0..kib * 16 {
+                    // 64 bytes a line: "guest line 000042 " and padding.
+                    let _ = writeln!(stderr, "guest line {line:06} {:-<45}", "");
+                }
+                respond(response_out, 200, b"ok");
             }
             "/graphql" => respond(
                 response_out,
