@@ -30,6 +30,8 @@ pub(crate) struct AppState {
     pub graphiql_assets: bool,
     /// Requests being handled now (kept by `http::count_in_flight`).
     pub in_flight: AtomicUsize,
+    /// Per-IP and per-token request rates (`rate_limit::enforce`).
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 /// A started service: its address and a handle to stop it.
@@ -111,6 +113,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         max_response_bytes: config.max_response_kb << 10,
         graphiql_assets: config.graphql_introspection,
         in_flight: AtomicUsize::new(0),
+        rate_limits: Arc::new(crate::rate_limit::RateLimits::from_config(&config)),
     });
     // `stopping` ends the listeners, the sweeper and the watch at once;
     // `relay_stop` comes after the requests drained, to send their events.
@@ -141,7 +144,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     });
     let mut stopped = stopping.subscribe();
     let http = tokio::spawn(
-        axum::serve(listener, crate::http::router(state.clone()))
+        axum::serve(
+            listener,
+            crate::http::router(state.clone())
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
             .with_graceful_shutdown(async move {
                 let _ = stopped.wait_for(|stopped| *stopped).await;
             })
