@@ -149,10 +149,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             crate::http::router(state.clone())
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stopped| *stopped).await;
-            })
-            .into_future(),
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        })
+        .into_future(),
     );
     let grace = config.shutdown_grace();
     let (shutdown, shutdown_received) = tokio::sync::oneshot::channel::<()>();

@@ -11,7 +11,7 @@
 //! keys by the TCP peer address, which the serve path provides as axum's
 //! `ConnectInfo<SocketAddr>`; behind a proxy that is the proxy's address.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -52,17 +52,9 @@ pub struct RateLimits {
 
 impl RateLimits {
     pub fn new(settings: RateLimitSettings) -> RateLimits {
-        let keyed = |per_second: u32| {
-            let rate = NonZeroU32::new(per_second)?;
-            // A burst below the rate would refuse a steady client.
-            let burst = NonZeroU32::new(settings.burst.max(per_second)).unwrap_or(rate);
-            Some(RateLimiter::keyed(
-                Quota::per_second(rate).allow_burst(burst),
-            ))
-        };
         RateLimits {
-            per_ip: keyed(settings.per_ip),
-            per_token: keyed(settings.per_user),
+            per_ip: keyed(settings.per_ip, settings.burst),
+            per_token: keyed(settings.per_user, settings.burst),
             token_hasher: RandomState::new(),
             clock: DefaultClock::default(),
             last_forget: Mutex::new(Instant::now()),
@@ -123,6 +115,16 @@ impl RateLimits {
     }
 }
 
+/// A limiter of `per_second` (none for 0) allowing `burst` at once.
+fn keyed<K: Hash + Eq + Clone>(per_second: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+    let rate = NonZeroU32::new(per_second)?;
+    // A burst below the rate would refuse a steady client.
+    let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+    Some(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
+}
+
 /// The middleware: refuses requests over a limit with 429.
 pub async fn enforce(
     State(limits): State<Arc<RateLimits>>,
@@ -164,9 +166,9 @@ mod tests {
     /// the peer address as the real serve path provides it.
     async fn serve(settings: RateLimitSettings) -> (String, Arc<RateLimits>) {
         let limits = Arc::new(RateLimits::new(settings));
-        let app = Router::new()
-            .route("/", get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn_with_state(limits.clone(), enforce));
+        let app = Router::new().route("/", get(|| async { "ok" })).layer(
+            axum::middleware::from_fn_with_state(limits.clone(), enforce),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {
