@@ -109,7 +109,8 @@ impl RateLimits {
     }
 
     /// How many clients the limiters remember now.
-    pub fn tracked_keys(&self) -> usize {
+    #[cfg(test)]
+    fn tracked_keys(&self) -> usize {
         self.per_ip.as_ref().map_or(0, |limiter| limiter.len())
             + self.per_token.as_ref().map_or(0, |limiter| limiter.len())
     }
