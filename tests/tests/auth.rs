@@ -102,6 +102,10 @@ async fn tokens_decide_who_may_book_pay_and_read() {
             .graphql_with(&[("authorization", &bearer(token))], PAY, pay.clone())
             .await;
         assert_eq!(codes(&body), ["FORBIDDEN"]);
+        assert!(
+            !body.to_string().contains("user_123"),
+            "names the owner: {body}"
+        );
     }
     let (_, body) = service
         .graphql_with(&[("authorization", &bearer(&bob))], READ, read.clone())

@@ -25,8 +25,10 @@ async fn fifty_concurrent_bookings_for_overlapping_seats_never_share_a_seat() {
         tokio::spawn(async move {
             let (status, body) = service
                 .graphql(
-                    "mutation($n: [String!]!) { createBooking(userId: \"user_789\", showtimeId: \"showtime_456\", seatNumbers: $n) { success booking { id seats } } }",
-                    json!({"n": seats}),
+                    "mutation($u: String!, $n: [String!]!) { createBooking(userId: $u, showtimeId: \"showtime_456\", seatNumbers: $n) { success booking { id seats } } }",
+                    // One user each: the per-user hold limit is not what
+                    // this test races for.
+                    json!({"u": format!("loadtest_user_{}", client + 1), "n": seats}),
                 )
                 .await;
             (status, body)

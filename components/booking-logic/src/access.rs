@@ -47,10 +47,11 @@ impl Principal {
     /// May act (book, pay, cancel) for `user_id`: only as themselves.
     pub fn may_act_for(&self, user_id: &str) -> Result<(), BookingError> {
         match self.require()? {
-            Some(caller) if caller.user_id != user_id => Err(BookingError::Forbidden(format!(
-                "{} may not act for {user_id}",
-                caller.user_id
-            ))),
+            // Names nobody: the user id may be a booking's owner, which
+            // the caller must not learn.
+            Some(caller) if caller.user_id != user_id => Err(BookingError::Forbidden(
+                "the caller may act only for their own account and bookings".to_string(),
+            )),
             _ => Ok(()),
         }
     }
@@ -63,10 +64,9 @@ impl Principal {
                 if caller.user_id != user_id
                     && !caller.roles.iter().any(|role| role == SUPPORT_ROLE) =>
             {
-                Err(BookingError::Forbidden(format!(
-                    "{} may not read the bookings of {user_id}",
-                    caller.user_id
-                )))
+                Err(BookingError::Forbidden(
+                    "the caller may read only their own bookings".to_string(),
+                ))
             }
             _ => Ok(()),
         }
@@ -142,6 +142,20 @@ mod tests {
             .may_read("user_123")
             .unwrap_err();
         assert_eq!(error.code(), "FORBIDDEN");
+    }
+
+    #[test]
+    fn refusals_name_neither_the_owner_nor_the_caller() {
+        for error in [
+            caller("user_456", &[]).may_act_for("user_123").unwrap_err(),
+            caller("user_456", &[]).may_read("user_123").unwrap_err(),
+        ] {
+            let message = error.to_string();
+            assert!(
+                !message.contains("user_123") && !message.contains("user_456"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -34,10 +34,15 @@ pub enum BookingError {
     /// The charge may or may not have happened. Retrying processPayment is
     /// safe: it reuses the booking id as idempotency key, so the customer
     /// is never charged twice.
+    /// The detail (what the payment client saw) is logged, not answered.
     #[error(
-        "payment service did not answer in time ({0}); retry processPayment, it never charges twice"
+        "the payment service did not answer in time; retry processPayment, it never charges twice"
     )]
     PaymentTimeout(String),
+    /// The charge went through but the booking could not be finished;
+    /// retrying processPayment finishes it without charging again.
+    #[error("the payment went through; retry processPayment to finish the booking")]
+    PaymentUnfinished(String),
     /// The payment service refused the idempotency key (it was used for a
     /// different charge).
     #[error("payment conflict: {0}")]
@@ -45,14 +50,16 @@ pub enum BookingError {
     /// Another request changed the booking first (optimistic concurrency).
     #[error("{0}")]
     ConcurrentModification(String),
-    #[error("{dependency} unavailable: {detail}")]
+    /// Clients learn which dependency failed, never its answer (it may
+    /// name internal hosts); `detail` goes to the log.
+    #[error("the {dependency} is unavailable; retry later")]
     DependencyUnavailable {
         dependency: &'static str,
         detail: String,
     },
     /// The dependency did not answer in time; the call may have taken
     /// effect.
-    #[error("{dependency} did not answer in time: {detail}")]
+    #[error("the {dependency} did not answer in time; retry later")]
     DependencyTimeout {
         dependency: &'static str,
         detail: String,
@@ -69,8 +76,14 @@ pub enum BookingError {
     /// The first request with this idempotency key is still running.
     #[error("{0}")]
     IdempotencyKeyInUse(String),
-    /// A dependency answered something the workflow cannot act on.
-    #[error("internal error: {0}")]
+    /// The user already holds as many seats or PENDING bookings as one
+    /// account may (`MAX_PENDING_BOOKINGS_PER_USER`,
+    /// `MAX_SEATS_PER_USER_PER_SHOWTIME`).
+    #[error("{0}")]
+    HoldLimitExceeded(String),
+    /// A dependency answered something the workflow cannot act on; the
+    /// detail goes to the log.
+    #[error("internal error; the service log has the detail")]
     Internal(String),
 }
 
@@ -90,12 +103,15 @@ impl BookingError {
             BookingError::PaymentTimeout(_) => "PAYMENT_TIMEOUT",
             BookingError::PaymentConflict(_) => "PAYMENT_CONFLICT",
             BookingError::ConcurrentModification(_) => "CONCURRENT_MODIFICATION",
-            BookingError::DependencyUnavailable { .. } => "DEPENDENCY_UNAVAILABLE",
+            BookingError::DependencyUnavailable { .. } | BookingError::PaymentUnfinished(_) => {
+                "DEPENDENCY_UNAVAILABLE"
+            }
             BookingError::DependencyTimeout { .. } => "DEPENDENCY_TIMEOUT",
             BookingError::Unauthenticated(_) => "UNAUTHENTICATED",
             BookingError::Forbidden(_) => "FORBIDDEN",
             BookingError::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
             BookingError::IdempotencyKeyInUse(_) => "IDEMPOTENCY_KEY_IN_USE",
+            BookingError::HoldLimitExceeded(_) => "HOLD_LIMIT_EXCEEDED",
             BookingError::Internal(_) => "INTERNAL",
         }
     }
@@ -108,9 +124,31 @@ impl BookingError {
             BookingError::PaymentTimeout(_)
                 | BookingError::ConcurrentModification(_)
                 | BookingError::DependencyUnavailable { .. }
+                | BookingError::PaymentUnfinished(_)
                 | BookingError::DependencyTimeout { .. }
                 | BookingError::IdempotencyKeyInUse(_)
         )
+    }
+
+    /// What a dependency said, kept out of the client's message
+    /// (`Display`); `None` for errors that have nothing to hide.
+    pub fn hidden_detail(&self) -> Option<&str> {
+        match self {
+            BookingError::PaymentTimeout(detail)
+            | BookingError::PaymentUnfinished(detail)
+            | BookingError::DependencyUnavailable { detail, .. }
+            | BookingError::DependencyTimeout { detail, .. }
+            | BookingError::Internal(detail) => Some(detail),
+            _ => None,
+        }
+    }
+
+    /// Writes the hidden detail to stderr (the host's log), as the error
+    /// is answered.
+    pub fn log_hidden_detail(&self) {
+        if let Some(detail) = self.hidden_detail() {
+            eprintln!("{} ({}): {detail}", self.code(), self);
+        }
     }
 }
 
@@ -118,6 +156,7 @@ impl BookingError {
 /// extensions; going through `extend()` attaches the code instead.
 impl ErrorExtensions for BookingError {
     fn extend(&self) -> async_graphql::Error {
+        self.log_hidden_detail();
         async_graphql::Error::new(self.to_string()).extend_with(|_, extensions| {
             extensions.set("code", self.code());
             extensions.set("retryable", self.retryable());
@@ -152,6 +191,36 @@ mod tests {
     }
 
     #[test]
+    fn dependency_answers_stay_out_of_client_messages() {
+        let leaky = "http://payments.internal:8002/charges: connection refused";
+        for error in [
+            BookingError::DependencyUnavailable {
+                dependency: "payment service",
+                detail: leaky.into(),
+            },
+            BookingError::DependencyTimeout {
+                dependency: "payment service",
+                detail: leaky.into(),
+            },
+            BookingError::PaymentTimeout(leaky.into()),
+            BookingError::Internal(leaky.into()),
+        ] {
+            let message = error.extend().message;
+            assert!(!message.contains("internal:8002"), "{message}");
+            assert_eq!(error.hidden_detail(), Some(leaky));
+        }
+        let unavailable = BookingError::DependencyUnavailable {
+            dependency: "payment service",
+            detail: leaky.into(),
+        };
+        assert_eq!(
+            unavailable.to_string(),
+            "the payment service is unavailable; retry later"
+        );
+        assert_eq!(BookingError::Forbidden("x".into()).hidden_detail(), None);
+    }
+
+    #[test]
     fn only_transient_failures_are_retryable() {
         let retryable: Vec<&str> = [
             BookingError::InvalidInput(String::new()),
@@ -172,6 +241,7 @@ mod tests {
             BookingError::Forbidden(String::new()),
             BookingError::IdempotencyKeyReused(String::new()),
             BookingError::IdempotencyKeyInUse(String::new()),
+            BookingError::HoldLimitExceeded(String::new()),
             BookingError::Internal(String::new()),
         ]
         .iter()

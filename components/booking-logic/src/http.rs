@@ -109,6 +109,7 @@ pub fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
 
 /// A refusal as a GraphQL error with its code and whether to retry.
 fn booking_error_response(status: u16, error: &BookingError) -> HttpResponse {
+    error.log_hidden_detail();
     let body = json!({ "errors": [{
         "message": error.to_string(),
         "extensions": { "code": error.code(), "retryable": error.retryable() },

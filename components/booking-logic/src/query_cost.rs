@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use crate::validation::MAX_PAGE_SIZE;
+
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 
 /// Most selections (fields, spreads, inline fragments) a document may
@@ -94,6 +96,35 @@ impl<'a> Sizer<'a> {
         self.fragments.insert(name, Memo::Done(size));
         Ok(size)
     }
+}
+
+/// Complexity points of a field that calls a dependency (the Cinema,
+/// User or Payment service, the store, the event log), on top of one
+/// point per field: such fields cost a round trip, not a struct read, so
+/// a document may hold about 20 of them under the default limit of 500
+/// (160 aliased `showtimeSeats` fitted before).
+pub const DEPENDENCY_CALL: usize = 20;
+
+/// Most events one booking has (created, a decision, refunded, payment
+/// refunded): the page size of the `events` lists.
+pub const EVENTS_PER_BOOKING: usize = 4;
+
+/// The cost of a paged list field: its children once per item it may
+/// answer, `first` clamped to the page sizes accepted.
+pub fn page(first: i32, child_complexity: usize) -> usize {
+    let items = first.clamp(1, MAX_PAGE_SIZE as i32) as usize;
+    DEPENDENCY_CALL.saturating_add(items.saturating_mul(child_complexity))
+}
+
+/// The cost of a booking's events: one event-log call, up to
+/// `EVENTS_PER_BOOKING` events.
+pub fn events(child_complexity: usize) -> usize {
+    DEPENDENCY_CALL.saturating_add(EVENTS_PER_BOOKING.saturating_mul(child_complexity))
+}
+
+/// The cost of any other field that calls a dependency.
+pub fn dependency_call(child_complexity: usize) -> usize {
+    DEPENDENCY_CALL.saturating_add(child_complexity)
 }
 
 /// Deepest nesting of brackets (`{`, `[`, `(`) a document's text may

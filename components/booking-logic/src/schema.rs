@@ -41,6 +41,7 @@ use crate::idempotency::{self, Claim, Idempotency, ReplayedError};
 use crate::model::{
     Booking, BookingPage, BookingStatus, Event, PageRequest, Seat, SeatStatus, Showtime, Timestamp,
 };
+use crate::query_cost;
 use crate::settings::Settings;
 use crate::validation;
 use crate::workflow::{ShowtimeSeats, Workflow};
@@ -192,12 +193,14 @@ pub struct Query;
 #[Object]
 impl Query {
     /// A booking by id; `null` if there is none.
+    #[graphql(complexity = "query_cost::dependency_call(child_complexity)")]
     async fn get_booking(&self, ctx: &Context<'_>, booking_id: String) -> Result<Option<Booking>> {
         readable_booking(ctx, &booking_id).await
     }
 
     /// A user's bookings, newest first: one page of `first` (default 50,
     /// at most 100); `userBookingsPage` also returns the next cursor.
+    #[graphql(complexity = "query_cost::page(first, child_complexity)")]
     async fn get_user_bookings(
         &self,
         ctx: &Context<'_>,
@@ -210,6 +213,7 @@ impl Query {
 
     /// A page of a user's bookings, newest first, with the cursor of the
     /// next page.
+    #[graphql(complexity = "query_cost::page(first, child_complexity)")]
     async fn user_bookings_page(
         &self,
         ctx: &Context<'_>,
@@ -220,7 +224,9 @@ impl Query {
         user_page(ctx, user_id, first, after).await
     }
 
-    /// A showtime and the status of each of its seats.
+    /// A showtime and the status of each of its seats. The seat list is
+    /// one answer of the Cinema service, costed with this field.
+    #[graphql(complexity = "query_cost::dependency_call(child_complexity)")]
     async fn showtime_seats(
         &self,
         ctx: &Context<'_>,
@@ -233,6 +239,7 @@ impl Query {
     }
 
     /// The events published for a booking, oldest first.
+    #[graphql(complexity = "query_cost::events(child_complexity)")]
     async fn booking_events(&self, ctx: &Context<'_>, booking_id: String) -> Result<Vec<Event>> {
         readable_booking(ctx, &booking_id).await?;
         workflow(ctx)?
@@ -308,6 +315,7 @@ pub struct CancelBookingPayload {
 impl Mutation {
     /// Locks the seats and creates a PENDING booking that holds them until
     /// `lockExpiresAt`.
+    #[graphql(complexity = "query_cost::dependency_call(child_complexity)")]
     async fn create_booking(
         &self,
         ctx: &Context<'_>,
@@ -347,6 +355,7 @@ impl Mutation {
 
     /// Pays a PENDING booking and confirms its seats. Safe to retry: the
     /// customer is never charged twice for one booking.
+    #[graphql(complexity = "query_cost::dependency_call(child_complexity)")]
     async fn process_payment(
         &self,
         ctx: &Context<'_>,
@@ -388,6 +397,7 @@ impl Mutation {
 
     /// Cancels a PENDING booking (seats released) or a CONFIRMED one
     /// (payment refunded, seats released).
+    #[graphql(complexity = "query_cost::dependency_call(child_complexity)")]
     async fn cancel_booking(
         &self,
         ctx: &Context<'_>,
@@ -503,7 +513,7 @@ impl Booking {
 
     /// The booking's events, oldest first. Costs a call to the event log
     /// per booking, hence the higher complexity.
-    #[graphql(complexity = "10 + child_complexity")]
+    #[graphql(complexity = "query_cost::events(child_complexity)")]
     async fn events(&self, ctx: &Context<'_>) -> Result<Vec<Event>> {
         workflow(ctx)?
             .booking_events(&self.id)

@@ -10,6 +10,13 @@ pub struct Settings {
     pub seat_lock_seconds: u32,
     /// Most seats one booking may hold (`MAX_SEATS_PER_BOOKING`, default 10).
     pub max_seats_per_booking: u32,
+    /// Most PENDING bookings with a running seat lock one user may have
+    /// at once (`MAX_PENDING_BOOKINGS_PER_USER`, default 3), so one
+    /// account cannot hold a showtime's seats by booking and never paying.
+    pub max_pending_bookings_per_user: u32,
+    /// Most seats one user's PENDING bookings may hold in one showtime
+    /// (`MAX_SEATS_PER_USER_PER_SHOWTIME`, default 10).
+    pub max_seats_per_user_per_showtime: u32,
     /// Label reported by the `logicVersion` query (`LOGIC_VERSION`, default
     /// the crate version), so operators can tell which logic is serving
     /// after a hot swap.
@@ -66,6 +73,8 @@ impl Default for Settings {
         Settings {
             seat_lock_seconds: 300,
             max_seats_per_booking: 10,
+            max_pending_bookings_per_user: 3,
+            max_seats_per_user_per_showtime: 10,
             logic_version: if cfg!(feature = "booking-fee") {
                 concat!(env!("CARGO_PKG_VERSION"), "+booking-fee").to_string()
             } else {
@@ -107,6 +116,18 @@ impl Settings {
             defaults.max_seats_per_booking,
             MAX_SEATS_LIMIT,
         )?;
+        let max_pending_bookings_per_user = bounded(
+            &lookup,
+            "MAX_PENDING_BOOKINGS_PER_USER",
+            defaults.max_pending_bookings_per_user,
+            MAX_SEATS_LIMIT,
+        )?;
+        let max_seats_per_user_per_showtime = bounded(
+            &lookup,
+            "MAX_SEATS_PER_USER_PER_SHOWTIME",
+            defaults.max_seats_per_user_per_showtime,
+            MAX_SEATS_LIMIT,
+        )?;
         let logic_version = match lookup("LOGIC_VERSION") {
             None => defaults.logic_version,
             Some(label) if label.trim().is_empty() => {
@@ -137,6 +158,8 @@ impl Settings {
         Ok(Settings {
             seat_lock_seconds,
             max_seats_per_booking,
+            max_pending_bookings_per_user,
+            max_seats_per_user_per_showtime,
             logic_version,
             booking_fee_cents,
             logic_sha256: lookup("LOGIC_SHA256").filter(|sha| !sha.is_empty()),
@@ -239,6 +262,8 @@ mod tests {
         assert_eq!(settings, Settings::default());
         assert_eq!(settings.seat_lock_seconds, 300);
         assert_eq!(settings.max_seats_per_booking, 10);
+        assert_eq!(settings.max_pending_bookings_per_user, 3);
+        assert_eq!(settings.max_seats_per_user_per_showtime, 10);
         assert_eq!(settings.logic_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(settings.booking_fee_cents, 0);
         assert!(settings.auth_required, "auth is on unless switched off");
@@ -249,6 +274,8 @@ mod tests {
         let settings = Settings::from_lookup(lookup_from(&[
             ("SEAT_LOCK_DURATION", " 60 "),
             ("MAX_SEATS_PER_BOOKING", "4"),
+            ("MAX_PENDING_BOOKINGS_PER_USER", "2"),
+            ("MAX_SEATS_PER_USER_PER_SHOWTIME", "6"),
             ("LOGIC_VERSION", "canary-7"),
             ("BOOKING_FEE_CENTS", "250"),
             ("AUTH_MODE", "disabled"),
@@ -272,6 +299,8 @@ mod tests {
         assert_eq!(settings.idempotency_retention_hours, 48);
         assert_eq!(settings.seat_lock_seconds, 60);
         assert_eq!(settings.max_seats_per_booking, 4);
+        assert_eq!(settings.max_pending_bookings_per_user, 2);
+        assert_eq!(settings.max_seats_per_user_per_showtime, 6);
         assert_eq!(settings.logic_version, "canary-7");
         assert_eq!(settings.booking_fee_cents, 250);
     }
@@ -286,6 +315,8 @@ mod tests {
             ("MAX_SEATS_PER_BOOKING", "1.5"),
             ("MAX_SEATS_PER_BOOKING", ""),
             ("MAX_SEATS_PER_BOOKING", "99999999999"),
+            ("MAX_PENDING_BOOKINGS_PER_USER", "0"),
+            ("MAX_SEATS_PER_USER_PER_SHOWTIME", "1001"),
             ("BOOKING_FEE_CENTS", "-1"),
             ("BOOKING_FEE_CENTS", "1.50"),
             ("BOOKING_FEE_CENTS", "100001"),

@@ -63,6 +63,12 @@ const EVENT_LOG: &str = "event log";
 const REASON_EXPIRED: &str = "seat lock expired before payment";
 const REASON_LOCK_LOST: &str = "seat lock expired before confirmation";
 const REASON_CANCELLED: &str = "cancelled by the customer";
+const REASON_OVER_HOLD_LIMIT: &str =
+    "withdrawn: a concurrent booking of the same user reached the hold limit first";
+
+/// Most pages of a user's recent bookings read to count what they hold;
+/// more bookings created within one lock duration count as over the limit.
+const HOLD_SCAN_PAGES: usize = 10;
 
 /// First wait after a failed settle attempt; doubles per failure up to
 /// `SETTLE_BACKOFF_MAX_MS`.
@@ -207,6 +213,8 @@ impl Workflow {
             return Err(BookingError::UserInactive(user_id.to_string()));
         }
         let showtime = self.showtime(showtime_id).await?;
+        let holds = self.live_holds(user_id).await?;
+        self.check_hold_limits(&holds, showtime_id, seat_numbers.len())?;
 
         // The booking id doubles as lock holder and payment idempotency
         // key, so it is chosen before anything is locked.
@@ -278,6 +286,7 @@ impl Workflow {
             self.release_quietly(&booking.id, &lock.id).await;
             return Err(error);
         }
+        self.recheck_hold_limits(&booking).await?;
         Ok(CreatedBooking {
             booking,
             lock_id: lock.id,
@@ -364,13 +373,7 @@ impl Workflow {
         // charge would be left unrecorded or the booking unconfirmed.
         self.finish_payment(booking, &receipt.transaction_id)
             .await
-            .map_err(|error| {
-                retry_to_finish(
-                    error,
-                    BOOKING_STORE,
-                    "the payment went through; retry processPayment to finish the booking",
-                )
-            })
+            .map_err(retry_to_finish)
     }
 
     /// Records the charge on the booking, confirms the seats, then the
@@ -482,6 +485,113 @@ impl Workflow {
                 }
                 other => dependency(BOOKING_STORE, other),
             })
+    }
+
+    /// The user's PENDING bookings whose seat lock still runs, newest
+    /// first. Only bookings created within one lock duration can hold a
+    /// lock, so the scan stops at the first older one.
+    async fn live_holds(&self, user_id: &str) -> Result<Vec<Booking>, BookingError> {
+        let now = self.ports.env.now();
+        let lock_ms = u64::from(self.settings.seat_lock_seconds) * 1_000;
+        let mut holds = Vec::new();
+        let mut cursor = None;
+        for _ in 0..HOLD_SCAN_PAGES {
+            let page = self
+                .ports
+                .storage
+                .list_by_user(
+                    user_id,
+                    &PageRequest {
+                        cursor,
+                        limit: validation::MAX_PAGE_SIZE,
+                    },
+                )
+                .await
+                .map_err(|error| dependency(BOOKING_STORE, error))?;
+            let mut older_than_a_lock = false;
+            for booking in page.items {
+                older_than_a_lock |= booking.created_at.saturating_add(lock_ms) <= now;
+                if booking.status == BookingStatus::Pending && booking.lock_expires_at > now {
+                    holds.push(booking);
+                }
+            }
+            match page.next_cursor {
+                Some(next) if !older_than_a_lock => cursor = Some(next),
+                _ => return Ok(holds),
+            }
+        }
+        Err(BookingError::HoldLimitExceeded(format!(
+            "too many bookings were created for this user in the last {} seconds; try again later",
+            self.settings.seat_lock_seconds
+        )))
+    }
+
+    /// Refuses a booking of `seats` more seats in `showtime_id` when the
+    /// user's other live `holds` already reach a per-user limit.
+    fn check_hold_limits(
+        &self,
+        holds: &[Booking],
+        showtime_id: &str,
+        seats: usize,
+    ) -> Result<(), BookingError> {
+        let max_pending = self.settings.max_pending_bookings_per_user;
+        if holds.len() >= max_pending as usize {
+            return Err(BookingError::HoldLimitExceeded(format!(
+                "this user already has {} PENDING bookings holding seats (at most {max_pending}); pay or cancel one first",
+                holds.len()
+            )));
+        }
+        let max_seats = self.settings.max_seats_per_user_per_showtime;
+        let held: usize = holds
+            .iter()
+            .filter(|booking| booking.showtime_id == showtime_id)
+            .map(|booking| booking.seats.len())
+            .sum();
+        if held + seats > max_seats as usize {
+            return Err(BookingError::HoldLimitExceeded(format!(
+                "this user's PENDING bookings already hold {held} seats of showtime {showtime_id}; {seats} more would exceed {max_seats}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts again once `booking` is stored: two creates of one user
+    /// that raced past the first check both see each other now, and each
+    /// that finds the limit exceeded withdraws its own booking. So the
+    /// user never keeps more than the limits allow (under a race both
+    /// may withdraw). If the count cannot be read the booking stands.
+    async fn recheck_hold_limits(&self, booking: &Booking) -> Result<(), BookingError> {
+        let others: Vec<Booking> = match self.live_holds(&booking.user_id).await {
+            Ok(holds) => holds
+                .into_iter()
+                .filter(|hold| hold.id != booking.id)
+                .collect(),
+            Err(error) => {
+                eprintln!(
+                    "booking {}: recounting the user's holds failed: {error}; it stands",
+                    booking.id
+                );
+                return Ok(());
+            }
+        };
+        let Err(over) = self.check_hold_limits(&others, &booking.showtime_id, booking.seats.len())
+        else {
+            return Ok(());
+        };
+        if let Err(error) = self
+            .transition(
+                booking.clone(),
+                BookingStatus::Cancelled,
+                REASON_OVER_HOLD_LIMIT,
+            )
+            .await
+        {
+            eprintln!(
+                "booking {}: withdrawing it over the hold limit failed: {error}; its lock expires",
+                booking.id
+            );
+        }
+        Err(over)
     }
 
     /// A showtime and its seat map.
@@ -903,19 +1013,16 @@ impl Workflow {
     }
 }
 
-/// After money moved, an error the client would not retry leaves the
-/// booking halfway (charged but not confirmed, refunded but still
-/// CONFIRMED). The dependency answered something unexpected; as far as
-/// the logic can tell that is transient, and the retry repeats only
-/// idempotent steps, so the client is told to retry.
-fn retry_to_finish(error: BookingError, dependency: &'static str, next_step: &str) -> BookingError {
+/// After the charge, an error the client would not retry leaves the
+/// booking halfway (charged but not confirmed). The store answered
+/// something unexpected; as far as the logic can tell that is transient,
+/// and the retry repeats only idempotent steps, so the client is told to
+/// retry.
+fn retry_to_finish(error: BookingError) -> BookingError {
     if error.retryable() {
         return error;
     }
-    BookingError::DependencyUnavailable {
-        dependency,
-        detail: format!("{error}; {next_step}"),
-    }
+    BookingError::PaymentUnfinished(format!("{error:?}"))
 }
 
 /// Maps a dependency failure that the caller has no specific meaning for.

@@ -1,6 +1,6 @@
 //! The `users` port over the User service's REST API (`GET /users/{id}`,
 //! and `GET /auth/me` with the client's bearer token to authenticate it;
-//! positive answers are cached briefly, see `auth_cache`).
+//! its answers are cached briefly, see `auth_cache`).
 
 mod auth_cache;
 
@@ -14,7 +14,7 @@ use booking_logic::ports::{PortError, PortResult, Users};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use self::auth_cache::AuthCache;
+use self::auth_cache::{Answer, AuthCache};
 use crate::rest::{ReadError, describe, read, url};
 use crate::tls::TlsRoots;
 
@@ -175,10 +175,21 @@ impl Users for RestUsers {
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(PortError::Rejected("users: malformed token".into()));
         }
-        if let Some(caller) = self.cache().get(token, Instant::now()) {
-            return Ok(caller);
+        match self.cache().get(token, Instant::now()) {
+            Some(Answer::Valid(caller)) => return Ok(caller),
+            Some(Answer::Rejected) => {
+                return Err(PortError::Rejected("users: token rejected recently".into()));
+            }
+            None => {}
         }
-        let caller = self.fetch_caller(token).await?;
+        let caller = match self.fetch_caller(token).await {
+            Ok(caller) => caller,
+            Err(rejected @ PortError::Rejected(_)) => {
+                self.cache().put_rejected(token, Instant::now());
+                return Err(rejected);
+            }
+            Err(other) => return Err(other),
+        };
         let valid_for = Duration::from_millis(caller.expires_at.saturating_sub(now_ms()));
         self.cache().put(token, &caller, valid_for, Instant::now());
         Ok(caller)

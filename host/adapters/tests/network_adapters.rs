@@ -469,7 +469,7 @@ async fn counting_auth_server() -> (String, Arc<AtomicUsize>) {
 }
 
 #[tokio::test]
-async fn users_authenticate_caches_positive_answers_only() {
+async fn users_authenticate_caches_valid_and_rejected_tokens_briefly() {
     let (url, calls) = counting_auth_server().await;
     let users = users_at(&url, API_TIMEOUT);
 
@@ -485,24 +485,31 @@ async fn users_authenticate_caches_positive_answers_only() {
 
     assert_kind(users.authenticate("bad").await, rejected);
     assert_kind(users.authenticate("bad").await, rejected);
-    assert_eq!(calls.load(Ordering::SeqCst), 3, "rejections are not cached");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "a rejected token is not sent again at once"
+    );
 
     // Cached no longer than the token is valid.
     users.authenticate("brief").await.expect("valid");
     users.authenticate("brief").await.expect("cached");
-    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
     tokio::time::sleep(Duration::from_millis(400)).await;
     users.authenticate("brief").await.expect("asked again");
-    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
 
-    // Nor longer than the cache's TTL.
+    // Nor longer than the cache's TTL, rejections included.
     let short = users_at(&url, API_TIMEOUT).with_auth_cache_ttl(Duration::from_millis(100));
     short.authenticate("good").await.expect("valid");
     short.authenticate("good").await.expect("cached");
+    assert_kind(short.authenticate("bad").await, rejected);
+    assert_kind(short.authenticate("bad").await, rejected);
     assert_eq!(calls.load(Ordering::SeqCst), 6);
     tokio::time::sleep(Duration::from_millis(150)).await;
     short.authenticate("good").await.expect("asked again");
-    assert_eq!(calls.load(Ordering::SeqCst), 7);
+    assert_kind(short.authenticate("bad").await, rejected);
+    assert_eq!(calls.load(Ordering::SeqCst), 8);
 }
 
 #[tokio::test]

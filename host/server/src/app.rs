@@ -40,6 +40,8 @@ pub(crate) struct AppState {
     pub request_timeout: Duration,
     /// Time a client has to send the whole body (within the above).
     pub body_read_timeout: Duration,
+    /// Per-IP and per-token request rates (`rate_limit::enforce`).
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 /// A started service: its address and a handle to stop it.
@@ -128,6 +130,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         in_flight: AtomicUsize::new(0),
         request_timeout: config.request_timeout(),
         body_read_timeout: config.body_read_timeout(),
+        rate_limits: Arc::new(crate::rate_limit::RateLimits::from_config(&config)),
     });
     // `stopping` ends the listeners, the sweeper and the watch at once;
     // `relay_stop` comes after the requests drained, to send their events.

@@ -180,6 +180,28 @@ pub struct Config {
     #[arg(long, env = "MAX_SEATS_PER_BOOKING", default_value_t = 10)]
     pub max_seats_per_booking: u32,
 
+    /// Most PENDING bookings holding seats one user may have at once.
+    #[arg(long, env = "MAX_PENDING_BOOKINGS_PER_USER", default_value_t = 3)]
+    pub max_pending_bookings_per_user: u32,
+
+    /// Most seats one user's PENDING bookings may hold in one showtime.
+    #[arg(long, env = "MAX_SEATS_PER_USER_PER_SHOWTIME", default_value_t = 10)]
+    pub max_seats_per_user_per_showtime: u32,
+
+    /// Requests per second one client IP may send (0 = unlimited); bursts
+    /// of `RATE_LIMIT_BURST` pass at once. Off by default: behind a proxy
+    /// every client has the proxy's address.
+    #[arg(long, env = "RATE_LIMIT_PER_IP", default_value_t = 0)]
+    pub rate_limit_per_ip: u32,
+
+    /// Requests per second one bearer token may send (0 = unlimited).
+    #[arg(long, env = "RATE_LIMIT_PER_USER", default_value_t = 20)]
+    pub rate_limit_per_user: u32,
+
+    /// How many requests beyond the steady rate a client may send at once.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+
     /// Seconds between sweeps for expired unpaid bookings.
     #[arg(long, env = "SWEEP_INTERVAL", default_value_t = 5)]
     pub sweep_interval: u64,
@@ -367,6 +389,14 @@ impl Config {
             (
                 "MAX_SEATS_PER_BOOKING",
                 self.max_seats_per_booking.to_string(),
+            ),
+            (
+                "MAX_PENDING_BOOKINGS_PER_USER",
+                self.max_pending_bookings_per_user.to_string(),
+            ),
+            (
+                "MAX_SEATS_PER_USER_PER_SHOWTIME",
+                self.max_seats_per_user_per_showtime.to_string(),
             ),
             ("AUTH_MODE", auth_mode.to_string()),
             // A key's first request must own it for as long as it can run:

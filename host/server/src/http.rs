@@ -31,6 +31,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     router
         .fallback(to_component)
+        .layer(axum::middleware::from_fn_with_state(
+            state.rate_limits.clone(),
+            crate::rate_limit::enforce,
+        ))
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             with_logic_version,

@@ -10,6 +10,7 @@ mod dependencies;
 mod health;
 mod http;
 pub mod logic;
+mod rate_limit;
 mod sweeper;
 mod watch;
 

@@ -458,6 +458,35 @@ fn depth_complexity_and_fragment_bombs_are_refused() {
 }
 
 #[test]
+fn fields_that_call_dependencies_and_pages_cost_what_they_fetch() {
+    let (_fakes, schema) = setup();
+    let flood: Vec<String> = (0..160)
+        .map(|i| {
+            format!("s{i}: showtimeSeats(showtimeId: \"showtime_456\") {{ showtime {{ id }} }}")
+        })
+        .collect();
+    let body = graphql(&schema, &format!("{{ {} }}", flood.join(" ")), Value::Null);
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+    assert_eq!(body["errors"][0]["message"], "Query is too complex.");
+
+    // A page of 100 with many fields asks for a hundred bookings' worth.
+    let big_page = "{ getUserBookings(userId: \"user_123\", first: 100) \
+                    { id status seats totalAmount createdAt updatedAt } }";
+    let body = graphql(&schema, big_page, Value::Null);
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+
+    // What a front end asks for on one screen still fits.
+    let screen = "{ showtimeSeats(showtimeId: \"showtime_456\") \
+                    { showtime { id movieTitle theater startsAt availableSeats } \
+                      seats { number row status price } } \
+                  getUserBookings(userId: \"user_123\") \
+                    { id status showtimeId seats totalAmount createdAt lockExpiresAt } \
+                  logicVersion }";
+    let body = graphql(&schema, screen, Value::Null);
+    assert_eq!(body["errors"], Value::Null, "{body}");
+}
+
+#[test]
 fn malformed_requests_get_4xx_json_with_a_code() {
     let (_fakes, schema) = setup();
     let cases: Vec<(HttpRequest, u16, &str)> = vec![

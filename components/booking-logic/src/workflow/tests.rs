@@ -169,6 +169,137 @@ fn create_refuses_seats_someone_else_holds_and_unknown_seats() {
     assert_eq!(fakes.storage.all().len(), 1);
 }
 
+// ---- per-user hold limits -------------------------------------------------
+
+fn holding(fakes: &Fakes) -> Vec<Booking> {
+    fakes
+        .storage
+        .all()
+        .into_iter()
+        .filter(|booking| booking.status == BookingStatus::Pending)
+        .collect()
+}
+
+#[test]
+fn a_user_keeps_only_so_many_pending_bookings() {
+    let (fakes, workflow) = setup();
+    let first = create(&workflow, &["A1"]);
+    create(&workflow, &["A2"]);
+    create(&workflow, &["A3"]);
+    let locks_taken = fakes.knobs.calls(Op::LockSeats);
+
+    let error =
+        run(workflow.create_booking("user_123", "showtime_456", seats(&["A4"]))).unwrap_err();
+
+    assert_eq!(error.code(), "HOLD_LIMIT_EXCEEDED");
+    assert!(!error.retryable());
+    assert!(error.to_string().contains("at most 3"), "{error}");
+    assert_eq!(
+        fakes.knobs.calls(Op::LockSeats),
+        locks_taken,
+        "nothing locked"
+    );
+    assert_eq!(seat(&fakes, "A4"), SeatStatus::Available);
+    // A paid booking holds nothing any more; neither does an expired lock.
+    assert!(pay(&workflow, &first.id).unwrap().succeeded());
+    create(&workflow, &["A4"]);
+    fakes.env.advance_secs(LOCK_SECONDS);
+    create(&workflow, &["A5"]);
+}
+
+#[test]
+fn a_user_holds_only_so_many_seats_of_one_showtime() {
+    let fakes = Fakes::sample(START);
+    let settings = Settings {
+        max_seats_per_user_per_showtime: 4,
+        ..Settings::default()
+    };
+    let workflow = Workflow::new(fakes.ports(), settings);
+    create(&workflow, &["A1", "A2", "A3"]);
+
+    let error =
+        run(workflow.create_booking("user_123", "showtime_456", seats(&["B1", "B2"]))).unwrap_err();
+
+    assert_eq!(error.code(), "HOLD_LIMIT_EXCEEDED");
+    assert!(error.to_string().contains("exceed 4"), "{error}");
+    assert_eq!(seat(&fakes, "B1"), SeatStatus::Available);
+    create(&workflow, &["B1"]);
+}
+
+#[test]
+fn racing_creates_of_one_user_never_keep_more_than_the_limit() {
+    let fakes = Fakes::sample(START);
+    let settings = Settings {
+        max_pending_bookings_per_user: 1,
+        ..Settings::default()
+    };
+    let workflow = Workflow::new(fakes.ports(), settings);
+    fakes.knobs.set_interleaving(true);
+
+    let (first, second) = run(join(
+        workflow.create_booking("user_123", "showtime_456", seats(&["A1"])),
+        workflow.create_booking("user_123", "showtime_456", seats(&["A2"])),
+    ));
+
+    // Both passed the first count; the recount after storing makes at
+    // least one withdraw (both may), and a withdrawn one frees its seats.
+    let kept = [&first, &second]
+        .iter()
+        .filter(|outcome| outcome.is_ok())
+        .count();
+    assert!(kept <= 1, "{first:?} {second:?}");
+    for outcome in [&first, &second] {
+        if let Err(error) = outcome {
+            assert_eq!(error.code(), "HOLD_LIMIT_EXCEEDED");
+        }
+    }
+    assert_eq!(holding(&fakes).len(), kept);
+    let locked = ["A1", "A2"]
+        .iter()
+        .filter(|number| seat(&fakes, number) == SeatStatus::Locked)
+        .count();
+    assert_eq!(locked, kept);
+    for withdrawn in fakes
+        .storage
+        .all()
+        .iter()
+        .filter(|booking| booking.status == BookingStatus::Cancelled)
+    {
+        assert_eq!(
+            withdrawn.failure_reason.as_deref(),
+            Some(REASON_OVER_HOLD_LIMIT)
+        );
+        assert!(withdrawn.settle_after.is_none(), "settled at once");
+    }
+}
+
+#[test]
+fn the_hold_count_pages_through_recent_bookings() {
+    let fakes = Fakes::sample(START);
+    let settings = Settings {
+        max_pending_bookings_per_user: 1,
+        ..Settings::default()
+    };
+    let workflow = Workflow::new(fakes.ports(), settings);
+    let pending = create(&workflow, &["A1"]);
+    // A page and a half of newer, ended bookings hide the PENDING one
+    // from the first page.
+    for n in 0..150 {
+        let mut ended = pending.clone();
+        ended.id = format!("ended_{n:03}");
+        ended.status = BookingStatus::Cancelled;
+        ended.created_at = START + 1 + n;
+        fakes.storage.put(ended);
+    }
+    fakes.env.advance_ms(500);
+
+    let error =
+        run(workflow.create_booking("user_123", "showtime_456", seats(&["A2"]))).unwrap_err();
+
+    assert_eq!(error.code(), "HOLD_LIMIT_EXCEEDED");
+    assert!(fakes.knobs.calls(Op::ListByUser) >= 2);
+}
+
 #[test]
 fn create_maps_dependency_outages_to_retryable_errors() {
     let (fakes, workflow) = setup();
