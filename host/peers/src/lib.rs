@@ -86,6 +86,12 @@ pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
     let users_url = url_of(scheme, &users_listener)?;
     let payments_url = url_of(scheme, &payments_listener)?;
     let acceptor = config.tls.as_ref().map(PeersTls::acceptor).transpose()?;
+    if acceptor.is_some() {
+        // tonic's TLS server takes the process-wide rustls provider, which
+        // rustls cannot pick by itself with both ring and aws-lc linked in
+        // (reqwest brings aws-lc). One installed earlier stays.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    }
 
     let cinema = CinemaState::new(catalog::showtimes());
     let payments = PaymentsState::new(config.payments);
