@@ -36,6 +36,8 @@ pub struct Options {
     pub payment_timeout_seconds: u64,
     pub sweep_interval_seconds: u64,
     pub payments: PaymentBehaviour,
+    /// Instance pool size (`--max-concurrent-requests`).
+    pub max_concurrent_requests: u32,
     /// Whether requests need tokens. Off by default: most suites test the
     /// workflow, and `auth.rs` tests authentication on its own.
     pub auth_required: bool,
@@ -60,6 +62,7 @@ impl Default for Options {
             payment_timeout_seconds: 5,
             sweep_interval_seconds: 3600,
             payments: PaymentBehaviour::default(),
+            max_concurrent_requests: 64,
             auth_required: false,
             outbound_http_to_peers: false,
             user_service_url: None,
@@ -94,8 +97,6 @@ async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, 
         "booking-host",
         "--listen",
         "127.0.0.1:0",
-        "--max-concurrent-requests",
-        "64",
         "--admin-listen",
         "127.0.0.1:0",
     ]
@@ -122,6 +123,10 @@ async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, 
             options.payment_timeout_seconds.to_string(),
         ),
         ("--api-timeout", "5".to_owned()),
+        (
+            "--max-concurrent-requests",
+            options.max_concurrent_requests.to_string(),
+        ),
         (
             "--auth-mode",
             if options.auth_required {

@@ -27,10 +27,15 @@ impl HostProcess {
         data_dir: &Path,
         args: &[&str],
     ) -> HostProcess {
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        // The booking component unless `args` name another.
+        if !args.contains(&"--component") {
+            command
+                .arg("--component")
+                .arg(crate::component("booking_component"));
+        }
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .arg("--component")
-            .arg(crate::component("booking_component"))
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--cinema-service-url", &peers.cinema_url])

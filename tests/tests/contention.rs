@@ -542,9 +542,8 @@ async fn slowloris_connections_hold_no_slot_normal_clients_keep_getting_answers(
         TestService::start(Options {
             seat_lock_seconds: 2,
             sweep_interval_seconds: 1,
+            max_concurrent_requests: 4,
             extra_args: [
-                "--max-concurrent-requests",
-                "4",
                 // Longer than the test: the slow clients stay connected.
                 "--header-read-timeout-seconds",
                 "120",
@@ -563,7 +562,7 @@ async fn slowloris_connections_hold_no_slot_normal_clients_keep_getting_answers(
         .parse()
         .unwrap();
     let unpaid = service
-        .create_booking("user_123", "showtime_456", &["J1"])
+        .create_booking("user_123", "showtime_456", &["E1"])
         .await;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -684,8 +683,8 @@ async fn a_saturated_pool_sheds_load_and_the_sweeper_still_runs() {
                 .to_owned()
         }
     };
-    let paying = [create("K1").await, create("K2").await];
-    let unpaid = create("K3").await;
+    let paying = [create("D1").await, create("D2").await];
+    let unpaid = create("D3").await;
     let payments: Vec<_> = paying
         .iter()
         .map(|booking| {
@@ -736,7 +735,7 @@ async fn a_saturated_pool_sheds_load_and_the_sweeper_still_runs() {
         "shed after {waited:?}"
     );
 
-    // The lock of K3 runs out after 3 s; the sweep expires it while both
+    // The lock of D3 runs out after 3 s; the sweep expires it while both
     // request slots are still held by the payments.
     let deadline = Instant::now() + Duration::from_secs(6);
     while !host

@@ -59,11 +59,13 @@ impl SandboxEngine {
         let mut pool = PoolingAllocationConfig::default();
         let instances = limits.max_concurrent_instances + MAINTENANCE_SLOTS;
         // A component instance holds a few core instances (the guest plus
-        // WASI adapter shims), each with memories and tables.
+        // WASI adapter shims), each with memories and tables: the booking
+        // component takes more than 4 tables, which a pool of 4 busy
+        // slots ran out of (tables are cheap: a few pages each).
         pool.total_component_instances(instances)
             .total_core_instances(instances * 4)
             .total_memories(instances * 2)
-            .total_tables(instances * 4)
+            .total_tables(instances * 8)
             .max_memory_size(limits.memory_bytes);
         // Resetting a slot for its next instance (BENCHMARKS.md, "Pool
         // slots kept resident"). By default wasmtime `madvise`s a slot's
