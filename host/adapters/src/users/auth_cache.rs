@@ -155,12 +155,19 @@ mod tests {
         let start = Instant::now();
         let mut cache = AuthCache::new(Duration::from_secs(30), 2);
         cache.put_rejected("bad", start);
-        assert_eq!(cache.get("bad", start + REJECTED_TTL / 2), Some(Answer::Rejected));
+        assert_eq!(
+            cache.get("bad", start + REJECTED_TTL / 2),
+            Some(Answer::Rejected)
+        );
         assert_eq!(cache.get("bad", start + REJECTED_TTL), None);
 
         let mut short = AuthCache::new(Duration::from_secs(1), 2);
         short.put_rejected("bad", start);
-        assert_eq!(short.get("bad", start + Duration::from_secs(1)), None, "TTL");
+        assert_eq!(
+            short.get("bad", start + Duration::from_secs(1)),
+            None,
+            "TTL"
+        );
 
         for n in 0..100 {
             cache.put_rejected(&format!("flood-{n}"), start);
