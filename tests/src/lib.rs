@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use booking_host::app::RunningService;
-use booking_peers::{PaymentBehaviour, PeersConfig, RunningPeers};
+use booking_peers::{PaymentBehaviour, PeersConfig, PeersTls, RunningPeers};
 use clap::Parser;
 use serde_json::{Value, json};
 
@@ -51,6 +51,9 @@ pub struct Options {
     /// A data directory the test keeps (to restart a host on it); unset:
     /// a fresh temporary one.
     pub data_dir: Option<PathBuf>,
+    /// Serve the reference peers over TLS with this certificate (their
+    /// URLs are then `https://`).
+    pub peers_tls: Option<PeersTls>,
     pub extra_args: Vec<String>,
 }
 
@@ -67,6 +70,7 @@ impl Default for Options {
             outbound_http_to_peers: false,
             user_service_url: None,
             data_dir: None,
+            peers_tls: None,
             extra_args: Vec::new(),
         }
     }
@@ -193,6 +197,7 @@ impl TestService {
     pub async fn start(options: Options) -> TestService {
         let peers = booking_peers::start(PeersConfig {
             payments: options.payments,
+            tls: options.peers_tls.clone(),
             ..PeersConfig::default()
         })
         .await
