@@ -641,7 +641,7 @@ impl Workflow {
             {
                 Ok(expired) => {
                     report.expired = report.expired.saturating_add(1);
-                    report.count_settlement(&expired);
+                    count_settlement(&mut report, &expired);
                 }
                 // Someone else moved it first (it may no longer be PENDING
                 // when we get to it): theirs to compensate, not ours.
@@ -660,7 +660,7 @@ impl Workflow {
             .map_err(|error| dependency(BOOKING_STORE, error))?;
         for booking in owing {
             match self.settle(booking).await {
-                Ok(settled) => report.count_settlement(&settled),
+                Ok(settled) => count_settlement(&mut report, &settled),
                 Err(BookingError::ConcurrentModification(_)) => {
                     report.skipped = report.skipped.saturating_add(1);
                 }
@@ -1045,6 +1045,15 @@ fn dependency(name: &'static str, error: PortError) -> BookingError {
             dependency: name,
             detail: format!("answered unexpectedly: {other}"),
         },
+    }
+}
+
+/// Counts a booking the sweep just settled (or tried to).
+fn count_settlement(report: &mut SweepReport, booking: &Booking) {
+    if booking.settle_after.is_none() {
+        report.settled = report.settled.saturating_add(1);
+    } else {
+        report.unsettled = report.unsettled.saturating_add(1);
     }
 }
 
