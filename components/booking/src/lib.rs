@@ -74,13 +74,7 @@ impl maintenance::Guest for Component {
         let workflow = workflow().map_err(imports::WitError::Unavailable)?;
         let report = futures::executor::block_on(workflow.sweep_expired(limit))
             .map_err(|error| imports::WitError::Unavailable(error.to_string()))?;
-        Ok(SweepReport {
-            expired: report.expired,
-            skipped: report.skipped,
-            idempotency_purged: report.idempotency_purged,
-            settled: report.settled,
-            unsettled: report.unsettled,
-        })
+        Ok(report.into())
     }
 }
 

@@ -33,7 +33,7 @@ use crate::state::{OutboundHttpAllowlist, RequestState};
 pub const LOGIC_VERSION_HEADER: &str = "x-logic-version";
 
 /// What a sweep did: the logic's own record, so both builds report alike.
-pub use booking_logic::model::SweepReport;
+pub use booking_model::SweepReport;
 
 /// Version information for listings.
 pub struct VersionInfo {
@@ -501,13 +501,7 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context("the sweep trapped")?
             .map_err(|error| anyhow::anyhow!("the sweep failed: {error:?}"))?;
-        Ok(SweepReport {
-            expired: report.expired,
-            skipped: report.skipped,
-            idempotency_purged: report.idempotency_purged,
-            settled: report.settled,
-            unsettled: report.unsettled,
-        })
+        Ok(report.into())
     }
 }
 
