@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use booking_logic::model::{Event, Timestamp};
+use booking_model::{Event, Timestamp};
 use booking_logic::ports::PortResult;
 use tokio::sync::Notify;
 

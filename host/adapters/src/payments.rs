@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use async_trait::async_trait;
-use booking_logic::model::{ChargeRequest, Receipt, RefundReceipt};
+use booking_model::{ChargeRequest, Receipt, RefundReceipt};
 use booking_logic::ports::{Payments, PortError, PortResult};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};

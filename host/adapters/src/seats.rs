@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use booking_logic::model::{PricedSeat, Seat, SeatLock, SeatStatus, Showtime};
+use booking_model::{PricedSeat, Seat, SeatLock, SeatStatus, Showtime};
 use booking_logic::ports::{PortError, PortResult, Seats};
 use cinema_grpc::cinema_service_client::CinemaServiceClient;
 use cinema_grpc::{

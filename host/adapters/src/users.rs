@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::ensure;
 use async_trait::async_trait;
-use booking_logic::model::{Caller, User};
+use booking_model::{Caller, User};
 use booking_logic::ports::{PortError, PortResult, Users};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;

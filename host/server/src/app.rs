@@ -290,7 +290,7 @@ pub async fn print_events(
     limit: u32,
 ) -> anyhow::Result<()> {
     let db = booking_adapters::sqlite::Database::open(&config.data_dir.join("booking.sqlite3"))?;
-    let log = booking_adapters::events::SqliteEventLog::new(db);
+    let log = booking_adapters::sqlite::events::SqliteEventLog::new(db);
     let events = match booking_id {
         Some(id) => log.history(&id).await?,
         None => log.tail(limit).await?,

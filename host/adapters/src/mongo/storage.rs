@@ -8,7 +8,7 @@
 //! way.
 
 use async_trait::async_trait;
-use booking_logic::model::{
+use booking_model::{
     Booking, BookingPage, BookingStatus, Event, IdempotencyRecord, PageRequest, Timestamp,
 };
 use booking_logic::ports::{PortError, PortResult, Storage};
@@ -19,7 +19,7 @@ use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use crate::mongo::{MongoDatabase, Operation};
-use crate::mongo_events::MongoEventLog;
+use crate::mongo::events::MongoEventLog;
 
 /// Largest page a caller may ask for.
 const MAX_PAGE: u32 = 200;

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use booking_logic::model::Event;
+use booking_model::Event;
 use booking_logic::ports::{Events, PortError, PortResult};
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
@@ -26,7 +26,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::mongo::{MongoDatabase, Operation};
-use crate::mongo_storage::COLLECTION;
+use crate::mongo::storage::COLLECTION;
 use crate::outbox::{Delivery, Outbox};
 
 /// The event fields of a booking document.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use booking_logic::model::Event;
+use booking_model::Event;
 use booking_logic::ports::{Events, PortError, PortResult};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
@@ -178,12 +178,12 @@ impl Outbox for SqliteEventLog {
 
 #[cfg(test)]
 mod tests {
-    use booking_logic::model::EventKind;
+    use booking_model::EventKind;
     use booking_logic::ports::Storage;
     use booking_logic::testing::contract::{booking, event};
 
     use super::*;
-    use crate::storage::SqliteStorage;
+    use crate::sqlite::storage::SqliteStorage;
 
     #[tokio::test]
     async fn the_tail_is_the_newest_events_of_every_booking_oldest_first() {

@@ -5,13 +5,13 @@
 //! (user, key).
 
 use async_trait::async_trait;
-use booking_logic::model::{
+use booking_model::{
     Booking, BookingPage, BookingStatus, Event, IdempotencyRecord, PageRequest, Timestamp,
 };
 use booking_logic::ports::{PortError, PortResult, Storage};
 use rusqlite::{OptionalExtension, Row, params};
 
-use crate::events::{SqliteEventLog, append};
+use crate::sqlite::events::{SqliteEventLog, append};
 use crate::sqlite::{Database, unavailable};
 
 /// Largest page a caller may ask for.
