@@ -18,10 +18,9 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 
 use crate::model::{
-    paging,
     Booking, BookingPage, BookingStatus, Caller, ChargeRequest, Event, EventKind,
     IdempotencyRecord, PageRequest, PricedSeat, Receipt, RefundReceipt, Seat, SeatLock, SeatStatus,
-    Showtime, Timestamp, User,
+    Showtime, Timestamp, User, paging,
 };
 use crate::ports::{
     Environment, Events, Payments, PortError, PortResult, Ports, Seats, Storage, Users,

@@ -133,10 +133,20 @@ mod tests {
 
     #[test]
     fn a_corrupt_payload_is_unavailable() {
-        assert!(matches!(Event::from_json("{}"), Err(PortError::Unavailable(_))));
-        let odd = event(EventKind::BookingPaymentFailed, BookingStatus::PaymentFailed, None)
-            .to_json()
-            .replace("booking.payment_failed", "booking.exploded");
-        assert!(matches!(Event::from_json(&odd), Err(PortError::Unavailable(_))));
+        assert!(matches!(
+            Event::from_json("{}"),
+            Err(PortError::Unavailable(_))
+        ));
+        let odd = event(
+            EventKind::BookingPaymentFailed,
+            BookingStatus::PaymentFailed,
+            None,
+        )
+        .to_json()
+        .replace("booking.payment_failed", "booking.exploded");
+        assert!(matches!(
+            Event::from_json(&odd),
+            Err(PortError::Unavailable(_))
+        ));
     }
 }

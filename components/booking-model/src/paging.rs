@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn malformed_cursors_are_rejected_and_limits_clamped() {
         for bad in ["", "20", "x:b", "1.5:b"] {
-            assert!(matches!(Cursor::after(Some(bad)), Err(PortError::Rejected(_))), "{bad}");
+            assert!(
+                matches!(Cursor::after(Some(bad)), Err(PortError::Rejected(_))),
+                "{bad}"
+            );
         }
         assert_eq!(clamp_limit(0), 1);
         assert_eq!(clamp_limit(10_000), MAX_PAGE);

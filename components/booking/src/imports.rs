@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use booking_model::{
-    Booking, BookingPage, Caller, ChargeRequest, Event, IdempotencyRecord, PageRequest,
-    PortResult, Receipt, RefundReceipt, Seat, SeatLock, Showtime, Timestamp, User,
-};
 use booking_logic::ports::{self, Ports};
+use booking_model::{
+    Booking, BookingPage, Caller, ChargeRequest, Event, IdempotencyRecord, PageRequest, PortResult,
+    Receipt, RefundReceipt, Seat, SeatLock, Showtime, Timestamp, User,
+};
 
 use crate::cinema::booking::{events, payments, seats, storage, users};
 
@@ -110,7 +110,10 @@ struct WitStorage;
 #[async_trait]
 impl ports::Storage for WitStorage {
     async fn insert(&self, booking: &Booking, events: &[Event]) -> PortResult<()> {
-        Ok(storage::insert(&booking.clone().into(), &wit_events(events))?)
+        Ok(storage::insert(
+            &booking.clone().into(),
+            &wit_events(events),
+        )?)
     }
 
     async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>> {

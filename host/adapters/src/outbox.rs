@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use booking_model::{Event, Timestamp};
 use booking_logic::ports::PortResult;
+use booking_model::{Event, Timestamp};
 use tokio::sync::Notify;
 
 /// What happens to an event once the log has stored it.

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use async_trait::async_trait;
-use booking_model::{ChargeRequest, Receipt, RefundReceipt};
 use booking_logic::ports::{Payments, PortError, PortResult};
+use booking_model::{ChargeRequest, Receipt, RefundReceipt};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 

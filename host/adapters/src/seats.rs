@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use booking_model::{PricedSeat, Seat, SeatLock, SeatStatus, Showtime};
 use booking_logic::ports::{PortError, PortResult, Seats};
+use booking_model::{PricedSeat, Seat, SeatLock, SeatStatus, Showtime};
 use cinema_grpc::cinema_service_client::CinemaServiceClient;
 use cinema_grpc::{
     ConfirmSeatsRequest, GetSeatMapRequest, GetShowtimeRequest, LockSeatsRequest,

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::ensure;
 use async_trait::async_trait;
-use booking_model::{Caller, User};
 use booking_logic::ports::{PortError, PortResult, Users};
+use booking_model::{Caller, User};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 

@@ -14,9 +14,9 @@ mod tls;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
+use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::outbox::{Delivery, Outbox};
 use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Booking, BookingStatus, EventKind};
@@ -106,7 +106,11 @@ async fn indexes_exist_after_opening_and_opening_again_is_harmless() {
         has_index(&bookings, &["unpublished", "updatedAt"], false),
         "{bookings:?}"
     );
-    let records = indexes(&db, booking_adapters::mongo::storage::IDEMPOTENCY_COLLECTION).await;
+    let records = indexes(
+        &db,
+        booking_adapters::mongo::storage::IDEMPOTENCY_COLLECTION,
+    )
+    .await;
     assert!(has_index(&records, &["userId", "key"], true), "{records:?}");
     assert!(has_index(&records, &["expiresAt"], false), "{records:?}");
 }

@@ -10,14 +10,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use booking_adapters::sqlite::events::SqliteEventLog;
-use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
+use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::outbox::{Delivery, Outbox};
 use booking_adapters::rabbitmq::{PublishError, RabbitConfig, RabbitPublisher};
 use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::sqlite::Database;
+use booking_adapters::sqlite::events::SqliteEventLog;
 use booking_adapters::sqlite::storage::SqliteStorage;
 use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Event, EventKind};

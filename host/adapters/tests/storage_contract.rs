@@ -12,12 +12,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use booking_adapters::sqlite::events::SqliteEventLog;
-use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
+use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::outbox::{Delivery, Outbox};
 use booking_adapters::sqlite::Database;
+use booking_adapters::sqlite::events::SqliteEventLog;
 use booking_adapters::sqlite::storage::SqliteStorage;
 use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Booking, BookingStatus, Event, EventKind, IdempotencyRecord};

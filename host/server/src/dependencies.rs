@@ -10,16 +10,16 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use booking_adapters::sqlite::events::SqliteEventLog;
-use booking_adapters::mongo::{MongoConfig, MongoDatabase};
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
+use booking_adapters::mongo::{MongoConfig, MongoDatabase};
 use booking_adapters::outbox::{Delivery, Outbox};
 use booking_adapters::payments::{PaymentsConfig, RestPayments};
 use booking_adapters::rabbitmq::{RabbitConfig, RabbitPublisher};
 use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::seats::{GrpcSeats, SeatsConfig};
 use booking_adapters::sqlite::Database;
+use booking_adapters::sqlite::events::SqliteEventLog;
 use booking_adapters::sqlite::storage::SqliteStorage;
 use booking_adapters::tls::TlsRoots;
 use booking_adapters::users::{RestUsers, UsersConfig};

@@ -16,8 +16,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use booking_model::Event;
 use booking_logic::ports::{Events, PortError, PortResult};
+use booking_model::Event;
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::IndexOptions;
@@ -25,8 +25,8 @@ use mongodb::{Collection, IndexModel};
 use serde::Deserialize;
 use tokio::sync::Notify;
 
-use crate::mongo::{MongoDatabase, Operation};
 use crate::mongo::storage::COLLECTION;
+use crate::mongo::{MongoDatabase, Operation};
 use crate::outbox::{Delivery, Outbox};
 
 /// The event fields of a booking document.

@@ -8,18 +8,18 @@
 //! way.
 
 use async_trait::async_trait;
+use booking_logic::ports::{PortError, PortResult, Storage};
 use booking_model::{
     Booking, BookingPage, BookingStatus, Event, IdempotencyRecord, PageRequest, Timestamp,
 };
-use booking_logic::ports::{PortError, PortResult, Storage};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use crate::mongo::{MongoDatabase, Operation};
 use crate::mongo::events::MongoEventLog;
+use crate::mongo::{MongoDatabase, Operation};
 
 /// Largest page a caller may ask for.
 const MAX_PAGE: u32 = 200;

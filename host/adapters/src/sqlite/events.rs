@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use booking_model::Event;
 use booking_logic::ports::{Events, PortError, PortResult};
+use booking_model::Event;
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 use tokio::sync::Notify;
@@ -178,9 +178,9 @@ impl Outbox for SqliteEventLog {
 
 #[cfg(test)]
 mod tests {
-    use booking_model::EventKind;
     use booking_logic::ports::Storage;
     use booking_logic::testing::contract::{booking, event};
+    use booking_model::EventKind;
 
     use super::*;
     use crate::sqlite::storage::SqliteStorage;

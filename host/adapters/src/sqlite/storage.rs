@@ -5,10 +5,10 @@
 //! (user, key).
 
 use async_trait::async_trait;
+use booking_logic::ports::{PortError, PortResult, Storage};
 use booking_model::{
     Booking, BookingPage, BookingStatus, Event, IdempotencyRecord, PageRequest, Timestamp,
 };
-use booking_logic::ports::{PortError, PortResult, Storage};
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::sqlite::events::{SqliteEventLog, append};

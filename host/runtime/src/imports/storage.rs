@@ -48,7 +48,11 @@ impl Host for RequestState {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<Booking>, Error> {
-        Ok(wit(self.ports.storage.list_expired_pending(now, limit).await?))
+        Ok(wit(self
+            .ports
+            .storage
+            .list_expired_pending(now, limit)
+            .await?))
     }
 
     async fn list_unsettled(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Booking>, Error> {
@@ -93,6 +97,10 @@ impl Host for RequestState {
         now: Timestamp,
         limit: u32,
     ) -> Result<u32, Error> {
-        Ok(self.ports.storage.purge_idempotency_records(now, limit).await?)
+        Ok(self
+            .ports
+            .storage
+            .purge_idempotency_records(now, limit)
+            .await?)
     }
 }
