@@ -997,19 +997,8 @@ impl Workflow {
     /// timed out but landed and its retry carry one event, which consumers
     /// de-duplicate by id.
     fn event(&self, kind: EventKind, booking: &Booking, version: u64) -> Event {
-        Event {
-            id: format!("{}-v{version}", booking.id),
-            kind,
-            occurred_at: self.ports.env.now(),
-            booking_id: booking.id.clone(),
-            user_id: booking.user_id.clone(),
-            showtime_id: booking.showtime_id.clone(),
-            seats: booking.seats.clone(),
-            amount_cents: booking.total_cents,
-            currency: booking.currency.clone(),
-            status: booking.status,
-            reason: booking.failure_reason.clone(),
-        }
+        let id = format!("{}-v{version}", booking.id);
+        Event::announcing(booking, kind, id, self.ports.env.now())
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BookingStatus, PortError, PortResult, Timestamp};
+use crate::{Booking, BookingStatus, PortError, PortResult, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventKind {
@@ -79,6 +79,28 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event of `kind` announcing `booking` as it is now.
+    pub fn announcing(
+        booking: &Booking,
+        kind: EventKind,
+        id: String,
+        occurred_at: Timestamp,
+    ) -> Event {
+        Event {
+            id,
+            kind,
+            occurred_at,
+            booking_id: booking.id.clone(),
+            user_id: booking.user_id.clone(),
+            showtime_id: booking.showtime_id.clone(),
+            seats: booking.seats.clone(),
+            amount_cents: booking.total_cents,
+            currency: booking.currency.clone(),
+            status: booking.status,
+            reason: booking.failure_reason.clone(),
+        }
+    }
+
     /// The wire JSON (camelCase fields, `type` = the routing key).
     pub fn to_json(&self) -> String {
         // Strings, integers and lists of strings always serialize.
