@@ -4,7 +4,6 @@
 //! process instead.
 
 pub mod process;
-pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -5,10 +5,6 @@
 //! against SQLite and MongoDB (`TEST_MONGODB_URL`, nx-27017 from
 //! scripts/test-services.sh). Every MongoDB run gets a database of its own.
 
-// Shared by several test binaries, each using a part of it.
-#[allow(unused)]
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +19,7 @@ use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Booking, BookingStatus, Event, EventKind, IdempotencyRecord};
 use booking_logic::ports::{Events, PortError, Storage};
 use booking_logic::testing::contract::{self, booking, event};
-use support::{service_url, unique};
+use test_support::{service_url, unique};
 
 /// One backend's storage, event log and outbox, over one store.
 struct Store {

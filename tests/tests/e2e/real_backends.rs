@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use booking_peers::PeersConfig;
 use e2e_tests::process::HostProcess;
-use e2e_tests::servers::{Proxy, service_url, unique};
 use e2e_tests::{Options, TestService, error_code};
 use futures::StreamExt;
 use lapin::options::{
@@ -21,6 +20,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use mongodb::bson::{Bson, Document, doc};
 use serde_json::{Value, json};
+use test_support::{Proxy, service_url, unique};
 
 /// Both servers' URLs, or `None` to skip.
 fn servers() -> Option<(String, String)> {

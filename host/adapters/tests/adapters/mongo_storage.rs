@@ -5,12 +5,6 @@
 //! own). The storage contract itself is checked in
 //! `storage_contract.rs`. Each test works in a database of its own.
 
-// Shared by several test binaries, each using a part of it.
-#[allow(unused)]
-mod support;
-#[path = "support/tls.rs"]
-mod tls;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,12 +18,15 @@ use booking_logic::ports::{Events, PortError, Storage};
 use booking_logic::testing::contract::{booking, event};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
-use support::{Proxy, service_url, unique};
+use test_support::tls::TestCa;
+use test_support::{Proxy, service_url, unique};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::support::roots;
 
 fn config(url: String, database: &str) -> MongoConfig {
     MongoConfig {
@@ -292,7 +289,7 @@ async fn a_dead_database_is_unavailable_and_recovery_needs_no_restart() {
 
 /// Terminates TLS with the test CA's certificate and forwards to `target`
 /// (`host:port`); its own `host:port`.
-async fn tls_front(ca: &tls::TestCa, target: &str) -> String {
+async fn tls_front(ca: &TestCa, target: &str) -> String {
     let certs = CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .expect("certificate PEM");
@@ -335,14 +332,14 @@ async fn bookings_round_trip_over_tls_trusting_the_ca() {
         .split(['/', '?'])
         .next()
         .expect("host:port");
-    let ca = tls::TestCa::new();
+    let ca = TestCa::new();
     let front = tls_front(&ca, server).await;
     let tls_url = format!("mongodb://{front}/?directConnection=true&tls=true");
     let name = unique("test");
 
     // The CA option.
     let db = MongoDatabase::connect(&MongoConfig {
-        tls: ca.roots(),
+        tls: roots(&ca),
         ..config(tls_url.clone(), &name)
     })
     .await

@@ -4,8 +4,6 @@
 //! a queue bound to the exchange. Each test uses an exchange of its own
 //! (and so an alternate exchange and unrouted queue of its own).
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +28,9 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
-use support::{Proxy, event, service_url, unique};
+use test_support::{Proxy, service_url, unique};
+
+use crate::support::event;
 
 fn publisher(url: &str, exchange: &str) -> RabbitPublisher {
     publisher_trusting(url, exchange, TlsRoots::default())

@@ -3,18 +3,17 @@
 //! atomic booking + events write, compare-and-swap, settlement listing,
 //! migration of a database from the previous release, and the outbox.
 
-mod harness;
-
 use std::path::PathBuf;
 
 use booking_logic::model::{
     Booking, BookingStatus, Event, EventKind, IdempotencyRecord, PageRequest,
 };
 use booking_logic::ports::{Events, PortError, Storage};
-use harness::SpinSqlite;
 use spin_adapters_core::event_json;
 use spin_adapters_core::model as core;
 use spin_adapters_core::store::{self, Database, Outcome, Statement};
+
+use crate::harness::SpinSqlite;
 
 fn database() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -477,7 +476,7 @@ fn a_migration_outrun_by_another_instance_succeeds_but_a_failed_one_does_not() {
 
 /// The core event of a logic event, for the outbox's (kind, payload).
 fn wire(event: &Event) -> (core::EventKind, String) {
-    let event = harness::event_in(event);
+    let event = crate::harness::event_in(event);
     (event.kind, event_json::to_json(&event))
 }
 

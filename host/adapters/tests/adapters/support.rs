@@ -1,12 +1,9 @@
-//! Shared by the real-backend adapter tests: the test servers and an
-//! outage proxy (from the end-to-end harness), and test events.
+//! What the adapter tests share beyond `test_support`: test events and
+//! the trust roots of a test CA.
 
+use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Event, EventKind};
-
-// Shared with the end-to-end tests.
-#[path = "../../../../tests/src/servers.rs"]
-mod servers;
-pub use servers::{Proxy, service_url, unique};
+use test_support::tls::TestCa;
 
 pub fn event(id: &str, booking: &str, kind: EventKind) -> Event {
     Event {
@@ -22,4 +19,9 @@ pub fn event(id: &str, booking: &str, kind: EventKind) -> Event {
         status: booking_logic::model::BookingStatus::Pending,
         reason: None,
     }
+}
+
+/// The public roots and `ca`.
+pub fn roots(ca: &TestCa) -> TlsRoots {
+    TlsRoots::with_ca_file(&ca.ca_file).expect("a valid CA file")
 }

@@ -1,7 +1,6 @@
 //! Real servers for tests (RabbitMQ, a MongoDB-wire server): where they
 //! are, and a TCP proxy to cut a client off from one and restore it.
-//! `scripts/test-services.sh` starts them and exports their URLs. Shared
-//! with the adapter tests (`host/adapters/tests/support`).
+//! `scripts/test-services.sh` starts them and exports their URLs.
 
 use std::io::Write;
 use std::sync::Arc;

@@ -1,10 +1,8 @@
 //! A throwaway CA for the TLS tests, with a certificate for 127.0.0.1 and
-//! localhost, its PEM in a file as `TLS_CA_FILE` would be. Included by the
-//! test binaries that need it (`#[path]`), not by `support`.
+//! localhost, its PEM in a file as `TLS_CA_FILE` would be.
 
 use std::path::PathBuf;
 
-use booking_adapters::tls::TlsRoots;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 pub struct TestCa {
@@ -35,10 +33,5 @@ impl TestCa {
             ca_file,
             _dir: dir,
         }
-    }
-
-    /// The public roots and this CA.
-    pub fn roots(&self) -> TlsRoots {
-        TlsRoots::with_ca_file(&self.ca_file).expect("a valid CA file")
     }
 }
