@@ -4,6 +4,7 @@
 //! front (`tls`), and a consumer of the events on RabbitMQ (`amqp`).
 //! Nothing here knows the booking crates.
 
+pub mod amqp;
 pub mod servers;
 pub mod tls;
 
