@@ -4,7 +4,6 @@
 //! process instead.
 
 pub mod process;
-pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,12 +13,17 @@ use booking_peers::{PaymentBehaviour, PeersConfig, PeersTls, RunningPeers};
 use clap::Parser;
 use serde_json::{Value, json};
 
+/// The build's target directory (`CARGO_TARGET_DIR`, or the workspace's
+/// `target/`), where the scripts put the components they build.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
 /// A built component, `scripts/build-components.sh` makes them.
 pub fn component(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target
+    let path = target_dir()
         .join("wasm32-wasip2/guest")
         .join(format!("{name}.wasm"));
     assert!(
@@ -28,6 +32,68 @@ pub fn component(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The `host:port` of an `http://` URL, as `--outbound-http-allow` takes it.
+pub fn authority(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Command-line words, for `Options::extra_args` and the like.
+pub fn args(words: &[&str]) -> Vec<String> {
+    words.iter().map(|word| word.to_string()).collect()
+}
+
+/// Payments whose `card_slow` answers after `delay` (charged at once).
+pub fn slow_payments(delay: Duration) -> PaymentBehaviour {
+    PaymentBehaviour {
+        slow_delay: delay,
+        ..PaymentBehaviour::default()
+    }
+}
+
+/// The reference peers on loopback ports, paying as `payments` says.
+pub async fn reference_peers(payments: PaymentBehaviour) -> RunningPeers {
+    booking_peers::start(PeersConfig {
+        payments,
+        ..PeersConfig::default()
+    })
+    .await
+    .expect("starting the reference peers")
+}
+
+/// POSTs a GraphQL document to the host at `base_url`; returns (HTTP
+/// status, JSON body).
+pub async fn graphql(
+    client: &reqwest::Client,
+    base_url: &str,
+    query: &str,
+    variables: Value,
+) -> (u16, Value) {
+    let response = client
+        .post(format!("{base_url}/graphql"))
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .expect("the service answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}
+
+/// Logs in at the reference User service at `users_url` (password
+/// "demo"); returns the bearer token.
+pub async fn login(client: &reqwest::Client, users_url: &str, user_id: &str) -> String {
+    let response = client
+        .post(format!("{users_url}/auth/login"))
+        .json(&json!({"userId": user_id, "password": "demo"}))
+        .send()
+        .await
+        .expect("the user service answers");
+    assert_eq!(response.status(), 200, "login of {user_id}");
+    let body: Value = response.json().await.expect("a JSON body");
+    body["token"].as_str().expect("a token").to_owned()
 }
 
 pub struct Options {
@@ -150,11 +216,8 @@ async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, 
         args.push(value);
     }
     if options.outbound_http_to_peers {
-        let authorities = [&peers.cinema_url, &peers.users_url, &peers.payments_url].map(|url| {
-            url.trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_owned()
-        });
+        let authorities =
+            [&peers.cinema_url, &peers.users_url, &peers.payments_url].map(|url| authority(url));
         args.push("--outbound-http-allow".to_owned());
         args.push(authorities.join(","));
     }
@@ -264,30 +327,30 @@ impl TestService {
 
     /// POSTs a GraphQL document to any host; returns (HTTP status, JSON body).
     pub async fn graphql_at(&self, base_url: &str, query: &str, variables: Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{base_url}/graphql"))
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .expect("the service answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON body"))
+        graphql(&self.client, base_url, query, variables).await
     }
 
     /// Logs in at the reference User service (password "demo"); returns
     /// the bearer token.
     pub async fn login(&self, user_id: &str) -> String {
-        let response = self
-            .client
-            .post(format!("{}/auth/login", self.peers.users_url))
-            .json(&json!({"userId": user_id, "password": "demo"}))
+        login(&self.client, &self.peers.users_url, user_id).await
+    }
+
+    /// A `POST /graphql` of `query`, to add headers to and send: for
+    /// what the response carries beyond its JSON.
+    pub fn graphql_request(&self, query: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}/graphql", self.base_url))
+            .json(&json!({ "query": query }))
+    }
+
+    /// `GET <base_url><path>` (the answer whatever its status).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base_url))
             .send()
             .await
-            .expect("the user service answers");
-        assert_eq!(response.status(), 200, "login of {user_id}");
-        let body: Value = response.json().await.expect("a JSON body");
-        body["token"].as_str().expect("a token").to_owned()
+            .expect("the service answers")
     }
 
     /// POSTs a GraphQL document with extra headers (e.g. a token);
@@ -310,14 +373,17 @@ impl TestService {
         (status, response.json().await.expect("a JSON body"))
     }
 
+    /// POSTs a GraphQL document with `token` as the bearer token; returns
+    /// (HTTP status, JSON body).
+    pub async fn graphql_as(&self, token: &str, query: &str, variables: Value) -> (u16, Value) {
+        let authorization = format!("Bearer {token}");
+        self.graphql_with(&[("authorization", &authorization)], query, variables)
+            .await
+    }
+
     /// The public `GET /health`, status only: (HTTP status, JSON body).
     pub async fn health(&self) -> (u16, Value) {
-        let response = self
-            .client
-            .get(format!("{}/health", self.base_url))
-            .send()
-            .await
-            .expect("the service answers");
+        let response = self.get("/health").await;
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON body"))
     }
@@ -350,6 +416,16 @@ impl TestService {
             .to_owned()
     }
 
+    /// Creates a booking and pays it with a card that works, both of
+    /// which must succeed; returns its id.
+    pub async fn paid_booking(&self, user: &str, showtime: &str, seats: &[&str]) -> String {
+        let booking_id = self.create_booking(user, showtime, seats).await;
+        let (status, paid) = self.pay(&booking_id, "card_token_xyz").await;
+        assert_eq!(status, 200, "{paid}");
+        assert_eq!(paid["data"]["processPayment"]["success"], true, "{paid}");
+        booking_id
+    }
+
     pub async fn pay(&self, booking_id: &str, details: &str) -> (u16, Value) {
         self.graphql(
             "mutation($b: String!, $d: String!) { processPayment(bookingId: $b, paymentMethod: \"credit_card\", paymentDetails: $d) { success message code booking { id status paymentTransactionId failureReason } } }",
@@ -368,20 +444,27 @@ impl TestService {
         data["getBooking"].clone()
     }
 
-    /// Event types of a booking, in order.
-    pub async fn event_types(&self, booking_id: &str) -> Vec<String> {
+    /// A booking's events as the API lists them, in order: (id, type).
+    pub async fn events(&self, booking_id: &str) -> Vec<(String, String)> {
         let data = self
             .data(
-                "query($b: String!) { bookingEvents(bookingId: $b) { type } }",
+                "query($b: String!) { bookingEvents(bookingId: $b) { id type } }",
                 json!({"b": booking_id}),
             )
             .await;
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
         data["bookingEvents"]
             .as_array()
             .expect("a list of events")
             .iter()
-            .map(|event| event["type"].as_str().unwrap_or_default().to_owned())
+            .map(|event| (text(&event["id"]), text(&event["type"])))
             .collect()
+    }
+
+    /// Event types of a booking, in order.
+    pub async fn event_types(&self, booking_id: &str) -> Vec<String> {
+        let events = self.events(booking_id).await;
+        events.into_iter().map(|(_, kind)| kind).collect()
     }
 
     /// Seat numbers of a showtime with the given status (AVAILABLE, LOCKED, BOOKED).

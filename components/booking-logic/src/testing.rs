@@ -8,6 +8,7 @@
 //! Nothing here blocks or sleeps: time moves only when a test moves it.
 
 pub mod contract;
+pub mod seed_documents;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;

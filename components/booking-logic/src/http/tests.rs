@@ -12,71 +12,13 @@ use crate::model::{BookingStatus, Timestamp};
 use crate::ports::{PortError, Storage};
 use crate::schema::build_schema;
 use crate::settings::Settings;
+use crate::testing::seed_documents::{
+    CREATE_BOOKING, GET_BOOKING, GET_USER_BOOKINGS, PROCESS_PAYMENT,
+};
 use crate::testing::{Fakes, Fault, Op};
 use crate::workflow::Workflow;
 
 const START: Timestamp = 1_700_000_000_000;
-
-const CREATE_BOOKING: &str = r#"mutation CreateBooking {
-  createBooking(
-    userId: "user_123"
-    showtimeId: "showtime_456"
-    seatNumbers: ["A1", "A2"]
-  ) {
-    success
-    message
-    lockId
-    booking {
-      id
-      userId
-      showtimeId
-      seats
-      totalAmount
-      status
-      createdAt
-    }
-  }
-}"#;
-
-const PROCESS_PAYMENT: &str = r#"mutation ProcessPayment {
-  processPayment(
-    bookingId: "booking_123"
-    paymentMethod: "credit_card"
-    paymentDetails: "card_token_xyz"
-  ) {
-    success
-    message
-    booking {
-      id
-      status
-      paymentTransactionId
-    }
-  }
-}"#;
-
-const GET_BOOKING: &str = r#"query GetBooking {
-  getBooking(bookingId: "booking_123") {
-    id
-    userId
-    showtimeId
-    seats
-    totalAmount
-    status
-    createdAt
-    updatedAt
-  }
-}"#;
-
-const GET_USER_BOOKINGS: &str = r#"query GetUserBookings {
-  getUserBookings(userId: "user_123") {
-    id
-    showtimeId
-    seats
-    totalAmount
-    status
-    createdAt
-  }
-}"#;
 
 /// The schema and the workflow behind it, as a transport holds them.
 struct Api {

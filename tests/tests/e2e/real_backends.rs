@@ -8,19 +8,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use booking_peers::PeersConfig;
+use booking_peers::PaymentBehaviour;
 use e2e_tests::process::HostProcess;
-use e2e_tests::servers::{Proxy, service_url, unique};
 use e2e_tests::{Options, TestService, error_code};
-use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use mongodb::bson::{Bson, Document, doc};
 use serde_json::{Value, json};
+use test_support::amqp::{self, Subscriber};
+use test_support::{Proxy, service_url, unique};
 
 /// Both servers' URLs, or `None` to skip.
 fn servers() -> Option<(String, String)> {
@@ -36,122 +30,31 @@ fn backend_args(
     rabbitmq_url: &str,
     exchange: &str,
 ) -> Vec<String> {
-    [
-        ("--mongodb-url", mongodb_url),
-        ("--mongodb-database", database),
-        ("--mongodb-timeout-ms", "3000"),
-        ("--rabbitmq-url", rabbitmq_url),
-        ("--rabbitmq-exchange", exchange),
-    ]
-    .into_iter()
-    .flat_map(|(flag, value)| [flag.to_owned(), value.to_owned()])
-    .collect()
+    let mut args = mongodb_args(mongodb_url, database);
+    args.extend(e2e_tests::args(&[
+        "--rabbitmq-url",
+        rabbitmq_url,
+        "--rabbitmq-exchange",
+        exchange,
+    ]));
+    args
 }
 
-/// A queue bound to every event type of the exchange (declared here as the
-/// host declares it, so the queue exists before the first event).
-struct Subscriber {
-    _connection: Connection,
-    channel: Channel,
-    consumer: Consumer,
-    exchange: String,
+fn mongodb_args(mongodb_url: &str, database: &str) -> Vec<String> {
+    e2e_tests::args(&[
+        "--mongodb-url",
+        mongodb_url,
+        "--mongodb-database",
+        database,
+        "--mongodb-timeout-ms",
+        "3000",
+    ])
 }
 
-impl Subscriber {
-    async fn bind(url: &str, exchange: &str) -> Subscriber {
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .expect("consumer connects");
-        let channel = connection.create_channel().await.expect("channel");
-        channel
-            .exchange_declare(
-                exchange.into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("exchange");
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("queue");
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                exchange.into(),
-                "booking.#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "e2e".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
-        Subscriber {
-            _connection: connection,
-            channel,
-            consumer,
-            exchange: exchange.to_owned(),
-        }
-    }
-
-    /// The next event body with its message id, or `None` after `wait`.
-    async fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
-        let delivery = tokio::time::timeout(wait, self.consumer.next())
-            .await
-            .ok()??
-            .expect("a delivery");
-        let message_id = delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|id| id.to_string())
-            .expect("a message id");
-        Some((
-            message_id,
-            serde_json::from_slice(&delivery.data).expect("a JSON body"),
-        ))
-    }
-
-    async fn delete_exchange(self) {
-        delete_exchange(&self.channel, &self.exchange).await;
-    }
-}
-
-/// Deletes `exchange`, and the host's durable alternate exchange and queue
-/// for it, which would outlive the run.
-async fn delete_exchange(channel: &Channel, exchange: &str) {
-    let unrouted = format!("{exchange}.unrouted");
-    let _ = channel
-        .queue_delete(unrouted.as_str().into(), QueueDeleteOptions::default())
-        .await;
-    for exchange in [exchange, unrouted.as_str()] {
-        let _ = channel
-            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
-            .await;
-    }
+/// A consumer of every event type on `exchange`, declared here as the host
+/// declares it, so the queue exists before the first event.
+async fn subscribe(url: &str, exchange: &str) -> Subscriber {
+    Subscriber::declare_and_bind(url, exchange, "booking.#").await
 }
 
 async fn bookings_collection(url: &str, database: &str) -> mongodb::Collection<Document> {
@@ -162,34 +65,13 @@ async fn bookings_collection(url: &str, database: &str) -> mongodb::Collection<D
         .collection("bookings")
 }
 
-/// The booking's events as the API lists them: (id, type).
-async fn listed_events(service: &TestService, booking_id: &str) -> Vec<(String, String)> {
-    let data = service
-        .data(
-            "query($b: String!) { bookingEvents(bookingId: $b) { id type } }",
-            json!({"b": booking_id}),
-        )
-        .await;
-    data["bookingEvents"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|event| {
-            (
-                event["id"].as_str().unwrap_or_default().to_owned(),
-                event["type"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn create_and_pay_store_in_mongodb_and_publish_to_rabbitmq_in_order() {
     let Some((mongodb_url, rabbitmq_url)) = servers() else {
         return;
     };
     let (database, exchange) = (unique("e2e"), unique("e2e.booking.events"));
-    let mut subscriber = Subscriber::bind(&rabbitmq_url, &exchange).await;
+    let mut subscriber = subscribe(&rabbitmq_url, &exchange).await;
     let service = TestService::start(Options {
         extra_args: backend_args(&mongodb_url, &database, &rabbitmq_url, &exchange),
         ..Options::default()
@@ -197,11 +79,8 @@ async fn create_and_pay_store_in_mongodb_and_publish_to_rabbitmq_in_order() {
     .await;
 
     let booking_id = service
-        .create_booking("user_123", "showtime_456", &["C1", "C2"])
+        .paid_booking("user_123", "showtime_456", &["C1", "C2"])
         .await;
-    let (status, paid) = service.pay(&booking_id, "card_token_xyz").await;
-    assert_eq!(status, 200, "{paid}");
-    assert_eq!(paid["data"]["processPayment"]["success"], true, "{paid}");
 
     let stored = bookings_collection(&mongodb_url, &database)
         .await
@@ -221,15 +100,16 @@ async fn create_and_pay_store_in_mongodb_and_publish_to_rabbitmq_in_order() {
     assert_eq!(integer("totalCents"), 2400);
     assert!(stored.get_str("paymentTransactionId").is_ok(), "{stored}");
 
-    let listed = listed_events(&service, &booking_id).await;
+    let listed = service.events(&booking_id).await;
     let types: Vec<&str> = listed.iter().map(|(_, kind)| kind.as_str()).collect();
     assert_eq!(types, ["booking.created", "booking.confirmed"]);
     for (id, kind) in &listed {
-        let (message_id, body) = subscriber
+        let received = subscriber
             .next(Duration::from_secs(10))
             .await
             .expect("the event reaches the queue");
-        assert_eq!(&message_id, id);
+        let body = received.body;
+        assert_eq!(received.message_id.as_ref(), Some(id));
         assert_eq!(body["id"], id.as_str());
         assert_eq!(body["type"], kind.as_str());
         assert_eq!(body["bookingId"], booking_id.as_str());
@@ -270,20 +150,20 @@ async fn the_host_books_over_tls_to_every_peer_and_the_broker() {
         .expect("a directory");
     let read = |name: &str| std::fs::read_to_string(certificates.join(name)).expect(name);
     let exchange = unique("e2e.tls.events");
-    let mut subscriber = Subscriber::bind(&rabbitmq_url, &exchange).await;
+    let mut subscriber = subscribe(&rabbitmq_url, &exchange).await;
     let service = TestService::start(Options {
         peers_tls: Some(booking_peers::PeersTls {
             cert_pem: read("server.pem"),
             key_pem: read("server.key"),
         }),
-        extra_args: [
-            ("--tls-ca-file", ca_file.as_str()),
-            ("--rabbitmq-url", amqps_url.as_str()),
-            ("--rabbitmq-exchange", exchange.as_str()),
-        ]
-        .into_iter()
-        .flat_map(|(flag, value)| [flag.to_owned(), value.to_owned()])
-        .collect(),
+        extra_args: e2e_tests::args(&[
+            "--tls-ca-file",
+            &ca_file,
+            "--rabbitmq-url",
+            &amqps_url,
+            "--rabbitmq-exchange",
+            &exchange,
+        ]),
         ..Options::default()
     })
     .await;
@@ -296,18 +176,16 @@ async fn the_host_books_over_tls_to_every_peer_and_the_broker() {
     }
 
     let booking_id = service
-        .create_booking("user_123", "showtime_456", &["D4"])
+        .paid_booking("user_123", "showtime_456", &["D4"])
         .await;
-    let (status, paid) = service.pay(&booking_id, "card_token_xyz").await;
-    assert_eq!(status, 200, "{paid}");
-    assert_eq!(paid["data"]["processPayment"]["success"], true, "{paid}");
     assert_eq!(service.peers.payments.charges_for_key(&booking_id).len(), 1);
 
     for kind in ["booking.created", "booking.confirmed"] {
-        let (_, body) = subscriber
+        let body = subscriber
             .next(Duration::from_secs(10))
             .await
-            .expect("the event crossed amqps");
+            .expect("the event crossed amqps")
+            .body;
         assert_eq!(body["type"], kind, "{body}");
         assert_eq!(body["bookingId"], booking_id.as_str(), "{body}");
     }
@@ -333,7 +211,7 @@ async fn bookings_go_on_while_rabbitmq_is_away_and_every_event_arrives_after() {
         return;
     };
     let (database, exchange) = (unique("e2e"), unique("e2e.booking.events"));
-    let mut subscriber = Subscriber::bind(&rabbitmq_url, &exchange).await;
+    let mut subscriber = subscribe(&rabbitmq_url, &exchange).await;
     let (broker, proxied) = Proxy::in_front_of(&rabbitmq_url).await;
     let service = TestService::start(Options {
         extra_args: backend_args(&mongodb_url, &database, &proxied, &exchange),
@@ -359,10 +237,8 @@ async fn bookings_go_on_while_rabbitmq_is_away_and_every_event_arrives_after() {
         }
         let seat = format!("{}{}", ["D", "E"][n / 10], n % 10 + 1);
         let booking_id = service
-            .create_booking("user_456", "showtime_456", &[&seat])
+            .paid_booking("user_456", "showtime_456", &[&seat])
             .await;
-        let (_, paid) = service.pay(&booking_id, "card_token_xyz").await;
-        assert_eq!(paid["data"]["processPayment"]["success"], true, "{paid}");
         booking_ids.push(booking_id);
     }
     assert!(
@@ -373,7 +249,8 @@ async fn bookings_go_on_while_rabbitmq_is_away_and_every_event_arrives_after() {
     // Every booking's events, as stored, in order.
     let mut expected: HashMap<String, Vec<String>> = HashMap::new();
     for booking_id in &booking_ids {
-        let ids = listed_events(&service, booking_id)
+        let ids = service
+            .events(booking_id)
             .await
             .into_iter()
             .map(|(id, _)| id)
@@ -388,12 +265,16 @@ async fn bookings_go_on_while_rabbitmq_is_away_and_every_event_arrives_after() {
     let mut arrived: HashMap<String, Vec<String>> = HashMap::new();
     while seen.len() < published {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let Some((id, body)) = subscriber.next(remaining).await else {
+        let Some(message) = subscriber.next(remaining).await else {
             break;
         };
         received += 1;
+        let id = message.id();
         if seen.insert(id.clone()) {
-            let booking = body["bookingId"].as_str().unwrap_or_default().to_owned();
+            let booking = message.body["bookingId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             arrived.entry(booking).or_default().push(id);
         }
     }
@@ -424,14 +305,7 @@ async fn a_dead_database_is_dependency_unavailable_and_the_host_recovers_by_itse
     let (database, proxied) = (unique("e2e"), Proxy::in_front_of(&mongodb_url).await);
     let (db_link, proxied_url) = proxied;
     let service = TestService::start(Options {
-        extra_args: vec![
-            "--mongodb-url".into(),
-            proxied_url,
-            "--mongodb-database".into(),
-            database,
-            "--mongodb-timeout-ms".into(),
-            "3000".into(),
-        ],
+        extra_args: mongodb_args(&proxied_url, &database),
         ..Options::default()
     })
     .await;
@@ -546,14 +420,7 @@ async fn two_hosts_on_one_database_never_oversell_and_expire_each_booking_once()
         );
     }
     second.stop().await;
-    let connection = Connection::connect(&rabbitmq_url, ConnectionProperties::default())
-        .await
-        .expect("connects");
-    delete_exchange(
-        &connection.create_channel().await.expect("channel"),
-        &exchange,
-    )
-    .await;
+    amqp::delete_exchange(&rabbitmq_url, &exchange).await;
 }
 
 /// What the clients of the crash test share: where the host answers now
@@ -668,20 +535,15 @@ async fn all_bookings(service_url: &str, users: &[String]) -> Vec<Value> {
     for user in users {
         let mut after = Value::Null;
         loop {
-            let body: Value = client
-                .post(format!("{service_url}/graphql"))
-                .json(&json!({
-                    "query": "query($u: String!, $after: String) { userBookingsPage(userId: $u, first: 10, after: $after) \
-                              { items { id status seats showtimeId totalCents paymentTransactionId refundedAt settlementPending \
-                              events { id type } } nextCursor } }",
-                    "variables": { "u": user, "after": after },
-                }))
-                .send()
-                .await
-                .expect("the host answers")
-                .json()
-                .await
-                .expect("a JSON body");
+            let (_, body) = e2e_tests::graphql(
+                &client,
+                service_url,
+                "query($u: String!, $after: String) { userBookingsPage(userId: $u, first: 10, after: $after) \
+                 { items { id status seats showtimeId totalCents paymentTransactionId refundedAt settlementPending \
+                 events { id type } } nextCursor } }",
+                json!({ "u": user, "after": after }),
+            )
+            .await;
             let page = &body["data"]["userBookingsPage"];
             bookings.extend(page["items"].as_array().expect("a page").iter().cloned());
             if page["nextCursor"].is_null() {
@@ -706,10 +568,8 @@ async fn nothing_is_lost_when_the_host_is_killed_under_load() {
     const CUSTOMERS: u64 = 8;
     const LOCK_SECONDS: u64 = 4;
     let exchange = unique("crash");
-    let mut subscriber = Subscriber::bind(&rabbitmq_url, &exchange).await;
-    let peers = booking_peers::start(PeersConfig::default())
-        .await
-        .expect("peers");
+    let mut subscriber = subscribe(&rabbitmq_url, &exchange).await;
+    let peers = e2e_tests::reference_peers(PaymentBehaviour::default()).await;
     let data_dir = tempfile::tempdir().expect("data dir");
     let lock = LOCK_SECONDS.to_string();
     let args = [
@@ -798,8 +658,8 @@ async fn nothing_is_lost_when_the_host_is_killed_under_load() {
     let mut received = HashSet::new();
     let drain_deadline = Instant::now() + Duration::from_secs(30);
     while !committed.is_subset(&received) && Instant::now() < drain_deadline {
-        if let Some((id, _)) = subscriber.next(Duration::from_millis(500)).await {
-            received.insert(id);
+        if let Some(message) = subscriber.next(Duration::from_millis(500)).await {
+            received.insert(message.id());
         }
     }
 

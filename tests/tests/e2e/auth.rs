@@ -60,10 +60,8 @@ async fn tokens_decide_who_may_book_pay_and_read() {
 
     // A made-up token is refused for the whole request, with a challenge.
     let response = service
-        .client
-        .post(format!("{}/graphql", service.base_url))
+        .graphql_request("{ logicVersion }")
         .header("authorization", "Bearer not-a-token")
-        .json(&json!({"query": "{ logicVersion }"}))
         .send()
         .await
         .unwrap();
@@ -78,17 +76,9 @@ async fn tokens_decide_who_may_book_pay_and_read() {
     assert_eq!(codes(&body), ["UNAUTHENTICATED"]);
 
     // Bob may not book for Alice; Alice may.
-    let (_, body) = service
-        .graphql_with(
-            &[("authorization", &bearer(&bob))],
-            CREATE,
-            variables.clone(),
-        )
-        .await;
+    let (_, body) = service.graphql_as(&bob, CREATE, variables.clone()).await;
     assert_eq!(codes(&body), ["FORBIDDEN"]);
-    let (_, body) = service
-        .graphql_with(&[("authorization", &bearer(&alice))], CREATE, variables)
-        .await;
+    let (_, body) = service.graphql_as(&alice, CREATE, variables).await;
     let booking_id = body["data"]["createBooking"]["booking"]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("{body}"))
@@ -98,32 +88,24 @@ async fn tokens_decide_who_may_book_pay_and_read() {
     let pay = json!({"b": booking_id, "d": "card_token_xyz"});
     let read = json!({"b": booking_id, "u": "user_123"});
     for token in [&bob, &support] {
-        let (_, body) = service
-            .graphql_with(&[("authorization", &bearer(token))], PAY, pay.clone())
-            .await;
+        let (_, body) = service.graphql_as(token, PAY, pay.clone()).await;
         assert_eq!(codes(&body), ["FORBIDDEN"]);
         assert!(
             !body.to_string().contains("user_123"),
             "names the owner: {body}"
         );
     }
-    let (_, body) = service
-        .graphql_with(&[("authorization", &bearer(&bob))], READ, read.clone())
-        .await;
+    let (_, body) = service.graphql_as(&bob, READ, read.clone()).await;
     assert_eq!(codes(&body), ["FORBIDDEN", "FORBIDDEN"], "{body}");
     assert!(service.peers.payments.charges().is_empty());
-    let (_, body) = service
-        .graphql_with(&[("authorization", &bearer(&support))], READ, read)
-        .await;
+    let (_, body) = service.graphql_as(&support, READ, read).await;
     assert_eq!(
         body["data"]["getBooking"]["id"],
         booking_id.as_str(),
         "{body}"
     );
 
-    let (_, body) = service
-        .graphql_with(&[("authorization", &bearer(&alice))], PAY, pay)
-        .await;
+    let (_, body) = service.graphql_as(&alice, PAY, pay).await;
     assert_eq!(body["data"]["processPayment"]["success"], true, "{body}");
 
     // A logged-out token stops working (once the host's cache forgets it:
@@ -138,11 +120,7 @@ async fn tokens_decide_who_may_book_pay_and_read() {
         .unwrap();
     assert!(logout.status().is_success());
     let (status, _) = service
-        .graphql_with(
-            &[("authorization", &bearer(&carol))],
-            "{ logicVersion }",
-            Value::Null,
-        )
+        .graphql_as(&carol, "{ logicVersion }", Value::Null)
         .await;
     assert_eq!(status, 401);
     service.stop().await;
@@ -187,8 +165,8 @@ async fn concurrent_retries_with_one_key_book_and_charge_once() {
         "one booking: {booked:?}"
     );
     let (_, body) = service
-        .graphql_with(
-            &[("authorization", &bearer(&token))],
+        .graphql_as(
+            &token,
             "{ getUserBookings(userId: \"user_123\") { id } }",
             Value::Null,
         )
@@ -204,11 +182,7 @@ async fn concurrent_retries_with_one_key_book_and_charge_once() {
         let booking_id = booking_id.clone();
         tokio::spawn(async move {
             service
-                .graphql_with(
-                    &[("authorization", &bearer(&token))],
-                    pay,
-                    json!({"b": booking_id}),
-                )
+                .graphql_as(&token, pay, json!({"b": booking_id}))
                 .await
         })
     });
@@ -241,10 +215,7 @@ async fn concurrent_retries_with_one_key_book_and_charge_once() {
 async fn graphql_over_http_media_types_and_statuses() {
     let service = secured().await;
     let post = |accept: Option<&'static str>, query: &'static str| {
-        let mut request = service
-            .client
-            .post(format!("{}/graphql", service.base_url))
-            .json(&json!({"query": query}));
+        let mut request = service.graphql_request(query);
         if let Some(accept) = accept {
             request = request.header("accept", accept);
         }
@@ -300,10 +271,8 @@ async fn graphql_over_http_media_types_and_statuses() {
         "]".repeat(100_000)
     );
     let response = service
-        .client
-        .post(format!("{}/graphql", service.base_url))
+        .graphql_request(&deep)
         .header("accept", "application/graphql-response+json")
-        .json(&json!({"query": deep}))
         .send()
         .await
         .unwrap();

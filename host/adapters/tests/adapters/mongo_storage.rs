@@ -5,52 +5,21 @@
 //! own). The storage contract itself is checked in
 //! `storage_contract.rs`. Each test works in a database of its own.
 
-// Shared by several test binaries, each using a part of it.
-#[allow(unused)]
-mod support;
-#[path = "support/tls.rs"]
-mod tls;
-
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
 use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::outbox::{Delivery, Outbox};
-use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Booking, BookingStatus, EventKind};
 use booking_logic::ports::{Events, PortError, Storage};
 use booking_logic::testing::contract::{booking, event};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
-use support::{Proxy, service_url, unique};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use test_support::tls::{TestCa, tls_front};
+use test_support::{Proxy, service_url, unique};
 
-fn config(url: String, database: &str) -> MongoConfig {
-    MongoConfig {
-        url,
-        database: Some(database.to_owned()),
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(1),
-        durability: Durability::default(),
-        tls: TlsRoots::default(),
-    }
-}
-
-/// A fresh database on the test server, or `None` to skip.
-async fn database() -> Option<MongoDatabase> {
-    let url = service_url("TEST_MONGODB_URL")?;
-    Some(
-        MongoDatabase::connect(&config(url, &unique("test")))
-            .await
-            .expect("a valid MongoDB URL"),
-    )
-}
+use crate::support::{config, mongo_database, roots};
 
 async fn open(db: MongoDatabase, delivery: Delivery) -> (MongoStorage, MongoEventLog) {
     let log = MongoEventLog::open(db, delivery).await.expect("indexes");
@@ -85,7 +54,9 @@ fn has_index(indexes: &[(Vec<String>, bool)], keys: &[&str], unique: bool) -> bo
 
 #[tokio::test]
 async fn indexes_exist_after_opening_and_opening_again_is_harmless() {
-    let Some(db) = database().await else { return };
+    let Some(db) = mongo_database().await else {
+        return;
+    };
     open(db.clone(), Delivery::Relayed).await;
     open(db.clone(), Delivery::Relayed).await;
 
@@ -163,7 +134,9 @@ async fn the_durability_settings_are_accepted_and_nonsense_is_refused() {
 
 #[tokio::test]
 async fn a_booking_keeps_its_events_as_wire_json_in_its_own_document() {
-    let Some(db) = database().await else { return };
+    let Some(db) = mongo_database().await else {
+        return;
+    };
     let (storage, log) = open(db.clone(), Delivery::Relayed).await;
     let created = booking("b1", "u1", 1);
     let announced = event(&created, EventKind::BookingCreated, "v1");
@@ -191,7 +164,9 @@ async fn a_booking_keeps_its_events_as_wire_json_in_its_own_document() {
 
 #[tokio::test]
 async fn a_booking_stored_before_the_outbox_reads_and_takes_events() {
-    let Some(db) = database().await else { return };
+    let Some(db) = mongo_database().await else {
+        return;
+    };
     let (storage, log) = open(db.clone(), Delivery::Relayed).await;
     // As the builds before embedded events wrote it.
     db.collection::<Document>(booking_adapters::mongo::storage::COLLECTION)
@@ -226,7 +201,9 @@ async fn a_booking_stored_before_the_outbox_reads_and_takes_events() {
 
 #[tokio::test]
 async fn bookings_of_builds_before_settlement_are_read_and_the_ended_ones_settled_once() {
-    let Some(db) = database().await else { return };
+    let Some(db) = mongo_database().await else {
+        return;
+    };
     // As the builds before settlement wrote them: no settlement fields.
     let old = |id: &str, status: &str| {
         doc! {
@@ -294,41 +271,6 @@ async fn a_dead_database_is_unavailable_and_recovery_needs_no_restart() {
     assert_eq!(storage.health().await, Ok(()));
 }
 
-/// Terminates TLS with the test CA's certificate and forwards to `target`
-/// (`host:port`); its own `host:port`.
-async fn tls_front(ca: &tls::TestCa, target: &str) -> String {
-    let certs = CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .expect("certificate PEM");
-    let key = PrivateKeyDer::from_pem_slice(ca.key_pem.as_bytes()).expect("key PEM");
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("certificate and key");
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("bound").to_string();
-    let target = target.to_owned();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let (acceptor, target) = (acceptor.clone(), target.clone());
-            tokio::spawn(async move {
-                let Ok(mut client) = acceptor.accept(client).await else {
-                    return;
-                };
-                let Ok(mut server) = TcpStream::connect(&target).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            });
-        }
-    });
-    address
-}
-
 #[tokio::test]
 async fn bookings_round_trip_over_tls_trusting_the_ca() {
     let Some(url) = service_url("TEST_MONGODB_URL") else {
@@ -339,14 +281,14 @@ async fn bookings_round_trip_over_tls_trusting_the_ca() {
         .split(['/', '?'])
         .next()
         .expect("host:port");
-    let ca = tls::TestCa::new();
+    let ca = TestCa::new();
     let front = tls_front(&ca, server).await;
     let tls_url = format!("mongodb://{front}/?directConnection=true&tls=true");
     let name = unique("test");
 
     // The CA option.
     let db = MongoDatabase::connect(&MongoConfig {
-        tls: ca.roots(),
+        tls: roots(&ca),
         ..config(tls_url.clone(), &name)
     })
     .await

@@ -5,16 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use booking_peers::PaymentBehaviour;
 use e2e_tests::process::HostProcess;
-use e2e_tests::{Options, TestService, component};
+use e2e_tests::{Options, TestService, args, component, reference_peers};
 
+/// (HTTP status, body) of `GET <path>`.
 async fn get(service: &TestService, path: &str) -> (u16, String) {
-    let response = service
-        .client
-        .get(format!("{}{path}", service.base_url))
-        .send()
-        .await
-        .unwrap();
+    let response = service.get(path).await;
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -23,14 +20,14 @@ async fn misbehaving_requests_fail_alone_and_the_host_keeps_serving() {
     let service = Arc::new(
         TestService::start(Options {
             component: component("misbehaving_guest"),
-            extra_args: vec![
-                "--request-cpu-ms".into(),
-                "300".into(),
-                "--request-memory-mb".into(),
-                "32".into(),
-                "--max-response-kb".into(),
-                "1024".into(),
-            ],
+            extra_args: args(&[
+                "--request-cpu-ms",
+                "300",
+                "--request-memory-mb",
+                "32",
+                "--max-response-kb",
+                "1024",
+            ]),
             ..Options::default()
         })
         .await,
@@ -98,9 +95,7 @@ async fn misbehaving_requests_fail_alone_and_the_host_keeps_serving() {
 /// host's log, line by line; the rest is dropped and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_stderr_reaches_the_log_only_up_to_its_bound() {
-    let peers = booking_peers::start(booking_peers::PeersConfig::default())
-        .await
-        .expect("starting the reference peers");
+    let peers = reference_peers(PaymentBehaviour::default()).await;
     let data_dir = tempfile::tempdir().unwrap();
     let misbehaving = component("misbehaving_guest");
     let host = HostProcess::start(

@@ -3,18 +3,18 @@
 //! atomic booking + events write, compare-and-swap, settlement listing,
 //! migration of a database from the previous release, and the outbox.
 
-mod harness;
-
 use std::path::PathBuf;
 
 use booking_logic::model::{
     Booking, BookingStatus, Event, EventKind, IdempotencyRecord, PageRequest,
 };
 use booking_logic::ports::{Events, PortError, Storage};
-use harness::SpinSqlite;
+use booking_logic::testing::contract;
 use spin_adapters_core::event_json;
 use spin_adapters_core::model as core;
 use spin_adapters_core::store::{self, Database, Outcome, Statement};
+
+use crate::harness::SpinSqlite;
 
 fn database() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -22,43 +22,21 @@ fn database() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// A PENDING booking whose lock expires at 1,000, created at 100.
 fn booking(id: &str) -> Booking {
     Booking {
-        id: id.into(),
-        user_id: "user_123".into(),
-        showtime_id: "showtime_456".into(),
-        seats: vec!["A1".into(), "A2".into()],
-        total_cents: 3000,
-        currency: "USD".into(),
-        status: BookingStatus::Pending,
-        lock_id: format!("lock-{id}"),
         lock_expires_at: 1_000,
-        payment_transaction_id: None,
-        failure_reason: None,
-        created_at: 100,
-        updated_at: 100,
-        version: 0,
-        charge_attempted_at: None,
-        refunded_at: None,
-        settle_after: None,
-        settle_attempts: 0,
+        ..contract::booking(id, "user_123", 100)
     }
 }
 
-/// The event of `booking`'s move to `version`, named as the workflow names it.
+/// The event of `booking`'s move to `version`, named as the workflow names
+/// it, with a reason that needs escaping in JSON.
 fn event(kind: EventKind, booking: &Booking, version: u64) -> Event {
     Event {
-        id: format!("{}-v{version}", booking.id),
-        kind,
         occurred_at: 100 + version,
-        booking_id: booking.id.clone(),
-        user_id: booking.user_id.clone(),
-        showtime_id: booking.showtime_id.clone(),
-        seats: booking.seats.clone(),
-        amount_cents: booking.total_cents,
-        currency: booking.currency.clone(),
-        status: booking.status,
         reason: Some("card \"declined\" ✓".into()),
+        ..contract::event(booking, kind, &format!("v{version}"))
     }
 }
 
@@ -75,7 +53,7 @@ fn count(db: &SpinSqlite, sql: &str) -> i64 {
 async fn the_spin_statements_keep_the_storage_contract() {
     let (_dir, path) = database();
     let db = SpinSqlite::open(&path);
-    booking_logic::testing::contract::check_all(&db, &db).await;
+    contract::check_all(&db, &db).await;
 }
 
 #[tokio::test]
@@ -477,7 +455,7 @@ fn a_migration_outrun_by_another_instance_succeeds_but_a_failed_one_does_not() {
 
 /// The core event of a logic event, for the outbox's (kind, payload).
 fn wire(event: &Event) -> (core::EventKind, String) {
-    let event = harness::event_in(event);
+    let event = crate::harness::event_in(event);
     (event.kind, event_json::to_json(&event))
 }
 

@@ -7,9 +7,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use booking_peers::{PaymentBehaviour, PeersConfig};
 use e2e_tests::process::HostProcess;
-use e2e_tests::{Options, TestService, error_code};
+use e2e_tests::{
+    Options, TestService, args, error_code, graphql, login, reference_peers, slow_payments,
+};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
@@ -136,15 +137,7 @@ async fn book_and_pay_until_refused(
 async fn sigterm_under_load_completes_every_accepted_request_then_exits_zero() {
     const CLIENTS: usize = 12;
     const GRACE_SECONDS: u64 = 15;
-    let peers = booking_peers::start(PeersConfig {
-        payments: PaymentBehaviour {
-            slow_delay: Duration::from_secs(2),
-            ..PaymentBehaviour::default()
-        },
-        ..PeersConfig::default()
-    })
-    .await
-    .expect("starting the reference peers");
+    let peers = reference_peers(slow_payments(Duration::from_secs(2))).await;
     let data_dir = tempfile::tempdir().unwrap();
     let grace = GRACE_SECONDS.to_string();
     let mut host = HostProcess::start(
@@ -175,16 +168,7 @@ async fn sigterm_under_load_completes_every_accepted_request_then_exits_zero() {
     let mut clients = Vec::new();
     for n in 0..CLIENTS {
         let user = format!("loadtest_user_{}", n + 1);
-        let login: Value = client
-            .post(format!("{}/auth/login", peers.users_url))
-            .json(&json!({"userId": user, "password": "demo"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["token"].as_str().expect("a token").to_owned();
+        let token = login(&client, &peers.users_url, &user).await;
         // Row by client, so no two clients ever want the same seat.
         let row = char::from(b'A' + n as u8);
         let seats = (1..=25).map(|seat| format!("{row}{seat}")).collect();
@@ -356,15 +340,7 @@ async fn sigterm_under_load_completes_every_accepted_request_then_exits_zero() {
 /// it is cut, the host says how many were, and still exits 0 in time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_beyond_the_grace_period_are_cut_and_counted() {
-    let peers = booking_peers::start(PeersConfig {
-        payments: PaymentBehaviour {
-            slow_delay: Duration::from_secs(20),
-            ..PaymentBehaviour::default()
-        },
-        ..PeersConfig::default()
-    })
-    .await
-    .expect("starting the reference peers");
+    let peers = reference_peers(slow_payments(Duration::from_secs(20))).await;
     let data_dir = tempfile::tempdir().unwrap();
     let mut host = HostProcess::start(
         env!("CARGO_BIN_EXE_e2e-host"),
@@ -432,22 +408,6 @@ async fn requests_beyond_the_grace_period_are_cut_and_counted() {
         payment.await.unwrap().is_err(),
         "the cut request got no answer"
     );
-}
-
-async fn graphql(
-    client: &reqwest::Client,
-    base_url: &str,
-    query: &str,
-    variables: Value,
-) -> (u16, Value) {
-    let response = client
-        .post(format!("{base_url}/graphql"))
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await
-        .expect("the host answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("a JSON body"))
 }
 
 /// Writes all of `bytes` to a raw connection (readiness and `try_write`:
@@ -543,15 +503,13 @@ async fn slowloris_connections_hold_no_slot_normal_clients_keep_getting_answers(
             seat_lock_seconds: 2,
             sweep_interval_seconds: 1,
             max_concurrent_requests: 4,
-            extra_args: [
+            extra_args: args(&[
                 // Longer than the test: the slow clients stay connected.
                 "--header-read-timeout-seconds",
                 "120",
                 "--body-read-timeout-seconds",
                 "120",
-            ]
-            .map(String::from)
-            .to_vec(),
+            ]),
             ..Options::default()
         })
         .await,
@@ -639,15 +597,7 @@ async fn slowloris_connections_hold_no_slot_normal_clients_keep_getting_answers(
 /// unpaid booking meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_saturated_pool_sheds_load_and_the_sweeper_still_runs() {
-    let peers = booking_peers::start(PeersConfig {
-        payments: PaymentBehaviour {
-            slow_delay: Duration::from_secs(8),
-            ..PaymentBehaviour::default()
-        },
-        ..PeersConfig::default()
-    })
-    .await
-    .expect("starting the reference peers");
+    let peers = reference_peers(slow_payments(Duration::from_secs(8))).await;
     let data_dir = tempfile::tempdir().unwrap();
     let host = HostProcess::start(
         env!("CARGO_BIN_EXE_e2e-host"),
@@ -775,16 +725,14 @@ async fn a_saturated_pool_sheds_load_and_the_sweeper_still_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_are_cut_slow_bodies_get_408_and_excess_connections_wait() {
     let service = TestService::start(Options {
-        extra_args: [
+        extra_args: args(&[
             "--header-read-timeout-seconds",
             "1",
             "--body-read-timeout-seconds",
             "1",
             "--max-connections",
             "2",
-        ]
-        .map(String::from)
-        .to_vec(),
+        ]),
         ..Options::default()
     })
     .await;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use booking_peers::PaymentBehaviour;
-use e2e_tests::{Options, TestService, error_code};
+use e2e_tests::{Options, TestService, args, error_code, slow_payments};
 
 #[tokio::test]
 async fn a_declined_card_fails_the_booking_and_releases_its_seats() {
@@ -84,10 +84,7 @@ async fn a_lock_that_expires_during_payment_is_refunded_and_the_booking_fails() 
     let service = TestService::start(Options {
         seat_lock_seconds: 1,
         payment_timeout_seconds: 5,
-        payments: PaymentBehaviour {
-            slow_delay: Duration::from_secs(2),
-            ..PaymentBehaviour::default()
-        },
+        payments: slow_payments(Duration::from_secs(2)),
         ..Options::default()
     })
     .await;
@@ -242,11 +239,8 @@ async fn an_unpaid_booking_expires_and_its_seats_can_be_booked_by_someone_else()
 #[tokio::test]
 async fn a_charge_cut_off_by_the_request_deadline_is_found_and_refunded() {
     let service = TestService::start(Options {
-        payments: PaymentBehaviour {
-            slow_delay: Duration::from_secs(3),
-            ..PaymentBehaviour::default()
-        },
-        extra_args: vec!["--request-timeout-seconds".into(), "1".into()],
+        payments: slow_payments(Duration::from_secs(3)),
+        extra_args: args(&["--request-timeout-seconds", "1"]),
         ..Options::default()
     })
     .await;

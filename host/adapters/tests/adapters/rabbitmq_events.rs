@@ -4,19 +4,17 @@
 //! a queue bound to the exchange. Each test uses an exchange of its own
 //! (and so an alternate exchange and unrouted queue of its own).
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
-use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::outbox::{Delivery, Outbox};
 use booking_adapters::rabbitmq::{PublishError, RabbitConfig, RabbitPublisher};
 use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::sqlite::Database;
+use booking_adapters::sqlite::events::SqliteEventLog;
 use booking_adapters::sqlite::events::SqliteEventLog;
 use booking_adapters::sqlite::storage::SqliteStorage;
 use booking_adapters::tls::TlsRoots;
@@ -24,13 +22,15 @@ use booking_logic::model::{Event, EventKind};
 use booking_logic::ports::Storage;
 use booking_logic::testing::contract;
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
-use support::{Proxy, event, service_url, unique};
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use test_support::amqp::{self, Received, Subscriber};
+use test_support::{Proxy, service_url, unique};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::support::{event, mongo_database};
 
 fn publisher(url: &str, exchange: &str) -> RabbitPublisher {
     publisher_trusting(url, exchange, TlsRoots::default())
@@ -46,140 +46,24 @@ fn publisher_trusting(url: &str, exchange: &str, tls: TlsRoots) -> RabbitPublish
     })
 }
 
-/// Removes the alternate exchange and its durable queue, which outlive
-/// the test's connections.
-async fn delete_unrouted(url: &str, publisher: &RabbitPublisher) {
-    let connection = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .expect("connects");
-    let channel = connection.create_channel().await.expect("channel");
-    let unrouted = publisher.alternate_exchange();
-    let _ = channel
-        .queue_delete(unrouted.as_str().into(), QueueDeleteOptions::default())
-        .await;
-    let _ = channel
-        .exchange_delete(unrouted.as_str().into(), ExchangeDeleteOptions::default())
-        .await;
-}
-
-/// A consumer of everything published to `exchange`, on its own
-/// exclusive queue. The exchange must exist (the publisher declares it).
-struct Subscriber {
-    _connection: Connection,
-    channel: Channel,
-    consumer: Consumer,
-    exchange: String,
-}
-
-/// One message as a consumer sees it.
-struct Received {
-    routing_key: String,
-    message_id: Option<String>,
-    content_type: Option<String>,
-    delivery_mode: Option<u8>,
-    body: serde_json::Value,
-}
-
-impl Subscriber {
-    /// Subscribes to every event type.
-    async fn bind(url: &str, exchange: &str) -> Subscriber {
-        Subscriber::bind_to(url, exchange, "booking.*").await
-    }
-
-    /// Subscribes to the event types matching `pattern`.
-    async fn bind_to(url: &str, exchange: &str, pattern: &str) -> Subscriber {
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .expect("consumer connects");
-        let channel = connection.create_channel().await.expect("channel");
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("queue");
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                exchange.into(),
-                pattern.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "test".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
-        Subscriber {
-            _connection: connection,
-            channel,
-            consumer,
-            exchange: exchange.to_owned(),
-        }
-    }
-
-    /// The next message, or `None` after `wait` without one.
-    async fn next(&mut self, wait: Duration) -> Option<Received> {
-        let delivery = tokio::time::timeout(wait, self.consumer.next())
-            .await
-            .ok()??
-            .expect("a delivery");
-        let properties = &delivery.properties;
-        Some(Received {
-            routing_key: delivery.routing_key.to_string(),
-            message_id: properties.message_id().as_ref().map(|id| id.to_string()),
-            content_type: properties.content_type().as_ref().map(|t| t.to_string()),
-            delivery_mode: *properties.delivery_mode(),
-            body: serde_json::from_slice(&delivery.data).expect("a JSON body"),
-        })
-    }
-
-    async fn delete_exchange(self) {
-        let _ = self
-            .channel
-            .exchange_delete(
-                self.exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await;
-    }
-}
-
-/// Consumes `queue`, an existing durable one.
-async fn consume(url: &str, queue: &str) -> (Connection, Consumer) {
-    let connection = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .expect("consumer connects");
-    let channel = connection.create_channel().await.expect("channel");
-    let consumer = channel
-        .basic_consume(
-            queue.into(),
-            "test".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-    (connection, consumer)
+/// The relay from `outbox` to `publisher` on a task of its own, polling
+/// every `idle_poll` and backing off from 50 ms up to `max_backoff`; it
+/// stops between rounds once the sender sends `true`.
+fn spawn_relay(
+    outbox: Arc<dyn Outbox>,
+    publisher: Arc<RabbitPublisher>,
+    idle_poll: Duration,
+    max_backoff: Duration,
+) -> (watch::Sender<bool>, JoinHandle<()>) {
+    let (stop_relay, stop) = watch::channel(false);
+    let config = RelayConfig {
+        batch: 50,
+        idle_poll,
+        min_backoff: Duration::from_millis(50),
+        max_backoff,
+    };
+    let relay = tokio::spawn(relay::run(outbox, publisher, config, stop));
+    (stop_relay, relay)
 }
 
 #[tokio::test]
@@ -190,7 +74,7 @@ async fn confirmed_events_reach_a_bound_queue_as_json_with_their_id() {
     let exchange = unique("test.booking.events");
     let publisher = publisher(&url, &exchange);
     assert_eq!(publisher.health().await, Ok(()), "connects and declares");
-    let mut subscriber = Subscriber::bind(&url, &exchange).await;
+    let mut subscriber = Subscriber::bind(&url, &exchange, "booking.*").await;
 
     let events = [
         event("e1", "b1", EventKind::BookingCreated),
@@ -213,7 +97,6 @@ async fn confirmed_events_reach_a_bound_queue_as_json_with_their_id() {
         assert_eq!(received.body["bookingId"], "b1");
     }
     subscriber.delete_exchange().await;
-    delete_unrouted(&url, &publisher).await;
 }
 
 #[tokio::test]
@@ -229,7 +112,13 @@ async fn an_event_no_queue_is_bound_for_lands_in_the_unrouted_queue() {
     assert!(results[0].is_ok(), "{results:?}");
     assert_eq!(publisher.health().await, Ok(()));
 
-    let (_connection, mut unrouted) = consume(&url, &publisher.alternate_exchange()).await;
+    let alternate = publisher.alternate_exchange();
+    assert_eq!(
+        alternate,
+        format!("{exchange}.unrouted"),
+        "the name clean-up uses"
+    );
+    let (_connection, mut unrouted) = amqp::consume(&url, &alternate).await;
     let delivery = tokio::time::timeout(Duration::from_secs(5), unrouted.next())
         .await
         .expect("the event is in the unrouted queue")
@@ -244,9 +133,7 @@ async fn an_event_no_queue_is_bound_for_lands_in_the_unrouted_queue() {
         Some("e1")
     );
     assert_eq!(delivery.routing_key.as_str(), "booking.created");
-    let subscriber = Subscriber::bind(&url, &exchange).await;
-    subscriber.delete_exchange().await;
-    delete_unrouted(&url, &publisher).await;
+    amqp::delete_exchange(&url, &exchange).await;
 }
 
 /// On an exchange declared before without the alternate exchange (as an
@@ -283,7 +170,7 @@ async fn a_returned_event_stays_in_the_outbox_and_health_reports_it() {
         Ok(()),
         "uses the exchange as it is"
     );
-    let mut created = Subscriber::bind_to(&url, &exchange, "booking.created").await;
+    let mut created = Subscriber::bind(&url, &exchange, "booking.created").await;
 
     // Returns are matched to their events even amid routable ones in one
     // window of confirms.
@@ -328,18 +215,12 @@ async fn a_returned_event_stays_in_the_outbox_and_health_reports_it() {
             .await
             .unwrap();
     }
-    let (_stop, stop) = tokio::sync::watch::channel(false);
-    let relay = tokio::spawn(relay::run(
+    let (_stop, relay) = spawn_relay(
         log.clone(),
         publisher.clone(),
-        RelayConfig {
-            batch: 50,
-            idle_poll: Duration::from_millis(100),
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(200),
-        },
-        stop,
-    ));
+        Duration::from_millis(100),
+        Duration::from_millis(200),
+    );
     let received = created
         .next(Duration::from_secs(5))
         .await
@@ -354,7 +235,7 @@ async fn a_returned_event_stays_in_the_outbox_and_health_reports_it() {
     );
     assert!(publisher.health().await.is_err());
 
-    let mut expired = Subscriber::bind_to(&url, &exchange, "booking.expired").await;
+    let mut expired = Subscriber::bind(&url, &exchange, "booking.expired").await;
     let received = expired
         .next(Duration::from_secs(5))
         .await
@@ -372,7 +253,6 @@ async fn a_returned_event_stays_in_the_outbox_and_health_reports_it() {
     );
     relay.abort();
     expired.delete_exchange().await;
-    delete_unrouted(&url, &publisher).await;
 }
 
 #[tokio::test]
@@ -383,7 +263,7 @@ async fn five_hundred_events_are_confirmed_in_pipelined_windows() {
     let exchange = unique("test.booking.events");
     let publisher = publisher(&url, &exchange);
     assert_eq!(publisher.health().await, Ok(()));
-    let mut subscriber = Subscriber::bind(&url, &exchange).await;
+    let mut subscriber = Subscriber::bind(&url, &exchange, "booking.*").await;
     // 500 = 7 full windows of 64 and a partial one.
     let events: Vec<Event> = (0..500)
         .map(|n| {
@@ -410,7 +290,6 @@ async fn five_hundred_events_are_confirmed_in_pipelined_windows() {
         );
     }
     subscriber.delete_exchange().await;
-    delete_unrouted(&url, &publisher).await;
 }
 
 #[tokio::test]
@@ -446,7 +325,7 @@ async fn events_published_over_amqps_trusting_the_ca_are_consumed() {
     let over_tls = publisher_trusting(&tls_url, &exchange, roots);
     assert_eq!(over_tls.health().await, Ok(()), "connects over TLS");
     // The same broker, read over its plain listener.
-    let mut subscriber = Subscriber::bind(&url, &exchange).await;
+    let mut subscriber = Subscriber::bind(&url, &exchange, "booking.*").await;
     let sent = event("e_tls", "b_tls", EventKind::BookingConfirmed);
     let results = over_tls.publish(std::slice::from_ref(&sent)).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
@@ -457,7 +336,6 @@ async fn events_published_over_amqps_trusting_the_ca_are_consumed() {
     assert_eq!(received.message_id.as_deref(), Some("e_tls"));
     assert_eq!(received.body, serde_json::to_value(&sent).unwrap());
     subscriber.delete_exchange().await;
-    delete_unrouted(&url, &over_tls).await;
 
     // Without the CA the broker's certificate is not trusted: a broker
     // error at once, not a hang.
@@ -487,19 +365,13 @@ where
     let (proxy, proxied) = Proxy::in_front_of(url).await;
     let publisher = Arc::new(publisher(&proxied, &exchange));
     assert_eq!(publisher.health().await, Ok(()));
-    let mut subscriber = Subscriber::bind(url, &exchange).await;
-    let (stop_relay, stop) = tokio::sync::watch::channel(false);
-    let relay = tokio::spawn(relay::run(
+    let mut subscriber = Subscriber::bind(url, &exchange, "booking.*").await;
+    let (stop_relay, relay) = spawn_relay(
         log.clone(),
         publisher.clone(),
-        RelayConfig {
-            batch: 50,
-            idle_poll: Duration::from_millis(200),
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(500),
-        },
-        stop,
-    ));
+        Duration::from_millis(200),
+        Duration::from_millis(500),
+    );
 
     let kinds = [
         EventKind::BookingCreated,
@@ -606,7 +478,6 @@ where
         );
     }
     subscriber.delete_exchange().await;
-    delete_unrouted(url, &publisher).await;
 }
 
 #[tokio::test]
@@ -623,22 +494,9 @@ async fn the_relay_drains_the_sqlite_outbox_through_a_broker_outage() {
 
 #[tokio::test]
 async fn the_relay_drains_the_mongodb_outbox_through_a_broker_outage() {
-    let (Some(url), Some(mongo)) = (
-        service_url("TEST_RABBITMQ_URL"),
-        service_url("TEST_MONGODB_URL"),
-    ) else {
+    let (Some(url), Some(db)) = (service_url("TEST_RABBITMQ_URL"), mongo_database().await) else {
         return;
     };
-    let db = MongoDatabase::connect(&MongoConfig {
-        url: mongo,
-        database: Some(unique("test")),
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(1),
-        durability: Durability::default(),
-        tls: TlsRoots::default(),
-    })
-    .await
-    .unwrap();
     let log = MongoEventLog::open(db, Delivery::Relayed).await.unwrap();
     let storage = Arc::new(MongoStorage::open(log.clone()).await.unwrap());
     relay_drains_through_an_outage(&url, storage, Arc::new(log)).await;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use e2e_tests::{Options, TestService, component};
+use e2e_tests::{Options, TestService, args, component};
 use serde_json::{Value, json};
 
 const VERSION_QUERY: &str =
@@ -93,9 +93,7 @@ fn config_on(
 /// (x-logic-version, logicVersion label) of one query through the public API.
 async fn served_by(service: &TestService) -> Result<(String, String), String> {
     let response = service
-        .client
-        .post(format!("{}/graphql", service.base_url))
-        .json(&json!({"query": VERSION_QUERY}))
+        .graphql_request(VERSION_QUERY)
         .send()
         .await
         .map_err(|e| format!("transport: {e}"))?;
@@ -366,7 +364,7 @@ const ADMIN_TOKEN: &str = "s3cret-admin-token-of-40-characters-long";
 #[tokio::test]
 async fn the_admin_api_requires_its_token() {
     let service = TestService::start(Options {
-        extra_args: vec!["--admin-token".into(), ADMIN_TOKEN.into()],
+        extra_args: args(&["--admin-token", ADMIN_TOKEN]),
         ..Options::default()
     })
     .await;
@@ -645,16 +643,7 @@ async fn a_tampered_cached_artifact_is_recompiled_not_loaded() {
 async fn the_watched_directory_ignores_symlinks_fifos_and_oversize_files_and_keeps_deploying() {
     let watched = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
-    let service = TestService::start(Options {
-        extra_args: vec![
-            "--watch-dir".into(),
-            watched.path().display().to_string(),
-            "--watch-activate".into(),
-            "true".into(),
-        ],
-        ..Options::default()
-    })
-    .await;
+    let service = TestService::start(watching(watched.path())).await;
     let v1 = service.component_sha256.clone();
     let outside = elsewhere.path().join("v2.wasm");
     std::fs::write(&outside, v2_bytes()).unwrap();
@@ -682,16 +671,7 @@ async fn the_watched_directory_ignores_symlinks_fifos_and_oversize_files_and_kee
 
     // The watch did not block: a regular file still deploys.
     std::fs::write(watched.path().join("v2.wasm"), v2_bytes()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut served = served_by(&service).await.unwrap();
-    while served.0 == v1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        served = served_by(&service).await.unwrap();
-    }
-    assert!(
-        served.1.ends_with("+booking-fee"),
-        "v2 was not activated: {served:?}"
-    );
+    wait_until_v2_serves(&service).await;
     let (_, versions) = admin(&service, reqwest::Method::GET, "versions", None).await;
     let source = versions["versions"][0]["source"].as_str().unwrap();
     assert!(source.ends_with("/v2.wasm"), "{versions}");
@@ -701,31 +681,12 @@ async fn the_watched_directory_ignores_symlinks_fifos_and_oversize_files_and_kee
 #[tokio::test]
 async fn a_component_dropped_into_the_watched_directory_is_deployed() {
     let watched = tempfile::tempdir().unwrap();
-    let service = TestService::start(Options {
-        extra_args: vec![
-            "--watch-dir".into(),
-            watched.path().display().to_string(),
-            "--watch-activate".into(),
-            "true".into(),
-        ],
-        ..Options::default()
-    })
-    .await;
-    let v1 = service.component_sha256.clone();
+    let service = TestService::start(watching(watched.path())).await;
     // A broken file is refused and changes nothing.
     std::fs::write(watched.path().join("broken.wasm"), b"not wasm").unwrap();
     std::fs::write(watched.path().join("v2.wasm"), v2_bytes()).unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut served = served_by(&service).await.unwrap();
-    while served.0 == v1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        served = served_by(&service).await.unwrap();
-    }
-    assert!(
-        served.1.ends_with("+booking-fee"),
-        "v2 was not activated: {served:?}"
-    );
+    wait_until_v2_serves(&service).await;
     let (_, versions) = admin(&service, reqwest::Method::GET, "versions", None).await;
     let versions = versions["versions"].as_array().unwrap();
     assert_eq!(
@@ -735,6 +696,33 @@ async fn a_component_dropped_into_the_watched_directory_is_deployed() {
     );
     assert!(versions[0]["source"].as_str().unwrap().ends_with("v2.wasm"));
     assert_eq!(versions[1]["role"], "previous");
+}
+
+/// A host that deploys (and activates) what lands in `dir`.
+fn watching(dir: &std::path::Path) -> Options {
+    Options {
+        extra_args: args(&[
+            "--watch-dir",
+            &dir.display().to_string(),
+            "--watch-activate",
+            "true",
+        ]),
+        ..Options::default()
+    }
+}
+
+/// Polls until v2 answers (for at most 20 s): the watch deployed it.
+async fn wait_until_v2_serves(service: &TestService) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut served = served_by(service).await.unwrap();
+    while !served.1.ends_with("+booking-fee") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        served = served_by(service).await.unwrap();
+    }
+    assert!(
+        served.1.ends_with("+booking-fee"),
+        "v2 was not activated: {served:?}"
+    );
 }
 
 /// One HTTP/1.1 request over the Unix socket at `path`: the raw answer.
@@ -753,7 +741,7 @@ async fn the_admin_api_also_serves_a_private_unix_socket_with_the_token() {
     let sockets = tempfile::tempdir().unwrap();
     let socket = sockets.path().join("admin.sock");
     let service = TestService::start(Options {
-        extra_args: vec!["--admin-socket".into(), socket.display().to_string()],
+        extra_args: args(&["--admin-socket", &socket.display().to_string()]),
         ..Options::default()
     })
     .await;

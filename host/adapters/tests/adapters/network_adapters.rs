@@ -3,9 +3,6 @@
 //! deliberately broken servers for the failure mappings the peers never
 //! produce (redirects and oversized answers among them).
 
-#[path = "support/tls.rs"]
-mod tls;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +17,10 @@ use booking_adapters::users::{RestUsers, UsersConfig};
 use booking_logic::model::{ChargeRequest, PricedSeat, SeatStatus};
 use booking_logic::ports::{Payments, PortError, Seats, Users};
 use booking_peers::{PaymentBehaviour, PeersConfig, PeersTls, RunningPeers};
+use test_support::tls::TestCa;
 use tokio::net::TcpListener;
+
+use crate::support::roots;
 
 const API_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -758,7 +758,7 @@ async fn payments_void_failures_never_read_as_no_charge() {
 
 // ---- TLS, redirects, answer size ----
 
-async fn tls_peers(ca: &tls::TestCa) -> RunningPeers {
+async fn tls_peers(ca: &TestCa) -> RunningPeers {
     booking_peers::start(PeersConfig {
         tls: Some(PeersTls {
             cert_pem: ca.cert_pem.clone(),
@@ -772,13 +772,13 @@ async fn tls_peers(ca: &tls::TestCa) -> RunningPeers {
 
 #[tokio::test]
 async fn all_three_adapters_work_over_tls_trusting_the_ca() {
-    let ca = tls::TestCa::new();
+    let ca = TestCa::new();
     let peers = tls_peers(&ca).await;
     for url in [&peers.cinema_url, &peers.users_url, &peers.payments_url] {
         assert!(url.starts_with("https://"), "{url}");
     }
 
-    let seats = seats_trusting(&peers.cinema_url, API_TIMEOUT, ca.roots());
+    let seats = seats_trusting(&peers.cinema_url, API_TIMEOUT, roots(&ca));
     seats.health().await.expect("cinema over TLS");
     assert_eq!(
         seats
@@ -788,7 +788,7 @@ async fn all_three_adapters_work_over_tls_trusting_the_ca() {
         Ok(500)
     );
 
-    let users = users_trusting(&peers.users_url, API_TIMEOUT, ca.roots());
+    let users = users_trusting(&peers.users_url, API_TIMEOUT, roots(&ca));
     users.health().await.expect("users over TLS");
     assert_eq!(
         users.get_user("user_123").await.map(|u| u.id),
@@ -800,7 +800,7 @@ async fn all_three_adapters_work_over_tls_trusting_the_ca() {
         Ok("user_123".to_owned())
     );
 
-    let payments = payments_trusting(&peers.payments_url, API_TIMEOUT, ca.roots());
+    let payments = payments_trusting(&peers.payments_url, API_TIMEOUT, roots(&ca));
     payments.health().await.expect("payments over TLS");
     let receipt = payments
         .charge(&charge_request("booking_tls", "card_token_ok", 1500))
@@ -810,7 +810,7 @@ async fn all_three_adapters_work_over_tls_trusting_the_ca() {
 }
 
 /// Logs in over HTTPS, trusting only the test CA.
-async fn log_in_over_tls(users_url: &str, ca: &tls::TestCa, user_id: &str) -> String {
+async fn log_in_over_tls(users_url: &str, ca: &TestCa, user_id: &str) -> String {
     let ca_cert = reqwest::Certificate::from_pem(std::fs::read(&ca.ca_file).unwrap().as_slice())
         .expect("CA PEM");
     let client = reqwest::Client::builder()
@@ -831,7 +831,7 @@ async fn log_in_over_tls(users_url: &str, ca: &tls::TestCa, user_id: &str) -> St
 
 #[tokio::test]
 async fn without_the_ca_every_adapter_fails_fast_as_unavailable() {
-    let ca = tls::TestCa::new();
+    let ca = TestCa::new();
     let peers = tls_peers(&ca).await;
     let public_roots_only = TlsRoots::default();
     let seats = seats_trusting(&peers.cinema_url, API_TIMEOUT, public_roots_only.clone());

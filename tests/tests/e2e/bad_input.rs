@@ -18,47 +18,53 @@ async fn create_error(service: &TestService, user: &str, showtime: &str, seats: 
 #[tokio::test]
 async fn unknown_ids_and_bad_seat_lists_are_refused_with_codes() {
     let service = TestService::start(Options::default()).await;
-    assert_eq!(
-        create_error(&service, "nobody", "showtime_456", json!(["A1"])).await,
-        "USER_NOT_FOUND"
-    );
-    assert_eq!(
-        create_error(&service, "user_inactive", "showtime_456", json!(["A1"])).await,
-        "USER_INACTIVE"
-    );
-    assert_eq!(
-        create_error(&service, "user_123", "showtime_000", json!(["A1"])).await,
-        "SHOWTIME_NOT_FOUND"
-    );
-    assert_eq!(
-        create_error(&service, "user_123", "showtime_456", json!([])).await,
-        "INVALID_INPUT"
-    );
-    assert_eq!(
-        create_error(&service, "user_123", "showtime_456", json!(["A1", "A1"])).await,
-        "INVALID_INPUT"
-    );
-    assert_eq!(
-        create_error(&service, "user_123", "showtime_456", json!(["A1; DROP"])).await,
-        "INVALID_INPUT"
-    );
-    assert_eq!(
-        create_error(&service, "user_123", "showtime_456", json!(["Z99"])).await,
-        "INVALID_INPUT"
-    );
+    let long_user = "u".repeat(10_000);
     let many: Vec<String> = (1..=1000).map(|n| format!("A{n}")).collect();
-    assert_eq!(
-        create_error(&service, "user_123", "showtime_456", json!(many)).await,
-        "INVALID_INPUT"
-    );
-    assert_eq!(
-        create_error(&service, "", "showtime_456", json!(["A1"])).await,
-        "INVALID_INPUT"
-    );
-    assert_eq!(
-        create_error(&service, &"u".repeat(10_000), "showtime_456", json!(["A1"])).await,
-        "INVALID_INPUT"
-    );
+    let cases = [
+        ("nobody", "showtime_456", json!(["A1"]), "USER_NOT_FOUND"),
+        (
+            "user_inactive",
+            "showtime_456",
+            json!(["A1"]),
+            "USER_INACTIVE",
+        ),
+        (
+            "user_123",
+            "showtime_000",
+            json!(["A1"]),
+            "SHOWTIME_NOT_FOUND",
+        ),
+        ("user_123", "showtime_456", json!([]), "INVALID_INPUT"),
+        (
+            "user_123",
+            "showtime_456",
+            json!(["A1", "A1"]),
+            "INVALID_INPUT",
+        ),
+        (
+            "user_123",
+            "showtime_456",
+            json!(["A1; DROP"]),
+            "INVALID_INPUT",
+        ),
+        ("user_123", "showtime_456", json!(["Z99"]), "INVALID_INPUT"),
+        ("user_123", "showtime_456", json!(many), "INVALID_INPUT"),
+        ("", "showtime_456", json!(["A1"]), "INVALID_INPUT"),
+        (
+            long_user.as_str(),
+            "showtime_456",
+            json!(["A1"]),
+            "INVALID_INPUT",
+        ),
+    ];
+    for (user, showtime, seats, code) in cases {
+        let case = format!("{user:.20} {showtime} {:.40}", seats.to_string());
+        assert_eq!(
+            create_error(&service, user, showtime, seats).await,
+            code,
+            "{case}"
+        );
+    }
     // Nothing was locked by any of these.
     assert!(
         service

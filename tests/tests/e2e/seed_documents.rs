@@ -1,73 +1,18 @@
-//! The original service's README documents, sent as written (only the ids
-//! replaced by real ones from the demo catalog), must work end to end.
+//! The original service's README documents
+//! (`booking_logic::testing::seed_documents`), sent as written (only the
+//! booking id replaced by the real one), must work end to end. Also: the
+//! public and admin health reports, GraphiQL, and starting with and
+//! without `--reference-peers`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use booking_logic::testing::seed_documents::{
+    CREATE_BOOKING, GET_BOOKING, GET_USER_BOOKINGS, PROCESS_PAYMENT,
+};
 use e2e_tests::{Options, TestService};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const CREATE_BOOKING: &str = r#"mutation CreateBooking {
-  createBooking(
-    userId: "user_123"
-    showtimeId: "showtime_456"
-    seatNumbers: ["A1", "A2"]
-  ) {
-    success
-    message
-    lockId
-    booking {
-      id
-      userId
-      showtimeId
-      seats
-      totalAmount
-      status
-      createdAt
-    }
-  }
-}"#;
-
-const PROCESS_PAYMENT: &str = r#"mutation ProcessPayment {
-  processPayment(
-    bookingId: "booking_123"
-    paymentMethod: "credit_card"
-    paymentDetails: "card_token_xyz"
-  ) {
-    success
-    message
-    booking {
-      id
-      status
-      paymentTransactionId
-    }
-  }
-}"#;
-
-const GET_BOOKING: &str = r#"query GetBooking {
-  getBooking(bookingId: "booking_123") {
-    id
-    userId
-    showtimeId
-    seats
-    totalAmount
-    status
-    createdAt
-    updatedAt
-  }
-}"#;
-
-const GET_USER_BOOKINGS: &str = r#"query GetUserBookings {
-  getUserBookings(userId: "user_123") {
-    id
-    showtimeId
-    seats
-    totalAmount
-    status
-    createdAt
-  }
-}"#;
 
 #[tokio::test]
 async fn the_seed_readme_documents_run_the_whole_workflow() {
@@ -151,12 +96,7 @@ async fn the_seed_readme_documents_run_the_whole_workflow() {
 #[tokio::test]
 async fn public_health_is_minimal_and_the_admin_report_names_every_dependency_and_the_version() {
     let service = TestService::start(Options::default()).await;
-    let response = service
-        .client
-        .get(format!("{}/health", service.base_url))
-        .send()
-        .await
-        .unwrap();
+    let response = service.get("/health").await;
     assert_eq!(response.status(), 200);
     let logic_version = response.headers()["x-logic-version"]
         .to_str()
@@ -339,22 +279,20 @@ async fn reference_peers_serve_the_workflow_when_asked_for_by_name() {
     let (started, _dir) = start_host_with(&["--reference-peers", "--auth-mode=disabled"]).await;
     let service = started.expect("starts with --reference-peers");
     let client = reqwest::Client::new();
-    let url = format!("http://{}/graphql", service.address);
-    let created: serde_json::Value = client
-        .post(&url)
-        .json(&json!({"query": r#"mutation { createBooking(userId: "user_123", showtimeId: "showtime_456", seatNumbers: ["C3"]) { success booking { id } } }"#}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let base_url = format!("http://{}", service.address);
+    let (_, created) = e2e_tests::graphql(
+        &client,
+        &base_url,
+        r#"mutation { createBooking(userId: "user_123", showtimeId: "showtime_456", seatNumbers: ["C3"]) { success booking { id } } }"#,
+        json!({}),
+    )
+    .await;
     assert_eq!(
         created["data"]["createBooking"]["success"], true,
         "{created}"
     );
     let health: serde_json::Value = client
-        .get(format!("http://{}/health", service.address))
+        .get(format!("{base_url}/health"))
         .send()
         .await
         .unwrap()

@@ -1,7 +1,7 @@
 //! Limits against one client taking more than its share: seats held per
 //! user, request rates per token and per client IP, GraphQL cost.
 
-use e2e_tests::{Options, TestService, error_code};
+use e2e_tests::{Options, TestService, args, error_code};
 use serde_json::{Value, json};
 
 const CREATE_FLASH: &str = "mutation($n: [String!]!) { createBooking(userId: \"user_123\", showtimeId: \"showtime_flash\", seatNumbers: $n) { success booking { id } } }";
@@ -45,19 +45,15 @@ async fn one_user_cannot_lock_a_whole_flash_showtime() {
 async fn a_token_over_its_rate_is_told_when_to_come_back() {
     let service = TestService::start(Options {
         auth_required: true,
-        extra_args: ["--rate-limit-per-user", "1", "--rate-limit-burst", "3"]
-            .map(String::from)
-            .to_vec(),
+        extra_args: args(&["--rate-limit-per-user", "1", "--rate-limit-burst", "3"]),
         ..Options::default()
     })
     .await;
     let token = service.login("user_123").await;
-    let client = reqwest::Client::new();
     let send = |token: String| {
-        client
-            .post(format!("{}/graphql", service.base_url))
+        service
+            .graphql_request("{ logicVersion }")
             .bearer_auth(token)
-            .json(&json!({"query": "{ logicVersion }"}))
             .send()
     };
     for _ in 0..3 {
@@ -76,9 +72,7 @@ async fn a_token_over_its_rate_is_told_when_to_come_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_ip_over_its_rate_gets_429() {
     let service = TestService::start(Options {
-        extra_args: ["--rate-limit-per-ip", "1", "--rate-limit-burst", "2"]
-            .map(String::from)
-            .to_vec(),
+        extra_args: args(&["--rate-limit-per-ip", "1", "--rate-limit-burst", "2"]),
         ..Options::default()
     })
     .await;

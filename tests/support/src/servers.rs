@@ -1,11 +1,10 @@
 //! Real servers for tests (RabbitMQ, a MongoDB-wire server): where they
 //! are, and a TCP proxy to cut a client off from one and restore it.
-//! `scripts/test-services.sh` starts them and exports their URLs. Shared
-//! with the adapter tests (`host/adapters/tests/support`).
+//! `scripts/test-services.sh` starts them and exports their URLs.
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -31,13 +30,18 @@ pub fn service_url(variable: &str) -> Option<String> {
     }
 }
 
-/// A name no other test run uses (databases, exchanges).
+/// A name no other test uses (databases, exchanges, keys): unique per
+/// process by a counter (the tests of one binary share a process id and
+/// may ask in the same nanosecond), and across runs by the process id and
+/// the time.
 pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    format!("{prefix}_{}_{nanos}", std::process::id())
+    format!("{prefix}_{}_{nanos}_{n}", std::process::id())
 }
 
 /// Forwards loopback connections to a server. `cut()` closes every open

@@ -12,8 +12,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Once;
 
-use e2e_tests::{Options, TestService};
+use e2e_tests::{Options, TestService, args};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -56,8 +57,14 @@ fn browser_available() -> bool {
 }
 
 /// `npm ci` in tests/browser when playwright-core or graphql-http is not
-/// installed yet.
+/// installed yet, once for all the tests of the process (two `npm ci` in
+/// one directory at once would trip over each other).
 fn install_playwright() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(npm_ci_unless_installed);
+}
+
+fn npm_ci_unless_installed() {
     let dir = browser_dir();
     if ["playwright-core", "graphql-http"].iter().all(|package| {
         dir.join(format!("node_modules/{package}/package.json"))
@@ -79,27 +86,41 @@ fn install_playwright() {
     assert!(status.success(), "npm ci in {} failed", dir.display());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_typed_into_graphiql_returns_data() {
+/// Whether the browser tests can run: chromium and Node.js are there
+/// (see `browser_available`), and so is playwright-core (installed here
+/// if need be).
+async fn browser_ready() -> bool {
     if !browser_available() {
-        return;
+        return false;
     }
     tokio::task::spawn_blocking(install_playwright)
         .await
         .expect("npm ci");
-    let service = TestService::start(Options::default()).await;
+    true
+}
 
-    let script = browser_dir().join("graphiql.mjs");
-    let base_url = service.base_url.clone();
-    let output = tokio::task::spawn_blocking(move || {
+/// Runs `node tests/browser/<script> <argument>` to its end.
+async fn node(script: &str, argument: String) -> std::process::Output {
+    let script = browser_dir().join(script);
+    tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(&script)
-            .arg(&base_url)
+            .arg(&argument)
             .output()
             .expect("running node")
     })
     .await
-    .expect("the browser script");
+    .expect("the node script")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_typed_into_graphiql_returns_data() {
+    if !browser_ready().await {
+        return;
+    }
+    let service = TestService::start(Options::default()).await;
+
+    let output = node("graphiql.mjs", service.base_url.clone()).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -117,28 +138,16 @@ async fn a_query_typed_into_graphiql_returns_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_graphql_http_audit_finds_no_warning_and_no_error() {
-    if !browser_available() {
+    if !browser_ready().await {
         return;
     }
-    tokio::task::spawn_blocking(install_playwright)
-        .await
-        .expect("npm ci");
     let service = TestService::start(Options {
         auth_required: true,
         ..Options::default()
     })
     .await;
-    let script = browser_dir().join("graphql-http-audit.mjs");
     let url = format!("{}/graphql", service.base_url);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(&script)
-            .arg(&url)
-            .output()
-            .expect("running node")
-    })
-    .await
-    .expect("the audit script");
+    let output = node("graphql-http-audit.mjs", url).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let summary: serde_json::Value = serde_json::from_str(stdout.trim())
@@ -166,12 +175,7 @@ async fn the_host_serves_graphiql_files_with_long_caching() {
             "text/javascript; charset=utf-8",
         ),
     ] {
-        let response = service
-            .client
-            .get(format!("{}/graphiql/{file}?v=1", service.base_url))
-            .send()
-            .await
-            .expect("GET");
+        let response = service.get(&format!("/graphiql/{file}?v=1")).await;
         assert_eq!(response.status(), 200, "{file}");
         let header = |name: &str| {
             response
@@ -190,12 +194,7 @@ async fn the_host_serves_graphiql_files_with_long_caching() {
     }
 
     for unknown in ["nope.js", "LICENSE.react", "..%2Fhttp.rs"] {
-        let response = service
-            .client
-            .get(format!("{}/graphiql/{unknown}", service.base_url))
-            .send()
-            .await
-            .expect("GET");
+        let response = service.get(&format!("/graphiql/{unknown}")).await;
         assert_eq!(response.status(), 404, "{unknown}");
     }
 
@@ -205,17 +204,12 @@ async fn the_host_serves_graphiql_files_with_long_caching() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_graphiql_files_without_introspection() {
     let service = TestService::start(Options {
-        extra_args: vec!["--graphql-introspection".into(), "false".into()],
+        extra_args: args(&["--graphql-introspection", "false"]),
         ..Options::default()
     })
     .await;
 
-    let response = service
-        .client
-        .get(format!("{}/graphiql/graphiql.min.js", service.base_url))
-        .send()
-        .await
-        .expect("GET");
+    let response = service.get("/graphiql/graphiql.min.js").await;
     assert_eq!(response.status(), 404);
 
     service.stop().await;

@@ -9,15 +9,12 @@
 
 use std::path::PathBuf;
 
-use e2e_tests::{Options, TestService, error_code};
+use e2e_tests::{Options, TestService, args, authority, error_code, target_dir};
 use serde_json::{Value, json};
 
 /// The composition `scripts/spin-check.sh` builds.
 fn composed_component() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("spin/booking_http_adapters.wasm");
+    let path = target_dir().join("spin/booking_http_adapters.wasm");
     assert!(
         path.exists(),
         "{} is missing: run scripts/spin-check.sh first (it composes the booking \
@@ -129,11 +126,7 @@ async fn tokens_are_checked_through_the_adapters_auth_me() {
 
     // A made-up token: the adapter's GET /auth/me answers 401.
     let (status, body) = service
-        .graphql_with(
-            &[("authorization", "Bearer not-a-token")],
-            "{ logicVersion }",
-            Value::Null,
-        )
+        .graphql_as("not-a-token", "{ logicVersion }", Value::Null)
         .await;
     assert_eq!(
         (status, error_code(&body)),
@@ -143,11 +136,7 @@ async fn tokens_are_checked_through_the_adapters_auth_me() {
 
     // Bob may not book for Alice; Alice may.
     let (status, body) = service
-        .graphql_with(
-            &[("authorization", &format!("Bearer {bob}"))],
-            create,
-            json!({"u": "user_123"}),
-        )
+        .graphql_as(&bob, create, json!({"u": "user_123"}))
         .await;
     assert_eq!(
         (status, error_code(&body)),
@@ -155,11 +144,7 @@ async fn tokens_are_checked_through_the_adapters_auth_me() {
         "{body}"
     );
     let (status, body) = service
-        .graphql_with(
-            &[("authorization", &format!("Bearer {alice}"))],
-            create,
-            json!({"u": "user_123"}),
-        )
+        .graphql_as(&alice, create, json!({"u": "user_123"}))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["createBooking"]["success"], true, "{body}");
@@ -192,7 +177,7 @@ async fn without_an_allowlist_the_adapters_calls_are_refused_cleanly() {
     let denied = service
         .second_host(Options {
             component: composed_component(),
-            extra_args: vec!["--outbound-http-allow".into(), "127.0.0.1:9".into()],
+            extra_args: args(&["--outbound-http-allow", "127.0.0.1:9"]),
             ..Options::default()
         })
         .await;
@@ -217,22 +202,17 @@ async fn without_an_allowlist_the_adapters_calls_are_refused_cleanly() {
     // Cinema and users allowed, payments not: the booking is made, the
     // charge is denied before it is sent — unavailable (nothing charged,
     // retry later), not a timeout — and the booking stays PENDING.
-    let authority = |url: &str| {
-        url.trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned()
-    };
     let no_payments = service
         .second_host(Options {
             component: composed_component(),
-            extra_args: vec![
-                "--outbound-http-allow".into(),
-                format!(
+            extra_args: args(&[
+                "--outbound-http-allow",
+                &format!(
                     "{},{}",
                     authority(&service.peers.cinema_url),
                     authority(&service.peers.users_url)
                 ),
-            ],
+            ]),
             ..Options::default()
         })
         .await;
@@ -295,7 +275,7 @@ async fn waiting_on_a_slow_peer_does_not_count_against_the_cpu_limit() {
     let service = TestService::start(Options {
         component: composed_component(),
         outbound_http_to_peers: true,
-        extra_args: vec!["--request-cpu-ms".into(), "300".into()],
+        extra_args: args(&["--request-cpu-ms", "300"]),
         ..Options::default()
     })
     .await;

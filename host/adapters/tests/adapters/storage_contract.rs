@@ -5,25 +5,21 @@
 //! against SQLite and MongoDB (`TEST_MONGODB_URL`, nx-27017 from
 //! scripts/test-services.sh). Every MongoDB run gets a database of its own.
 
-// Shared by several test binaries, each using a part of it.
-#[allow(unused)]
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
-use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::outbox::{Delivery, Outbox};
 use booking_adapters::sqlite::Database;
 use booking_adapters::sqlite::events::SqliteEventLog;
 use booking_adapters::sqlite::storage::SqliteStorage;
-use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Booking, BookingStatus, Event, EventKind, IdempotencyRecord};
-use booking_logic::ports::{Events, PortError, Storage};
+use booking_logic::ports::{Events, PortError, PortResult, Storage};
 use booking_logic::testing::contract::{self, booking, event};
-use support::{service_url, unique};
+use tokio::task::JoinHandle;
+
+use crate::support::mongo_database;
 
 /// One backend's storage, event log and outbox, over one store.
 struct Store {
@@ -48,17 +44,7 @@ fn sqlite(delivery: Delivery) -> Store {
 
 /// A store in a fresh database on the test server, or `None` to skip.
 async fn mongo(delivery: Delivery) -> Option<Store> {
-    let url = service_url("TEST_MONGODB_URL")?;
-    let db = MongoDatabase::connect(&MongoConfig {
-        url,
-        database: Some(unique("contract")),
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(1),
-        durability: Durability::default(),
-        tls: TlsRoots::default(),
-    })
-    .await
-    .expect("a valid MongoDB URL");
+    let db = mongo_database().await?;
     let log = MongoEventLog::open(db, delivery).await.expect("indexes");
     let storage = MongoStorage::open(log.clone()).await.expect("indexes");
     Some(Store {
@@ -85,6 +71,21 @@ async fn unpublished_of(outbox: &dyn Outbox, booking_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The index and new version of the one compare-and-swap of `attempts`
+/// that won; every other one lost with `Conflict`.
+async fn the_one_winner(attempts: Vec<JoinHandle<PortResult<u64>>>) -> (usize, u64) {
+    let mut winners = Vec::new();
+    for (n, attempt) in attempts.into_iter().enumerate() {
+        match attempt.await.unwrap() {
+            Ok(version) => winners.push((n, version)),
+            Err(PortError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    winners[0]
+}
+
 /// Twenty writers of one version: exactly one wins, and only its event is
 /// committed.
 async fn racing_updates_have_one_winner(store: &Store) {
@@ -107,16 +108,7 @@ async fn racing_updates_have_one_winner(store: &Store) {
             tokio::spawn(async move { storage.update_if_version(&update, 1, &[announced]).await })
         })
         .collect();
-    let mut winners = Vec::new();
-    for (n, attempt) in attempts.into_iter().enumerate() {
-        match attempt.await.unwrap() {
-            Ok(version) => winners.push((n, version)),
-            Err(PortError::Conflict(_)) => {}
-            Err(other) => panic!("unexpected {other}"),
-        }
-    }
-    assert_eq!(winners.len(), 1, "{winners:?}");
-    let (winner, version) = winners[0];
+    let (winner, version) = the_one_winner(attempts).await;
     let now = store.storage.get("race").await.unwrap().unwrap();
     assert_eq!((version, now.version), (2, 2));
     assert_eq!(now.failure_reason, Some(format!("writer {winner}")));
@@ -153,16 +145,7 @@ async fn racing_idempotency_updates_have_one_winner(store: &Store) {
             tokio::spawn(async move { storage.update_idempotency_record(&update, 1).await })
         })
         .collect();
-    let mut winners = Vec::new();
-    for (n, attempt) in attempts.into_iter().enumerate() {
-        match attempt.await.unwrap() {
-            Ok(version) => winners.push((n, version)),
-            Err(PortError::Conflict(_)) => {}
-            Err(other) => panic!("unexpected {other}"),
-        }
-    }
-    assert_eq!(winners.len(), 1, "{winners:?}");
-    let (winner, version) = winners[0];
+    let (winner, version) = the_one_winner(attempts).await;
     let now = store
         .storage
         .get_idempotency_record("race-user", "k")

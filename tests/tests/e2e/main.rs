@@ -1,0 +1,15 @@
+//! The end-to-end tests, one binary: the real host, component and peers
+//! over loopback sockets (see `e2e_tests`), one module per area.
+
+mod auth;
+mod bad_input;
+mod compensation;
+mod contention;
+mod graphiql_browser;
+mod hot_swap;
+mod native_twin;
+mod quotas;
+mod real_backends;
+mod sandbox;
+mod seed_documents;
+mod spin_adapters;
