@@ -15,7 +15,6 @@ use booking_adapters::rabbitmq::{PublishError, RabbitConfig, RabbitPublisher};
 use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::sqlite::Database;
 use booking_adapters::sqlite::events::SqliteEventLog;
-use booking_adapters::sqlite::events::SqliteEventLog;
 use booking_adapters::sqlite::storage::SqliteStorage;
 use booking_adapters::tls::TlsRoots;
 use booking_logic::model::{Event, EventKind};
