@@ -14,6 +14,7 @@ mod tls;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use booking_adapters::Adapter;
 use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
