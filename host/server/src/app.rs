@@ -23,7 +23,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::config::Config;
 use crate::dependencies::Dependencies;
-use crate::logic::{LogicMode, NativeLogic};
+use crate::native_twin::{LogicMode, NativeLogic};
 
 /// What request handlers share.
 pub(crate) struct AppState {
