@@ -1,13 +1,14 @@
 //! Real implementations of the booking logic's ports, one module per WIT
-//! interface, each the same shape: a struct built from its config that
-//! implements the port trait and reports its own health.
+//! interface, each the same shape (`adapter.rs`): a struct built from its
+//! config that implements its port trait and [`Adapter`] — its name, its
+//! construction, its health check.
 //!
 //! Storage and the event log come in two backends, a module each with
 //! the same files (`sqlite/`, `mongo/`: `database`, `storage`, `events`);
-//! the event log doubles as the
-//! outbox (`outbox.rs`) that the relay (`relay.rs`) forwards to RabbitMQ
-//! (`rabbitmq.rs`).
+//! the event log doubles as the outbox (`outbox.rs`) that the relay
+//! (`relay.rs`) forwards to RabbitMQ (`rabbitmq.rs`).
 
+mod adapter;
 pub mod mongo;
 pub mod outbox;
 pub mod payments;
@@ -18,3 +19,5 @@ pub mod seats;
 pub mod sqlite;
 pub mod tls;
 pub mod users;
+
+pub use adapter::{Adapter, HealthCheck};

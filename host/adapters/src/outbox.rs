@@ -21,6 +21,16 @@ pub enum Delivery {
     Relayed,
 }
 
+/// What an event log is built from as an `Adapter`, whichever the
+/// backend: where its database is (`database`: a SQLite file's path, or
+/// `MongoConfig`), and what becomes of an event once stored. The storage
+/// of the same backend is then built from the log.
+#[derive(Debug, Clone)]
+pub struct LogConfig<D> {
+    pub database: D,
+    pub delivery: Delivery,
+}
+
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// Unpublished events, at most `limit`, oldest bookings first and each

@@ -20,6 +20,7 @@ use booking_model::{ChargeRequest, Receipt, RefundReceipt};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
+use crate::Adapter;
 use crate::rest::{ReadError, describe, read, url};
 use crate::tls::TlsRoots;
 
@@ -93,24 +94,6 @@ impl RestPayments {
             charge_timeout: config.charge_timeout,
             timeout: config.timeout,
         })
-    }
-
-    pub async fn health(&self) -> Result<(), String> {
-        let response = self
-            .client
-            .get(url(&self.base, &["health"]))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| transport_error(e).to_string())?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "payments: health answered HTTP {}",
-                response.status()
-            ))
-        }
     }
 }
 
@@ -248,5 +231,33 @@ fn status_error(status: StatusCode, body: &[u8]) -> PortError {
         s if s.is_server_error() => PortError::Unavailable(message),
         // 402 declined, 400 invalid, and any other refusal.
         _ => PortError::Rejected(message),
+    }
+}
+
+#[async_trait]
+impl Adapter for RestPayments {
+    const NAME: &'static str = "payments";
+    type Config = PaymentsConfig;
+
+    async fn from_config(config: PaymentsConfig) -> anyhow::Result<Self> {
+        RestPayments::new(&config)
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        let response = self
+            .client
+            .get(url(&self.base, &["health"]))
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| transport_error(e).to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "payments: health answered HTTP {}",
+                response.status()
+            ))
+        }
     }
 }

@@ -13,6 +13,7 @@ use cinema_grpc::{
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
+use crate::Adapter;
 use crate::tls::TlsRoots;
 
 #[derive(Debug, Clone)]
@@ -56,19 +57,6 @@ impl GrpcSeats {
         Ok(GrpcSeats {
             client: CinemaServiceClient::new(channel),
         })
-    }
-
-    /// A cheap round trip: an unknown showtime answered NOT_FOUND proves
-    /// the cinema is up.
-    pub async fn health(&self) -> Result<(), String> {
-        let probe = GetShowtimeRequest {
-            showtime_id: "__health_probe__".into(),
-        };
-        match self.client.clone().get_showtime(probe).await {
-            Ok(_) => Ok(()),
-            Err(status) if status.code() == Code::NotFound => Ok(()),
-            Err(status) => Err(port_error(status).to_string()),
-        }
     }
 }
 
@@ -204,5 +192,28 @@ fn port_error(status: Status) -> PortError {
         }
         Code::DeadlineExceeded | Code::Cancelled => PortError::Timeout(message),
         _ => PortError::Unavailable(message),
+    }
+}
+
+#[async_trait]
+impl Adapter for GrpcSeats {
+    const NAME: &'static str = "cinema";
+    type Config = SeatsConfig;
+
+    async fn from_config(config: SeatsConfig) -> anyhow::Result<Self> {
+        GrpcSeats::new(&config)
+    }
+
+    /// A cheap round trip: an unknown showtime answered NOT_FOUND proves
+    /// the cinema is up.
+    async fn health(&self) -> Result<(), String> {
+        let probe = GetShowtimeRequest {
+            showtime_id: "__health_probe__".into(),
+        };
+        match self.client.clone().get_showtime(probe).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::NotFound => Ok(()),
+            Err(status) => Err(port_error(status).to_string()),
+        }
     }
 }

@@ -15,6 +15,7 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 use self::auth_cache::{Answer, AuthCache};
+use crate::Adapter;
 use crate::rest::{ReadError, describe, read, url};
 use crate::tls::TlsRoots;
 
@@ -34,6 +35,14 @@ pub struct UsersConfig {
     pub connect_timeout: Duration,
     /// Trusted for an `https://` URL.
     pub tls: TlsRoots,
+}
+
+/// What `RestUsers` is built from as an [`Adapter`]: the service, and
+/// how long an authenticated token is trusted (`with_auth_cache_ttl`).
+#[derive(Debug, Clone)]
+pub struct RestUsersConfig {
+    pub service: UsersConfig,
+    pub auth_cache_ttl: Duration,
 }
 
 pub struct RestUsers {
@@ -121,20 +130,6 @@ impl RestUsers {
             expires_at: caller.expires_at,
         })
     }
-
-    pub async fn health(&self) -> Result<(), String> {
-        let response = self
-            .client
-            .get(url(&self.base, &["health"]))
-            .send()
-            .await
-            .map_err(|e| transport_error(e).to_string())?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("users: health answered HTTP {}", response.status()))
-        }
-    }
 }
 
 #[async_trait]
@@ -221,5 +216,29 @@ fn transport_error(error: reqwest::Error) -> PortError {
         PortError::Timeout(message)
     } else {
         PortError::Unavailable(message)
+    }
+}
+
+#[async_trait]
+impl Adapter for RestUsers {
+    const NAME: &'static str = "users";
+    type Config = RestUsersConfig;
+
+    async fn from_config(config: RestUsersConfig) -> anyhow::Result<Self> {
+        Ok(RestUsers::new(&config.service)?.with_auth_cache_ttl(config.auth_cache_ttl))
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        let response = self
+            .client
+            .get(url(&self.base, &["health"]))
+            .send()
+            .await
+            .map_err(|e| transport_error(e).to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("users: health answered HTTP {}", response.status()))
+        }
     }
 }

@@ -18,6 +18,7 @@ use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
+use crate::Adapter;
 use crate::mongo::events::MongoEventLog;
 use crate::mongo::{MongoDatabase, Operation};
 
@@ -266,10 +267,6 @@ impl MongoStorage {
             idempotency,
             log,
         })
-    }
-
-    pub async fn health(&self) -> Result<(), String> {
-        self.db.health().await
     }
 
     async fn find(&self, filter: Document, sort: Document, limit: u32) -> PortResult<Vec<Booking>> {
@@ -595,5 +592,25 @@ impl Storage for MongoStorage {
             .run(Operation::Write, self.idempotency.delete_many(filter))
             .await?;
         Ok(u32::try_from(deleted.deleted_count).unwrap_or(u32::MAX))
+    }
+}
+
+#[async_trait]
+impl Adapter for MongoStorage {
+    const NAME: &'static str = "storage";
+    /// The log whose database it uses and whose events its writes embed.
+    type Config = MongoEventLog;
+
+    async fn from_config(log: MongoEventLog) -> anyhow::Result<Self> {
+        let name = log.db.name().to_owned();
+        let storage = MongoStorage::open(log)
+            .await
+            .map_err(|error| anyhow::anyhow!("MongoDB database {name}: {error}"))?;
+        tracing::info!(database = name, "bookings and events in MongoDB");
+        Ok(storage)
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.db.health().await
     }
 }

@@ -3,6 +3,7 @@
 //! configured. `SqliteStorage` appends a write's events (`append`) in the
 //! transaction of that write.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -12,7 +13,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 use tokio::sync::Notify;
 
-use crate::outbox::{Delivery, Outbox, now_ms, published_at_on_write};
+use crate::Adapter;
+use crate::outbox::{Delivery, LogConfig, Outbox, now_ms, published_at_on_write};
 use crate::sqlite::{Database, unavailable};
 
 #[derive(Clone)]
@@ -34,10 +36,6 @@ impl SqliteEventLog {
             delivery,
             written: Arc::new(Notify::new()),
         }
-    }
-
-    pub async fn health(&self) -> Result<(), String> {
-        self.db.health().await
     }
 
     /// The newest `limit` events of the whole log, oldest first (for the
@@ -173,6 +171,22 @@ impl Outbox for SqliteEventLog {
 
     fn written(&self) -> Arc<Notify> {
         self.written.clone()
+    }
+}
+
+#[async_trait]
+impl Adapter for SqliteEventLog {
+    const NAME: &'static str = "events";
+    /// The database file, created with its schema if missing.
+    type Config = LogConfig<PathBuf>;
+
+    async fn from_config(config: LogConfig<PathBuf>) -> anyhow::Result<Self> {
+        let db = Database::open(&config.database)?;
+        Ok(SqliteEventLog::with_delivery(db, config.delivery))
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.db.health().await
     }
 }
 

@@ -11,6 +11,7 @@ use booking_model::{
 };
 use rusqlite::{OptionalExtension, Row, params};
 
+use crate::Adapter;
 use crate::sqlite::events::{SqliteEventLog, append};
 use crate::sqlite::{Database, unavailable};
 
@@ -30,10 +31,6 @@ impl SqliteStorage {
             db: log.db.clone(),
             log,
         }
-    }
-
-    pub async fn health(&self) -> Result<(), String> {
-        self.db.health().await
     }
 }
 
@@ -495,6 +492,21 @@ impl Storage for SqliteStorage {
                 Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
             })
             .await
+    }
+}
+
+#[async_trait]
+impl Adapter for SqliteStorage {
+    const NAME: &'static str = "storage";
+    /// The log its writes append their events to, in the same database.
+    type Config = SqliteEventLog;
+
+    async fn from_config(log: SqliteEventLog) -> anyhow::Result<Self> {
+        Ok(SqliteStorage::new(log))
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.db.health().await
     }
 }
 

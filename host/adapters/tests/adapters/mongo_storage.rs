@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use booking_adapters::Adapter;
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
 use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
