@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use booking_adapters_core::{cinema, grpc};
 use booking_logic::ports::{PortError, PortResult, Seats};
-use booking_model::{PricedSeat, Seat, SeatLock, SeatStatus, Showtime};
+use booking_model::{PricedSeat, Seat, SeatLock, Showtime};
 use cinema_grpc::cinema_service_client::CinemaServiceClient;
 use cinema_grpc::{
     ConfirmSeatsRequest, GetSeatMapRequest, GetShowtimeRequest, LockSeatsRequest,
@@ -100,7 +101,7 @@ impl Seats for GrpcSeats {
             .into_iter()
             .map(|seat| {
                 Ok(Seat {
-                    status: seat_status(seat.status, &seat.number)?,
+                    status: cinema::seat_status(seat.status, &seat.number)?,
                     number: seat.number,
                     row: seat.row,
                     price_cents: seat.price_cents,
@@ -169,30 +170,13 @@ impl Seats for GrpcSeats {
     }
 }
 
-fn seat_status(status: i32, number: &str) -> PortResult<SeatStatus> {
-    match cinema_grpc::SeatStatus::try_from(status) {
-        Ok(cinema_grpc::SeatStatus::Available) => Ok(SeatStatus::Available),
-        Ok(cinema_grpc::SeatStatus::Locked) => Ok(SeatStatus::Locked),
-        Ok(cinema_grpc::SeatStatus::Booked) => Ok(SeatStatus::Booked),
-        Ok(cinema_grpc::SeatStatus::Unspecified) | Err(_) => Err(PortError::Unavailable(format!(
-            "cinema sent seat {number} with unknown status {status}"
-        ))),
-    }
-}
-
-/// gRPC status → port error. tonic reports its own per-call timeout as
-/// CANCELLED and a failed connect as UNAVAILABLE.
+/// gRPC status → port error, as for the Spin adapter's gRPC-Web calls.
 fn port_error(status: Status) -> PortError {
-    let message = format!("cinema {:?}: {}", status.code(), status.message());
-    match status.code() {
-        Code::NotFound => PortError::NotFound(message),
-        Code::InvalidArgument => PortError::Rejected(message),
-        Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => {
-            PortError::Conflict(message)
-        }
-        Code::DeadlineExceeded | Code::Cancelled => PortError::Timeout(message),
-        _ => PortError::Unavailable(message),
-    }
+    grpc::Status::new(
+        grpc::Code::from_i32(i32::from(status.code())),
+        status.message(),
+    )
+    .into_error()
 }
 
 #[async_trait]

@@ -8,3 +8,6 @@ pub mod storage;
 pub use database::{Database, unavailable};
 pub use events::SqliteEventLog;
 pub use storage::SqliteStorage;
+
+#[cfg(test)]
+mod upgrade_tests;
