@@ -30,7 +30,6 @@ impl SqliteStorage {
             log,
         }
     }
-}
 
     /// A booking write and its events, in one transaction: the write's
     /// statement appends the events to the log; with no broker they are

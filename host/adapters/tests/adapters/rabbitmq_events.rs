@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use booking_adapters::Adapter;
-use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
 use booking_adapters::outbox::{Delivery, Outbox};
