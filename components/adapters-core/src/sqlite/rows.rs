@@ -114,7 +114,7 @@ pub fn record(row: &[Value]) -> PortResult<IdempotencyRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::storage::tests::{booking as stored, insert_params};
+    use crate::sqlite::storage::tests::{booking as stored, stored_row};
 
     #[test]
     fn the_column_list_ends_with_the_added_columns() {
@@ -131,12 +131,8 @@ mod tests {
         );
     }
 
-    /// The row SQLite returns for `stored()` at version 1.
     fn row() -> Vec<Value> {
-        let mut row = insert_params(&stored());
-        row.pop(); // new_events is not selected
-        row.insert(13, Value::Integer(1));
-        row
+        stored_row(&stored())
     }
 
     #[test]

@@ -22,34 +22,43 @@ fn new_events(events: &[Event]) -> Value {
     Value::Text(serde_json::to_string(&payloads).unwrap_or_default())
 }
 
+/// What a write sets, in the order of the column lists below: everything
+/// but the identity (id, user, showtime, created-at, which never change)
+/// and the version (which the store sets), then the events.
+fn written_fields(b: &Booking, events: &[Event]) -> PortResult<Vec<Value>> {
+    Ok(vec![
+        Value::Text(seats_json(&b.seats)),
+        Value::int(b.total_cents, "total")?,
+        Value::text(&b.currency),
+        Value::text(b.status.as_str()),
+        Value::text(&b.lock_id),
+        Value::int(b.lock_expires_at, "lock expiry")?,
+        Value::optional_text(&b.payment_transaction_id),
+        Value::optional_text(&b.failure_reason),
+        Value::int(b.updated_at, "updated-at")?,
+        Value::optional_int(b.charge_attempted_at, "charge-attempted-at")?,
+        Value::optional_int(b.refunded_at, "refunded-at")?,
+        Value::optional_int(b.settle_after, "settle-after")?,
+        Value::Integer(i64::from(b.settle_attempts)),
+        new_events(events),
+    ])
+}
+
 fn insert_booking_statement(b: &Booking, events: &[Event]) -> PortResult<Statement> {
+    let mut params = vec![
+        Value::text(&b.id),
+        Value::text(&b.user_id),
+        Value::text(&b.showtime_id),
+        Value::int(b.created_at, "created-at")?,
+    ];
+    params.extend(written_fields(b, events)?);
     Ok(Statement::new(
-        concat!(
-            "INSERT INTO bookings (",
-            booking_columns!(),
-            ", new_events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO NOTHING"
-        ),
-        vec![
-            Value::text(&b.id),
-            Value::text(&b.user_id),
-            Value::text(&b.showtime_id),
-            Value::Text(seats_json(&b.seats)),
-            Value::int(b.total_cents, "total")?,
-            Value::text(&b.currency),
-            Value::text(b.status.as_str()),
-            Value::text(&b.lock_id),
-            Value::int(b.lock_expires_at, "lock expiry")?,
-            Value::optional_text(&b.payment_transaction_id),
-            Value::optional_text(&b.failure_reason),
-            Value::int(b.created_at, "created-at")?,
-            Value::int(b.updated_at, "updated-at")?,
-            Value::optional_int(b.charge_attempted_at, "charge-attempted-at")?,
-            Value::optional_int(b.refunded_at, "refunded-at")?,
-            Value::optional_int(b.settle_after, "settle-after")?,
-            Value::Integer(i64::from(b.settle_attempts)),
-            new_events(events),
-        ],
+        "INSERT INTO bookings (id, user_id, showtime_id, created_at, \
+         seats, total_cents, currency, status, lock_id, lock_expires_at, payment_transaction_id, \
+         failure_reason, updated_at, charge_attempted_at, refunded_at, settle_after, \
+         settle_attempts, new_events, version) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO NOTHING",
+        params,
     ))
 }
 
@@ -77,35 +86,19 @@ pub fn get_booking(db: &impl Database, id: &str) -> PortResult<Option<Booking>> 
     Ok(rows::bookings(db.run(statement)?)?.into_iter().next())
 }
 
-/// Identity fields (user, showtime, created-at) never change.
 fn update_booking_statement(
     b: &Booking,
     expected_version: u64,
     events: &[Event],
 ) -> PortResult<Statement> {
+    let mut params = written_fields(b, events)?;
+    params.extend([Value::text(&b.id), Value::int(expected_version, "version")?]);
     Ok(Statement::new(
-        "UPDATE bookings SET seats = ?, total_cents = ?, currency = ?, status = ?, lock_id = ?, lock_expires_at = ?, \
-         payment_transaction_id = ?, failure_reason = ?, updated_at = ?, charge_attempted_at = ?, refunded_at = ?, \
-         settle_after = ?, settle_attempts = ?, new_events = ?, version = version + 1 \
-         WHERE id = ? AND version = ?",
-        vec![
-            Value::Text(seats_json(&b.seats)),
-            Value::int(b.total_cents, "total")?,
-            Value::text(&b.currency),
-            Value::text(b.status.as_str()),
-            Value::text(&b.lock_id),
-            Value::int(b.lock_expires_at, "lock expiry")?,
-            Value::optional_text(&b.payment_transaction_id),
-            Value::optional_text(&b.failure_reason),
-            Value::int(b.updated_at, "updated-at")?,
-            Value::optional_int(b.charge_attempted_at, "charge-attempted-at")?,
-            Value::optional_int(b.refunded_at, "refunded-at")?,
-            Value::optional_int(b.settle_after, "settle-after")?,
-            Value::Integer(i64::from(b.settle_attempts)),
-            new_events(events),
-            Value::text(&b.id),
-            Value::int(expected_version, "version")?,
-        ],
+        "UPDATE bookings SET seats = ?, total_cents = ?, currency = ?, status = ?, lock_id = ?, \
+         lock_expires_at = ?, payment_transaction_id = ?, failure_reason = ?, updated_at = ?, \
+         charge_attempted_at = ?, refunded_at = ?, settle_after = ?, settle_attempts = ?, \
+         new_events = ?, version = version + 1 WHERE id = ? AND version = ?",
+        params,
     ))
 }
 
@@ -364,9 +357,17 @@ pub(crate) mod tests {
         }
     }
 
-    /// The parameters of `b`'s insert (without events).
-    pub(crate) fn insert_params(b: &Booking) -> Vec<Value> {
-        insert_booking_statement(b, &[]).unwrap().params
+    /// The row SQLite returns for `b` at version 1.
+    pub(crate) fn stored_row(b: &Booking) -> Vec<Value> {
+        let params = insert_booking_statement(b, &[]).unwrap().params;
+        let [id, user, showtime, created, written @ ..] = params.as_slice() else {
+            unreachable!("an insert binds the identity first");
+        };
+        let mut row = vec![id.clone(), user.clone(), showtime.clone()];
+        row.extend_from_slice(&written[..8]); // seats … failure_reason
+        row.extend([created.clone(), written[8].clone(), Value::Integer(1)]);
+        row.extend_from_slice(&written[9..13]); // charge_attempted_at … settle_attempts
+        row
     }
 
     pub(crate) fn event() -> Event {
@@ -431,6 +432,17 @@ pub(crate) mod tests {
         let update = update_booking_statement(&booking(), 3, &[]).unwrap();
         assert!(update.sql.contains("new_events = ?"));
         assert_eq!(update.params[13], Value::Null);
+        // Insert and update name the written columns in the same order.
+        let columns = |sql: &str, from: &str, to: &str| -> Vec<String> {
+            let (_, rest) = sql.split_once(from).unwrap();
+            let (list, _) = rest.split_once(to).unwrap();
+            list.split(", ")
+                .map(|c| c.trim_end_matches(" = ?").trim().to_owned())
+                .collect()
+        };
+        let inserted = columns(insert.sql, "created_at, ", ", version)");
+        let updated = columns(update.sql, "SET ", ", version = version + 1");
+        assert_eq!(inserted, updated);
     }
 
     #[test]

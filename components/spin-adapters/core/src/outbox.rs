@@ -38,48 +38,10 @@ pub fn mqtt_topic(kind: EventKind) -> String {
 
 #[cfg(test)]
 mod tests {
-    use booking_model::{Booking, BookingStatus, Event};
+    use booking_logic::testing::contract;
+    use booking_model::{Booking, BookingStatus};
 
     use super::*;
-
-    fn event(kind: EventKind, status: BookingStatus, n: usize) -> Event {
-        Event {
-            id: format!("b{n}-v1"),
-            kind,
-            occurred_at: 1_700_000_000_123,
-            booking_id: format!("b{n}"),
-            user_id: "user_123".into(),
-            showtime_id: "showtime_456".into(),
-            seats: vec!["A1".into(), "A2".into()],
-            amount_cents: 3000,
-            currency: "USD".into(),
-            status,
-            reason: n.is_multiple_of(2).then(|| "card \"declined\" ✓".into()),
-        }
-    }
-
-    fn booking(event: &Event) -> Booking {
-        Booking {
-            id: event.booking_id.clone(),
-            user_id: event.user_id.clone(),
-            showtime_id: event.showtime_id.clone(),
-            seats: event.seats.clone(),
-            total_cents: event.amount_cents,
-            currency: event.currency.clone(),
-            status: event.status,
-            lock_id: "l".into(),
-            lock_expires_at: 1,
-            payment_transaction_id: None,
-            failure_reason: event.reason.clone(),
-            created_at: 1,
-            updated_at: 1,
-            version: 0,
-            charge_attempted_at: None,
-            refunded_at: None,
-            settle_after: None,
-            settle_attempts: 0,
-        }
-    }
 
     /// What Spin publishes is what the host's RabbitMQ publisher sends
     /// (`serde_json::to_vec(event)` in `host/adapters/src/rabbitmq.rs`),
@@ -92,8 +54,13 @@ mod tests {
         let mut written = Vec::new();
         for kind in EventKind::ALL {
             for status in BookingStatus::ALL {
-                let e = event(kind, status, written.len());
-                sqlite::insert_booking(&db, &booking(&e), std::slice::from_ref(&e)).unwrap();
+                let b = Booking {
+                    status,
+                    failure_reason: Some("card \"declined\" ✓".into()),
+                    ..contract::booking(&format!("b{}", written.len()), "user_123", 1)
+                };
+                let e = contract::event(&b, kind, "v1");
+                sqlite::insert_booking(&db, &b, std::slice::from_ref(&e)).unwrap();
                 written.push(e);
             }
         }

@@ -255,48 +255,4 @@ mod tests {
             }]
         );
     }
-
-    /// Answers every statement with nothing, keeping its query plan.
-    struct Explain<'a>(&'a Connection, std::cell::RefCell<Vec<String>>);
-
-    impl sql::Database for Explain<'_> {
-        fn run(&self, statement: sql::Statement) -> PortResult<sql::Outcome> {
-            let mut explain = self
-                .0
-                .prepare(&format!("EXPLAIN QUERY PLAN {}", statement.sql))
-                .map_err(unavailable)?;
-            let steps = explain
-                .query_map(rusqlite::params_from_iter(&statement.params), |row| {
-                    row.get::<_, String>(3)
-                })
-                .map_err(unavailable)?;
-            for step in steps {
-                self.1.borrow_mut().push(step.map_err(unavailable)?);
-            }
-            Ok(sql::Outcome::default())
-        }
-    }
-
-    #[tokio::test]
-    async fn listing_unsettled_bookings_uses_the_partial_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("plan.sqlite3")).unwrap();
-        let plan = db
-            .run(|connection| {
-                let explain = Explain(connection, Default::default());
-                sql::list_unsettled(&explain, 5, 3)?;
-                Ok(explain.1.take())
-            })
-            .await
-            .unwrap();
-        assert!(
-            plan.iter()
-                .any(|step| step.contains("bookings_by_settle_after")),
-            "{plan:?}"
-        );
-        assert!(
-            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
-            "{plan:?}"
-        );
-    }
 }
