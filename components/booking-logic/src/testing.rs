@@ -11,6 +11,7 @@
 //!   appending its events to `events`, the ordered event log;
 //! - `environment`: the clock and the ids;
 //! - `knobs`: faults, call counts, interleaving, shared by all of them;
+//!   the operations they count are `Op` (here);
 //! - `contract`: the storage contract suite every backend runs.
 //!
 //! `Fakes` (here) wires them all to one clock and one set of knobs.
@@ -29,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use environment::FakeEnvironment;
 pub use events::FakeEvents;
-pub use knobs::{Chaos, Fault, Knobs, Op};
+pub use knobs::{Chaos, Fault, Knobs};
 pub use payments::FakePayments;
 pub use seats::{FakeSeats, LockRecord, LockState};
 pub use storage::FakeStorage;
@@ -42,6 +43,32 @@ use crate::ports::{Environment, Ports};
 /// stays usable for the assertions that follow.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Every port operation, to aim faults at and count calls of (`Knobs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    GetShowtime,
+    SeatMap,
+    LockSeats,
+    ConfirmSeats,
+    ReleaseSeats,
+    GetUser,
+    Authenticate,
+    Charge,
+    Refund,
+    VoidCharge,
+    Insert,
+    Get,
+    UpdateIfVersion,
+    ListByUser,
+    ListExpiredPending,
+    ListUnsettled,
+    InsertIdempotencyRecord,
+    GetIdempotencyRecord,
+    UpdateIdempotencyRecord,
+    PurgeIdempotencyRecords,
+    History,
 }
 
 /// All fakes wired to one clock and one set of knobs.

@@ -7,34 +7,8 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
-use super::lock;
+use super::{Op, lock};
 use crate::ports::{PortError, PortResult};
-
-/// Every port operation, to aim faults at and count calls of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    GetShowtime,
-    SeatMap,
-    LockSeats,
-    ConfirmSeats,
-    ReleaseSeats,
-    GetUser,
-    Authenticate,
-    Charge,
-    Refund,
-    VoidCharge,
-    Insert,
-    Get,
-    UpdateIfVersion,
-    ListByUser,
-    ListExpiredPending,
-    ListUnsettled,
-    InsertIdempotencyRecord,
-    GetIdempotencyRecord,
-    UpdateIdempotencyRecord,
-    PurgeIdempotencyRecords,
-    History,
-}
 
 /// How an injected failure behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
