@@ -5,9 +5,10 @@
 //! The logic owns no state: every fact lives behind a port, and every
 //! change of a booking is an optimistic-concurrency write
 //! (`Storage::update_if_version`) that carries the events of that move in
-//! the same atomic write (the transactional outbox). That write is the
-//! commit point; a crash before it changed nothing, a crash after it left
-//! a record the sweep finishes from:
+//! the same atomic write, so the event log is complete without any
+//! delivery step here (the host relays it to a broker as its outbox).
+//! That write is the commit point; a crash before it changed nothing, a
+//! crash after it left a record the sweep finishes from:
 //!
 //! - **Intent before money.** Before every charge the booking records
 //!   `charge_attempted_at`. A crash between the charge and recording its

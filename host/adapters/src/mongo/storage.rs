@@ -1,5 +1,5 @@
 //! `storage` on MongoDB: one document per booking in `bookings`, keyed by
-//! the booking's string id, holding its events too (`mongo_events.rs`).
+//! the booking's string id, holding its events too (`events.rs`).
 //! Versioned updates are a single `findOneAndUpdate` whose filter holds
 //! the expected version and which appends the write's events, so two
 //! writers of one version cannot both win and a move commits with its
@@ -70,7 +70,7 @@ struct NewBookingDocument {
     unpublished: i64,
 }
 
-/// The event fields (`mongo_events.rs`), left out of booking reads.
+/// The event fields (`events.rs`), left out of booking reads.
 fn booking_fields() -> Document {
     doc! { "events": 0, "pendingEvents": 0, "unpublished": 0 }
 }
