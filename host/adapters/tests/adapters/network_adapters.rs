@@ -37,18 +37,24 @@ async fn peers() -> RunningPeers {
     .expect("peers start")
 }
 
+/// A `$config` (seats' or users', which share these fields) for `$url`.
+macro_rules! endpoint {
+    ($config:ident, $url:expr, $timeout:expr, $tls:expr) => {
+        $config {
+            url: $url.to_owned(),
+            timeout: $timeout,
+            connect_timeout: CONNECT_TIMEOUT,
+            tls: $tls,
+        }
+    };
+}
+
 fn seats_at(url: &str, timeout: Duration) -> GrpcSeats {
     seats_trusting(url, timeout, TlsRoots::default())
 }
 
 fn seats_trusting(url: &str, timeout: Duration, tls: TlsRoots) -> GrpcSeats {
-    GrpcSeats::new(&SeatsConfig {
-        url: url.to_owned(),
-        timeout,
-        connect_timeout: CONNECT_TIMEOUT,
-        tls,
-    })
-    .expect("valid url")
+    GrpcSeats::new(&endpoint!(SeatsConfig, url, timeout, tls)).expect("valid url")
 }
 
 fn users_at(url: &str, timeout: Duration) -> RestUsers {
@@ -56,13 +62,7 @@ fn users_at(url: &str, timeout: Duration) -> RestUsers {
 }
 
 fn users_trusting(url: &str, timeout: Duration, tls: TlsRoots) -> RestUsers {
-    RestUsers::new(&UsersConfig {
-        url: url.to_owned(),
-        timeout,
-        connect_timeout: CONNECT_TIMEOUT,
-        tls,
-    })
-    .expect("valid url")
+    RestUsers::new(&endpoint!(UsersConfig, url, timeout, tls)).expect("valid url")
 }
 
 fn payments_at(url: &str, charge_timeout: Duration) -> RestPayments {
@@ -391,18 +391,23 @@ async fn users_failures() {
     assert_kind(refusing.get_user("user_123").await, rejected);
 }
 
-/// Signs in at the users peer; the bearer token.
-async fn log_in(users_url: &str, user_id: &str) -> String {
-    let body: serde_json::Value = reqwest::Client::new()
+/// Signs in at the users peer through `client`; the bearer token.
+async fn log_in_with(client: &reqwest::Client, users_url: &str, user_id: &str) -> String {
+    let body: serde_json::Value = client
         .post(format!("{users_url}/auth/login"))
         .json(&serde_json::json!({ "userId": user_id, "password": "demo" }))
         .send()
         .await
-        .expect("reachable")
+        .expect("login answered")
         .json()
         .await
-        .expect("json");
+        .expect("login JSON");
     body["token"].as_str().expect("a token").to_owned()
+}
+
+/// Signs in at the users peer (plain HTTP); the bearer token.
+async fn log_in(users_url: &str, user_id: &str) -> String {
+    log_in_with(&reqwest::Client::new(), users_url, user_id).await
 }
 
 #[tokio::test]
@@ -817,16 +822,7 @@ async fn log_in_over_tls(users_url: &str, ca: &TestCa, user_id: &str) -> String 
         .tls_certs_only([ca_cert])
         .build()
         .expect("client");
-    let answer: serde_json::Value = client
-        .post(format!("{users_url}/auth/login"))
-        .json(&serde_json::json!({ "userId": user_id, "password": "demo" }))
-        .send()
-        .await
-        .expect("login answered")
-        .json()
-        .await
-        .expect("login JSON");
-    answer["token"].as_str().expect("a token").to_owned()
+    log_in_with(&client, users_url, user_id).await
 }
 
 #[tokio::test]
