@@ -14,7 +14,7 @@ use booking_adapters::payments::{PaymentsConfig, RestPayments};
 use booking_adapters::seats::{GrpcSeats, SeatsConfig};
 use booking_adapters::tls::TlsRoots;
 use booking_adapters::users::{RestUsers, UsersConfig};
-use booking_logic::model::{ChargeRequest, PricedSeat, SeatStatus};
+use booking_logic::model::{ChargeRequest, PricedSeat, Receipt, SeatStatus};
 use booking_logic::ports::{Payments, PortError, Seats, Users};
 use booking_peers::{PaymentBehaviour, PeersConfig, PeersTls, RunningPeers};
 use test_support::tls::TestCa;
@@ -93,6 +93,14 @@ fn charge_request(key: &str, details: &str, amount_cents: u64) -> ChargeRequest 
         details: details.into(),
         description: "2 seats for Inception".into(),
     }
+}
+
+/// Charges `amount_cents` with a card that works, under `key`: the receipt.
+async fn charged(payments: &RestPayments, key: &str, amount_cents: u64) -> Receipt {
+    payments
+        .charge(&charge_request(key, "card_token_xyz", amount_cents))
+        .await
+        .expect("charged")
 }
 
 fn now_ms() -> u64 {
@@ -552,10 +560,7 @@ async fn payments_charge_is_idempotent_per_key() {
     let peers = peers().await;
     let payments = payments_at(&peers.payments_url, API_TIMEOUT);
 
-    let receipt = payments
-        .charge(&charge_request("booking_1", "card_token_xyz", 3000))
-        .await
-        .expect("charged");
+    let receipt = charged(&payments, "booking_1", 3000).await;
     assert_eq!(
         (receipt.amount_cents, receipt.currency.as_str()),
         (3000, "USD")
@@ -640,10 +645,7 @@ async fn payments_slow_card_uses_the_charge_timeout() {
 async fn payments_refund_is_idempotent() {
     let peers = peers().await;
     let payments = payments_at(&peers.payments_url, API_TIMEOUT);
-    let receipt = payments
-        .charge(&charge_request("booking_4", "card_token_xyz", 2700))
-        .await
-        .expect("charged");
+    let receipt = charged(&payments, "booking_4", 2700).await;
 
     let refund = payments
         .refund(&receipt.transaction_id)
@@ -702,10 +704,7 @@ async fn payments_failures() {
 async fn payments_void_answers_the_charge_of_a_key_and_closes_it() {
     let peers = peers().await;
     let payments = payments_at(&peers.payments_url, API_TIMEOUT);
-    let receipt = payments
-        .charge(&charge_request("booking_found", "card_token_xyz", 1800))
-        .await
-        .expect("charged");
+    let receipt = charged(&payments, "booking_found", 1800).await;
     assert_eq!(
         payments.void_charge("booking_found").await,
         Ok(Some(receipt.clone()))
