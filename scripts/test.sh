@@ -2,11 +2,17 @@
 # Runs every test: builds the guest components and checks the Spin
 # composition, then the native workspace tests (unit, adapter integration,
 # end to end) in release mode, so the wasmtime build is shared with
-# `scripts/run.sh`.
+# `scripts/run.sh`. Formatting and clippy (warnings are errors, also for
+# the wasm32-only guest crates) come first: they fail in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/build-components.sh
+cargo fmt --all --check
+cargo clippy --release --locked --all-targets -- -D warnings
+
+scripts/build-components.sh      # also installs the wasm32-wasip2 target
+cargo clippy --release --locked --target wasm32-wasip2 \
+    -p booking-component -p misbehaving-guest -p spin-adapters -- -D warnings
 scripts/spin-check.sh            # Spin adapters: build, compose, check against Spin's world
 cargo test --release --locked -p spin-adapters-core
 source scripts/test-services.sh  # RabbitMQ and nx-27017 for the real-backend tests

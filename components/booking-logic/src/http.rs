@@ -73,6 +73,36 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
+impl HttpRequest {
+    /// A request from the parts any HTTP library hands out. Header values
+    /// that are not visible ASCII are dropped: none that we read can be.
+    pub fn new<'a>(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        body: Vec<u8>,
+    ) -> HttpRequest {
+        HttpRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.map(str::to_owned),
+            headers: headers
+                .into_iter()
+                .filter(|(_, value)| {
+                    value
+                        .iter()
+                        .all(|b| *b == b'\t' || (b' '..=b'~').contains(b))
+                })
+                .filter_map(|(name, value)| {
+                    Some((name.to_owned(), String::from_utf8(value.to_vec()).ok()?))
+                })
+                .collect(),
+            body,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     pub status: u16,

@@ -1,13 +1,15 @@
 //! The booking service's logic: the workflow (`workflow`), its GraphQL
 //! schema (`schema`) and the GraphQL-over-HTTP handling (`http`), written
 //! against the traits in `ports` so the same code runs inside the
-//! `booking` component and natively.
+//! `booking` component and natively. The records it handles are
+//! `booking-model`'s (re-exported as `model`).
+
+#![forbid(unsafe_code)]
 
 pub mod access;
 pub mod error;
 pub mod http;
 pub mod idempotency;
-pub mod model;
 pub mod ports;
 mod query_cost;
 mod query_string;
@@ -18,6 +20,7 @@ pub mod testing;
 pub mod validation;
 pub mod workflow;
 
+pub use booking_model as model;
 pub use error::BookingError;
 pub use settings::Settings;
 pub use workflow::Workflow;

@@ -12,23 +12,7 @@ use crate::model::{
     RefundReceipt, Seat, SeatLock, Showtime, Timestamp, User,
 };
 
-/// Why a port call failed (WIT `types.error`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PortError {
-    #[error("not found: {0}")]
-    NotFound(String),
-    #[error("rejected: {0}")]
-    Rejected(String),
-    #[error("conflict: {0}")]
-    Conflict(String),
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// The call may have taken effect.
-    #[error("timeout: {0}")]
-    Timeout(String),
-}
-
-pub type PortResult<T> = Result<T, PortError>;
+pub use booking_model::{PortError, PortResult};
 
 #[async_trait]
 pub trait Seats: Send + Sync {

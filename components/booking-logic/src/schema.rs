@@ -38,15 +38,99 @@ use serde_json::json;
 use crate::access::Principal;
 use crate::error::BookingError;
 use crate::idempotency::{self, Claim, Idempotency, ReplayedError};
-use crate::model::{
-    Booking, BookingPage, BookingStatus, Event, PageRequest, Seat, SeatStatus, Showtime, Timestamp,
-};
+use crate::model::{self, Booking, BookingPage, Event, PageRequest, Seat, Showtime, Timestamp};
 use crate::query_cost;
 use crate::settings::Settings;
 use crate::validation;
 use crate::workflow::{ShowtimeSeats, Workflow};
 
 pub type BookingSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The model's enums as GraphQL enums (the same names; `remote` makes
+/// the conversion exhaustive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[graphql(remote = "model::BookingStatus")]
+enum BookingStatus {
+    Pending,
+    Confirmed,
+    PaymentFailed,
+    Failed,
+    Cancelled,
+    Expired,
+    Refunded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[graphql(remote = "model::SeatStatus")]
+enum SeatStatus {
+    Available,
+    Locked,
+    Booked,
+}
+
+/// GraphQL views of the model's records, which know nothing of GraphQL
+/// (`booking-model`): wrappers that move the record in, no copy.
+macro_rules! views {
+    ($($(#[$attribute:meta])* $view:ident($record:ty)),* $(,)?) => {$(
+        $(#[$attribute])*
+        pub struct $view($record);
+
+        impl std::ops::Deref for $view {
+            type Target = $record;
+            fn deref(&self) -> &$record {
+                &self.0
+            }
+        }
+
+        impl From<$record> for $view {
+            fn from(record: $record) -> Self {
+                $view(record)
+            }
+        }
+    )*};
+}
+
+fn views<R, V: From<R>>(records: Vec<R>) -> Vec<V> {
+    records.into_iter().map(V::from).collect()
+}
+
+views!(
+    /// Stored in idempotent answers (the mutation payloads).
+    #[derive(Serialize, Deserialize)]
+    #[serde(transparent)]
+    BookingView(Booking),
+    EventView(Event),
+    ShowtimeView(Showtime),
+    SeatView(Seat),
+);
+
+pub struct BookingPageView {
+    items: Vec<BookingView>,
+    next_cursor: Option<String>,
+}
+
+impl From<BookingPage> for BookingPageView {
+    fn from(page: BookingPage) -> Self {
+        BookingPageView {
+            items: views(page.items),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+pub struct ShowtimeSeatsView {
+    showtime: ShowtimeView,
+    seats: Vec<SeatView>,
+}
+
+impl From<ShowtimeSeats> for ShowtimeSeatsView {
+    fn from(seats: ShowtimeSeats) -> Self {
+        ShowtimeSeatsView {
+            showtime: ShowtimeView(seats.showtime),
+            seats: views(seats.seats),
+        }
+    }
+}
 
 /// The schema with the configured limits. It holds no per-request data:
 /// each request brings its `Arc<Workflow>` and `RequestContext`.
@@ -194,8 +278,12 @@ pub struct Query;
 impl Query {
     /// A booking by id; `null` if there is none.
     #[graphql(complexity = "query_cost::dependency_call(child_complexity)")]
-    async fn get_booking(&self, ctx: &Context<'_>, booking_id: String) -> Result<Option<Booking>> {
-        readable_booking(ctx, &booking_id).await
+    async fn get_booking(
+        &self,
+        ctx: &Context<'_>,
+        booking_id: String,
+    ) -> Result<Option<BookingView>> {
+        Ok(readable_booking(ctx, &booking_id).await?.map(BookingView))
     }
 
     /// A user's bookings, newest first: one page of `first` (default 50,
@@ -207,8 +295,8 @@ impl Query {
         user_id: String,
         #[graphql(default = 50)] first: i32,
         after: Option<String>,
-    ) -> Result<Vec<Booking>> {
-        Ok(user_page(ctx, user_id, first, after).await?.items)
+    ) -> Result<Vec<BookingView>> {
+        Ok(views(user_page(ctx, user_id, first, after).await?.items))
     }
 
     /// A page of a user's bookings, newest first, with the cursor of the
@@ -220,8 +308,8 @@ impl Query {
         user_id: String,
         #[graphql(default = 50)] first: i32,
         after: Option<String>,
-    ) -> Result<BookingPage> {
-        user_page(ctx, user_id, first, after).await
+    ) -> Result<BookingPageView> {
+        user_page(ctx, user_id, first, after).await.map(Into::into)
     }
 
     /// A showtime and the status of each of its seats. The seat list is
@@ -231,20 +319,26 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         showtime_id: String,
-    ) -> Result<ShowtimeSeats> {
+    ) -> Result<ShowtimeSeatsView> {
         workflow(ctx)?
             .showtime_seats(&showtime_id)
             .await
+            .map(Into::into)
             .map_err(|error| error.extend())
     }
 
     /// The events published for a booking, oldest first.
     #[graphql(complexity = "query_cost::events(child_complexity)")]
-    async fn booking_events(&self, ctx: &Context<'_>, booking_id: String) -> Result<Vec<Event>> {
+    async fn booking_events(
+        &self,
+        ctx: &Context<'_>,
+        booking_id: String,
+    ) -> Result<Vec<EventView>> {
         readable_booking(ctx, &booking_id).await?;
         workflow(ctx)?
             .booking_events(&booking_id)
             .await
+            .map(views)
             .map_err(|error| error.extend())
     }
 
@@ -287,7 +381,7 @@ pub struct CreateBookingPayload {
     success: bool,
     message: String,
     lock_id: Option<String>,
-    booking: Option<Booking>,
+    booking: Option<BookingView>,
     code: Option<String>,
 }
 
@@ -295,7 +389,7 @@ pub struct CreateBookingPayload {
 pub struct PaymentPayload {
     success: bool,
     message: String,
-    booking: Option<Booking>,
+    booking: Option<BookingView>,
     code: Option<String>,
 }
 
@@ -303,7 +397,7 @@ pub struct PaymentPayload {
 pub struct CancelBookingPayload {
     success: bool,
     message: String,
-    booking: Option<Booking>,
+    booking: Option<BookingView>,
     /// Always `null` today: a cancellation either happens or is refused
     /// with a GraphQL error. Kept for the same shape as the other payloads.
     code: Option<String>,
@@ -345,7 +439,7 @@ impl Mutation {
                     message: "booking created; pay before the seat lock expires (lockExpiresAt)"
                         .to_string(),
                     lock_id: Some(created.lock_id),
-                    booking: Some(created.booking),
+                    booking: Some(BookingView(created.booking)),
                     code: None,
                 }))
             },
@@ -388,7 +482,7 @@ impl Mutation {
                         .failure
                         .as_ref()
                         .map(|error| error.code().to_string()),
-                    booking: Some(outcome.booking),
+                    booking: Some(BookingView(outcome.booking)),
                 }))
             },
         )
@@ -429,7 +523,7 @@ impl Mutation {
                 Ok(Some(CancelBookingPayload {
                     success: true,
                     message,
-                    booking: Some(booking),
+                    booking: Some(BookingView(booking)),
                     code: None,
                 }))
             },
@@ -438,8 +532,8 @@ impl Mutation {
     }
 }
 
-#[Object]
-impl Booking {
+#[Object(name = "Booking")]
+impl BookingView {
     async fn id(&self) -> &str {
         &self.id
     }
@@ -470,7 +564,7 @@ impl Booking {
     }
 
     async fn status(&self) -> BookingStatus {
-        self.status
+        self.status.into()
     }
 
     async fn lock_id(&self) -> &str {
@@ -514,17 +608,18 @@ impl Booking {
     /// The booking's events, oldest first. Costs a call to the event log
     /// per booking, hence the higher complexity.
     #[graphql(complexity = "query_cost::events(child_complexity)")]
-    async fn events(&self, ctx: &Context<'_>) -> Result<Vec<Event>> {
+    async fn events(&self, ctx: &Context<'_>) -> Result<Vec<EventView>> {
         workflow(ctx)?
             .booking_events(&self.id)
             .await
+            .map(views)
             .map_err(|error| error.extend())
     }
 }
 
-#[Object]
-impl BookingPage {
-    async fn items(&self) -> &[Booking] {
+#[Object(name = "BookingPage")]
+impl BookingPageView {
+    async fn items(&self) -> &[BookingView] {
         &self.items
     }
 
@@ -534,19 +629,19 @@ impl BookingPage {
     }
 }
 
-#[Object]
-impl ShowtimeSeats {
-    async fn showtime(&self) -> &Showtime {
+#[Object(name = "ShowtimeSeats")]
+impl ShowtimeSeatsView {
+    async fn showtime(&self) -> &ShowtimeView {
         &self.showtime
     }
 
-    async fn seats(&self) -> &[Seat] {
+    async fn seats(&self) -> &[SeatView] {
         &self.seats
     }
 }
 
-#[Object]
-impl Showtime {
+#[Object(name = "Showtime")]
+impl ShowtimeView {
     async fn id(&self) -> &str {
         &self.id
     }
@@ -580,8 +675,8 @@ impl Showtime {
     }
 }
 
-#[Object]
-impl Seat {
+#[Object(name = "Seat")]
+impl SeatView {
     async fn number(&self) -> &str {
         &self.number
     }
@@ -600,12 +695,12 @@ impl Seat {
     }
 
     async fn status(&self) -> SeatStatus {
-        self.status
+        self.status.into()
     }
 }
 
 #[Object(name = "BookingEvent")]
-impl Event {
+impl EventView {
     async fn id(&self) -> &str {
         &self.id
     }
@@ -645,7 +740,7 @@ impl Event {
     }
 
     async fn status(&self) -> BookingStatus {
-        self.status
+        self.status.into()
     }
 
     async fn reason(&self) -> Option<&str> {

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use crate::model::{
     Booking, BookingPage, BookingStatus, Caller, ChargeRequest, Event, EventKind,
     IdempotencyRecord, PageRequest, PricedSeat, Receipt, RefundReceipt, Seat, SeatLock, SeatStatus,
-    Showtime, Timestamp, User,
+    Showtime, Timestamp, User, paging,
 };
 use crate::ports::{
     Environment, Events, Payments, PortError, PortResult, Ports, Seats, Storage, Users,
@@ -796,11 +796,6 @@ impl FakeStorage {
     }
 }
 
-fn parse_cursor(cursor: &str) -> Option<(Timestamp, &str)> {
-    let (created_at, id) = cursor.split_once(':')?;
-    Some((created_at.parse().ok()?, id))
-}
-
 #[async_trait]
 impl Storage for FakeStorage {
     async fn insert(&self, booking: &Booking, events: &[Event]) -> PortResult<()> {
@@ -866,31 +861,16 @@ impl Storage for FakeStorage {
     async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage> {
         self.knobs
             .run(Op::ListByUser, || {
-                let after = match page.cursor.as_deref() {
-                    None => None,
-                    Some(cursor) => Some(
-                        parse_cursor(cursor)
-                            .ok_or_else(|| PortError::Rejected(format!("bad cursor {cursor}")))?,
-                    ),
-                };
+                let after = paging::Cursor::after(page.cursor.as_deref())?;
                 let bookings = lock(&self.bookings);
                 let mut mine: Vec<&Booking> = bookings
                     .values()
-                    .filter(|booking| booking.user_id == user_id)
-                    .filter(|booking| match after {
-                        None => true,
-                        Some(key) => (booking.created_at, booking.id.as_str()) < key,
-                    })
+                    .filter(|booking| booking.user_id == user_id && after.admits(booking))
                     .collect();
                 mine.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-                let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
-                let more = mine.len() > limit;
-                let items: Vec<Booking> = mine.into_iter().take(limit).cloned().collect();
-                let next_cursor = match items.last() {
-                    Some(last) if more => Some(format!("{}:{}", last.created_at, last.id)),
-                    _ => None,
-                };
-                Ok(BookingPage { items, next_cursor })
+                let limit = paging::clamp_limit(page.limit);
+                let rows = mine.into_iter().take(limit as usize + 1).cloned().collect();
+                Ok(paging::page(rows, limit))
             })
             .await
     }

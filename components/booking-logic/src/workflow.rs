@@ -641,7 +641,7 @@ impl Workflow {
             {
                 Ok(expired) => {
                     report.expired = report.expired.saturating_add(1);
-                    report.count_settlement(&expired);
+                    count_settlement(&mut report, &expired);
                 }
                 // Someone else moved it first (it may no longer be PENDING
                 // when we get to it): theirs to compensate, not ours.
@@ -660,7 +660,7 @@ impl Workflow {
             .map_err(|error| dependency(BOOKING_STORE, error))?;
         for booking in owing {
             match self.settle(booking).await {
-                Ok(settled) => report.count_settlement(&settled),
+                Ok(settled) => count_settlement(&mut report, &settled),
                 Err(BookingError::ConcurrentModification(_)) => {
                     report.skipped = report.skipped.saturating_add(1);
                 }
@@ -997,19 +997,8 @@ impl Workflow {
     /// timed out but landed and its retry carry one event, which consumers
     /// de-duplicate by id.
     fn event(&self, kind: EventKind, booking: &Booking, version: u64) -> Event {
-        Event {
-            id: format!("{}-v{version}", booking.id),
-            kind,
-            occurred_at: self.ports.env.now(),
-            booking_id: booking.id.clone(),
-            user_id: booking.user_id.clone(),
-            showtime_id: booking.showtime_id.clone(),
-            seats: booking.seats.clone(),
-            amount_cents: booking.total_cents,
-            currency: booking.currency.clone(),
-            status: booking.status,
-            reason: booking.failure_reason.clone(),
-        }
+        let id = format!("{}-v{version}", booking.id);
+        Event::announcing(booking, kind, id, self.ports.env.now())
     }
 }
 
@@ -1045,6 +1034,15 @@ fn dependency(name: &'static str, error: PortError) -> BookingError {
             dependency: name,
             detail: format!("answered unexpectedly: {other}"),
         },
+    }
+}
+
+/// Counts a booking the sweep just settled (or tried to).
+fn count_settlement(report: &mut SweepReport, booking: &Booking) {
+    if booking.settle_after.is_none() {
+        report.settled = report.settled.saturating_add(1);
+    } else {
+        report.unsettled = report.unsettled.saturating_add(1);
     }
 }
 

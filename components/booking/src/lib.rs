@@ -74,13 +74,7 @@ impl maintenance::Guest for Component {
         let workflow = workflow().map_err(imports::WitError::Unavailable)?;
         let report = futures::executor::block_on(workflow.sweep_expired(limit))
             .map_err(|error| imports::WitError::Unavailable(error.to_string()))?;
-        Ok(SweepReport {
-            expired: report.expired,
-            skipped: report.skipped,
-            idempotency_purged: report.idempotency_purged,
-            settled: report.settled,
-            unsettled: report.unsettled,
-        })
+        Ok(report.into())
     }
 }
 
@@ -92,19 +86,14 @@ async fn read_request(request: IncomingRequest) -> Result<HttpRequest, String> {
         .await
         .map_err(|e| format!("reading the body failed: {e}"))?
         .to_vec();
-    Ok(HttpRequest {
-        method: parts.method.as_str().to_owned(),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect(),
+    let headers = parts.headers.iter();
+    Ok(HttpRequest::new(
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query(),
+        headers.map(|(name, value)| (name.as_str(), value.as_bytes())),
         body,
-    })
+    ))
 }
 
 fn into_wstd(response: graphql_http::HttpResponse) -> wstd::http::Response<wstd::http::Body> {

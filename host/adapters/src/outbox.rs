@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use booking_logic::model::{Event, Timestamp};
 use booking_logic::ports::PortResult;
+use booking_model::{Event, Timestamp};
 use tokio::sync::Notify;
 
 /// What happens to an event once the log has stored it.
@@ -19,6 +19,16 @@ pub enum Delivery {
     Stored,
     /// A relay forwards every stored event to a broker.
     Relayed,
+}
+
+/// What an event log is built from as an `Adapter`, whichever the
+/// backend: where its database is (`database`: a SQLite file's path, or
+/// `MongoConfig`), and what becomes of an event once stored. The storage
+/// of the same backend is then built from the log.
+#[derive(Debug, Clone)]
+pub struct LogConfig<D> {
+    pub database: D,
+    pub delivery: Delivery,
 }
 
 #[async_trait]

@@ -15,12 +15,14 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use async_trait::async_trait;
-use booking_logic::model::{ChargeRequest, Receipt, RefundReceipt};
+use booking_adapters_core::rest as rest_core;
 use booking_logic::ports::{Payments, PortError, PortResult};
+use booking_model::{ChargeRequest, Receipt, RefundReceipt};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::rest::{ReadError, describe, read, url};
+use crate::Adapter;
+use crate::rest::{Failure, describe, read, url};
 use crate::tls::TlsRoots;
 
 #[derive(Debug, Clone)]
@@ -94,24 +96,6 @@ impl RestPayments {
             timeout: config.timeout,
         })
     }
-
-    pub async fn health(&self) -> Result<(), String> {
-        let response = self
-            .client
-            .get(url(&self.base, &["health"]))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| transport_error(e).to_string())?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "payments: health answered HTTP {}",
-                response.status()
-            ))
-        }
-    }
 }
 
 #[async_trait]
@@ -133,7 +117,7 @@ impl Payments for RestPayments {
             .send()
             .await
             .map_err(transport_error)?;
-        let (status, body) = read("payments", response).await.map_err(read_error)?;
+        let (status, body) = read(response).await.map_err(read_error)?;
         if !status.is_success() {
             return Err(status_error(status, &body));
         }
@@ -157,7 +141,7 @@ impl Payments for RestPayments {
             .send()
             .await
             .map_err(transport_error)?;
-        let (status, body) = read("payments", response).await.map_err(read_error)?;
+        let (status, body) = read(response).await.map_err(read_error)?;
         if !status.is_success() {
             return Err(status_error(status, &body));
         }
@@ -179,7 +163,7 @@ impl Payments for RestPayments {
             .send()
             .await
             .map_err(transport_error)?;
-        let (status, body) = read("payments", response).await.map_err(read_error)?;
+        let (status, body) = read(response).await.map_err(read_error)?;
         if !status.is_success() {
             return Err(status_error(status, &body));
         }
@@ -212,41 +196,46 @@ struct VoidBody {
     charge: Option<ReceiptBody>,
 }
 
-/// A redirect (the service may have acted, then pointed elsewhere) or an
-/// answer too large to read hides what the service did, as a lost one
-/// would.
-fn read_error(error: ReadError) -> PortError {
-    match error {
-        ReadError::Redirected(message) | ReadError::TooLarge(message) => {
-            PortError::Timeout(message)
-        }
-        ReadError::Transport(error) => transport_error(error),
-    }
+/// A redirect (the service may have acted, then pointed elsewhere), an
+/// answer too large to read, or any failure after sending hides what the
+/// service did, as a lost answer would.
+fn read_error((failure, detail): Failure) -> PortError {
+    rest_core::payments_transport_error(failure, &detail)
 }
 
 /// Only a failed connect proves the request never arrived.
 fn transport_error(error: reqwest::Error) -> PortError {
-    let message = format!("payments: {error}");
-    if error.is_connect() || error.is_builder() {
-        PortError::Unavailable(message)
-    } else {
-        PortError::Timeout(message)
-    }
+    read_error(crate::rest::failure(error))
 }
 
 fn status_error(status: StatusCode, body: &[u8]) -> PortError {
-    let message = describe("payments", status, body);
-    match status {
-        StatusCode::NOT_FOUND => PortError::NotFound(message),
-        StatusCode::CONFLICT => PortError::Conflict(message),
-        // The service may have acted before failing.
-        StatusCode::REQUEST_TIMEOUT
-        | StatusCode::INTERNAL_SERVER_ERROR
-        | StatusCode::BAD_GATEWAY
-        | StatusCode::GATEWAY_TIMEOUT => PortError::Timeout(message),
-        StatusCode::TOO_MANY_REQUESTS => PortError::Unavailable(message),
-        s if s.is_server_error() => PortError::Unavailable(message),
-        // 402 declined, 400 invalid, and any other refusal.
-        _ => PortError::Rejected(message),
+    rest_core::payments_status_error(status.as_u16(), body)
+}
+
+#[async_trait]
+impl Adapter for RestPayments {
+    const NAME: &'static str = "payments";
+    type Config = PaymentsConfig;
+
+    async fn from_config(config: PaymentsConfig) -> anyhow::Result<Self> {
+        RestPayments::new(&config)
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        let response = self
+            .client
+            .get(url(&self.base, &["health"]))
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| transport_error(e).to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "payments: health answered HTTP {}",
+                response.status()
+            ))
+        }
     }
 }

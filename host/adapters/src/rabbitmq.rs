@@ -23,7 +23,8 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use booking_logic::model::Event;
+use async_trait::async_trait;
+use booking_model::Event;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
@@ -37,6 +38,7 @@ use lapin::{
 };
 use tokio::sync::Mutex;
 
+use crate::Adapter;
 use crate::tls::TlsRoots;
 
 /// The exchange used when none is configured.
@@ -123,22 +125,6 @@ impl RabbitPublisher {
     /// queue of this name.
     pub fn alternate_exchange(&self) -> String {
         format!("{}.unrouted", self.config.exchange)
-    }
-
-    /// Up when a connection is open or can be opened now, and the latest
-    /// publish had no event returned as unroutable.
-    pub async fn health(&self) -> Result<(), String> {
-        let mut link = self.link.lock().await;
-        self.connected(&mut link)
-            .await
-            .map_err(|error| error.to_string())?;
-        match self.returned.load(Ordering::Relaxed) {
-            0 => Ok(()),
-            returned => Err(format!(
-                "{returned} event(s) returned as unroutable (no queue bound for them, nor to {}); they stay in the outbox",
-                self.alternate_exchange()
-            )),
-        }
     }
 
     /// Publishes the events in order, `confirm_window` at a time, and
@@ -387,5 +373,31 @@ impl RabbitPublisher {
             _connection: connection,
             channel,
         })
+    }
+}
+
+#[async_trait]
+impl Adapter for RabbitPublisher {
+    const NAME: &'static str = "broker";
+    type Config = RabbitConfig;
+
+    async fn from_config(config: RabbitConfig) -> anyhow::Result<Self> {
+        Ok(RabbitPublisher::new(config))
+    }
+
+    /// Up when a connection is open or can be opened now, and the latest
+    /// publish had no event returned as unroutable.
+    async fn health(&self) -> Result<(), String> {
+        let mut link = self.link.lock().await;
+        self.connected(&mut link)
+            .await
+            .map_err(|error| error.to_string())?;
+        match self.returned.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            returned => Err(format!(
+                "{returned} event(s) returned as unroutable (no queue bound for them, nor to {}); they stay in the outbox",
+                self.alternate_exchange()
+            )),
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use booking_logic::model::Event;
+use booking_model::Event;
 use tokio::sync::watch;
 
 use crate::outbox::Outbox;

@@ -1,26 +1,20 @@
 //! What the REST adapters (`users`, `payments`) share: the HTTP client,
 //! building request URLs from untrusted ids, reading answers with a size
-//! bound, and reading the services' error bodies. How a status maps to a
-//! port error differs per service, so that stays there.
+//! bound, and telling how a request failed. What a status or a failure
+//! means to the logic is `booking_adapters_core::rest`'s, the map the Spin
+//! adapter applies too.
 
 use std::time::Duration;
 
+use booking_adapters_core::rest::TransportFailure;
 use reqwest::redirect::Policy;
 use reqwest::{Response, StatusCode, Url};
-use serde::Deserialize;
 
 use crate::tls::TlsRoots;
 
 /// The largest answer read from a service: theirs are a few hundred
 /// bytes, and a bigger one must not fill the host's memory.
 pub(crate) const MAX_BODY_BYTES: usize = 1 << 20;
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    #[serde(default)]
-    message: String,
-}
 
 /// A client that trusts `tls` for `https://` and follows no redirect: a
 /// request carries a bearer token or card details, which must reach no
@@ -35,30 +29,33 @@ pub(crate) fn client(
         .connect_timeout(connect_timeout))
 }
 
-/// Why an answer could not be read.
-pub(crate) enum ReadError {
-    /// A 3xx: not followed, and not the service's answer.
-    Redirected(String),
-    /// Longer than `MAX_BODY_BYTES`.
-    TooLarge(String),
-    /// The connection failed while reading.
-    Transport(reqwest::Error),
+/// How a request failed, and what happened, for people.
+pub(crate) type Failure = (TransportFailure, String);
+
+/// What a failed reqwest call tells of its request: a failed connect (or
+/// one never built) proves nothing reached the service.
+pub(crate) fn failure(error: reqwest::Error) -> Failure {
+    let failure = if error.is_connect() || error.is_builder() {
+        TransportFailure::NotSent
+    } else if error.is_timeout() {
+        TransportFailure::TimedOut
+    } else {
+        TransportFailure::Broken
+    };
+    (failure, error.to_string())
 }
 
 /// The status and body of `response`, the body read up to
-/// `MAX_BODY_BYTES`.
-pub(crate) async fn read(
-    service: &str,
-    mut response: Response,
-) -> Result<(StatusCode, Vec<u8>), ReadError> {
+/// `MAX_BODY_BYTES`: a longer one is as unreadable as a broken one. (A
+/// redirect is not followed; its status maps to an error like any other.)
+pub(crate) async fn read(mut response: Response) -> Result<(StatusCode, Vec<u8>), Failure> {
     let status = response.status();
-    if status.is_redirection() {
-        return Err(ReadError::Redirected(format!(
-            "{service}: HTTP {status}: redirects are not followed"
-        )));
-    }
-    let too_large =
-        || ReadError::TooLarge(format!("{service}: answer over {MAX_BODY_BYTES} bytes"));
+    let too_large = || {
+        (
+            TransportFailure::Broken,
+            format!("answer over {MAX_BODY_BYTES} bytes"),
+        )
+    };
     if response
         .content_length()
         .is_some_and(|length| length > MAX_BODY_BYTES as u64)
@@ -66,7 +63,7 @@ pub(crate) async fn read(
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+    while let Some(chunk) = response.chunk().await.map_err(failure)? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }
@@ -88,8 +85,5 @@ pub(crate) fn url(base: &Url, segments: &[&str]) -> Url {
 
 /// The service's `{"error","message"}` if it sent one, for people.
 pub(crate) fn describe(service: &str, status: StatusCode, body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => format!("{service}: HTTP {status}: {}: {}", e.error, e.message),
-        Err(_) => format!("{service}: HTTP {status}"),
-    }
+    booking_adapters_core::rest::describe(service, status.as_u16(), body)
 }

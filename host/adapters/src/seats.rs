@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use booking_logic::model::{PricedSeat, Seat, SeatLock, SeatStatus, Showtime};
+use booking_adapters_core::{cinema, grpc};
 use booking_logic::ports::{PortError, PortResult, Seats};
+use booking_model::{PricedSeat, Seat, SeatLock, Showtime};
 use cinema_grpc::cinema_service_client::CinemaServiceClient;
 use cinema_grpc::{
     ConfirmSeatsRequest, GetSeatMapRequest, GetShowtimeRequest, LockSeatsRequest,
@@ -13,6 +14,7 @@ use cinema_grpc::{
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
+use crate::Adapter;
 use crate::tls::TlsRoots;
 
 #[derive(Debug, Clone)]
@@ -57,19 +59,6 @@ impl GrpcSeats {
             client: CinemaServiceClient::new(channel),
         })
     }
-
-    /// A cheap round trip: an unknown showtime answered NOT_FOUND proves
-    /// the cinema is up.
-    pub async fn health(&self) -> Result<(), String> {
-        let probe = GetShowtimeRequest {
-            showtime_id: "__health_probe__".into(),
-        };
-        match self.client.clone().get_showtime(probe).await {
-            Ok(_) => Ok(()),
-            Err(status) if status.code() == Code::NotFound => Ok(()),
-            Err(status) => Err(port_error(status).to_string()),
-        }
-    }
 }
 
 #[async_trait]
@@ -112,7 +101,7 @@ impl Seats for GrpcSeats {
             .into_iter()
             .map(|seat| {
                 Ok(Seat {
-                    status: seat_status(seat.status, &seat.number)?,
+                    status: cinema::seat_status(seat.status, &seat.number)?,
                     number: seat.number,
                     row: seat.row,
                     price_cents: seat.price_cents,
@@ -181,28 +170,34 @@ impl Seats for GrpcSeats {
     }
 }
 
-fn seat_status(status: i32, number: &str) -> PortResult<SeatStatus> {
-    match cinema_grpc::SeatStatus::try_from(status) {
-        Ok(cinema_grpc::SeatStatus::Available) => Ok(SeatStatus::Available),
-        Ok(cinema_grpc::SeatStatus::Locked) => Ok(SeatStatus::Locked),
-        Ok(cinema_grpc::SeatStatus::Booked) => Ok(SeatStatus::Booked),
-        Ok(cinema_grpc::SeatStatus::Unspecified) | Err(_) => Err(PortError::Unavailable(format!(
-            "cinema sent seat {number} with unknown status {status}"
-        ))),
-    }
+/// gRPC status → port error, as for the Spin adapter's gRPC-Web calls.
+fn port_error(status: Status) -> PortError {
+    grpc::Status::new(
+        grpc::Code::from_i32(i32::from(status.code())),
+        status.message(),
+    )
+    .into_error()
 }
 
-/// gRPC status → port error. tonic reports its own per-call timeout as
-/// CANCELLED and a failed connect as UNAVAILABLE.
-fn port_error(status: Status) -> PortError {
-    let message = format!("cinema {:?}: {}", status.code(), status.message());
-    match status.code() {
-        Code::NotFound => PortError::NotFound(message),
-        Code::InvalidArgument => PortError::Rejected(message),
-        Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => {
-            PortError::Conflict(message)
+#[async_trait]
+impl Adapter for GrpcSeats {
+    const NAME: &'static str = "cinema";
+    type Config = SeatsConfig;
+
+    async fn from_config(config: SeatsConfig) -> anyhow::Result<Self> {
+        GrpcSeats::new(&config)
+    }
+
+    /// A cheap round trip: an unknown showtime answered NOT_FOUND proves
+    /// the cinema is up.
+    async fn health(&self) -> Result<(), String> {
+        let probe = GetShowtimeRequest {
+            showtime_id: "__health_probe__".into(),
+        };
+        match self.client.clone().get_showtime(probe).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::NotFound => Ok(()),
+            Err(status) => Err(port_error(status).to_string()),
         }
-        Code::DeadlineExceeded | Code::Cancelled => PortError::Timeout(message),
-        _ => PortError::Unavailable(message),
     }
 }

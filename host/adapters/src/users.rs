@@ -9,13 +9,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::ensure;
 use async_trait::async_trait;
-use booking_logic::model::{Caller, User};
+use booking_adapters_core::rest as rest_core;
 use booking_logic::ports::{PortError, PortResult, Users};
-use reqwest::{StatusCode, Url};
+use booking_model::{Caller, User};
+use reqwest::Url;
 use serde::Deserialize;
 
 use self::auth_cache::{Answer, AuthCache};
-use crate::rest::{ReadError, describe, read, url};
+use crate::Adapter;
+use crate::rest::{Failure, read, url};
 use crate::tls::TlsRoots;
 
 /// How long an authenticated token is trusted without asking again (at
@@ -34,6 +36,14 @@ pub struct UsersConfig {
     pub connect_timeout: Duration,
     /// Trusted for an `https://` URL.
     pub tls: TlsRoots,
+}
+
+/// What `RestUsers` is built from as an [`Adapter`]: the service, and
+/// how long an authenticated token is trusted (`with_auth_cache_ttl`).
+#[derive(Debug, Clone)]
+pub struct RestUsersConfig {
+    pub service: UsersConfig,
+    pub auth_cache_ttl: Duration,
 }
 
 pub struct RestUsers {
@@ -101,17 +111,9 @@ impl RestUsers {
             .send()
             .await
             .map_err(transport_error)?;
-        let (status, body) = read("users", response).await.map_err(read_error)?;
+        let (status, body) = read(response).await.map_err(read_error)?;
         if !status.is_success() {
-            let message = describe("users", status, &body);
-            return Err(match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PortError::Rejected(message),
-                // No such endpoint: the service cannot authenticate at all,
-                // which is not the client's fault.
-                StatusCode::NOT_FOUND => PortError::Unavailable(message),
-                s if s.is_server_error() => PortError::Unavailable(message),
-                _ => PortError::Rejected(message),
-            });
+            return Err(rest_core::auth_status_error(status.as_u16(), &body));
         }
         let caller: CallerBody = serde_json::from_slice(&body)
             .map_err(|e| PortError::Unavailable(format!("users: malformed caller: {e}")))?;
@@ -120,20 +122,6 @@ impl RestUsers {
             roles: caller.roles,
             expires_at: caller.expires_at,
         })
-    }
-
-    pub async fn health(&self) -> Result<(), String> {
-        let response = self
-            .client
-            .get(url(&self.base, &["health"]))
-            .send()
-            .await
-            .map_err(|e| transport_error(e).to_string())?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("users: health answered HTTP {}", response.status()))
-        }
     }
 }
 
@@ -150,14 +138,9 @@ impl Users for RestUsers {
             .send()
             .await
             .map_err(transport_error)?;
-        let (status, body) = read("users", response).await.map_err(read_error)?;
+        let (status, body) = read(response).await.map_err(read_error)?;
         if !status.is_success() {
-            let message = describe("users", status, &body);
-            return Err(match status {
-                StatusCode::NOT_FOUND => PortError::NotFound(message),
-                s if s.is_server_error() => PortError::Unavailable(message),
-                _ => PortError::Rejected(message),
-            });
+            return Err(rest_core::users_status_error(status.as_u16(), &body));
         }
         let user: UserBody = serde_json::from_slice(&body)
             .map_err(|e| PortError::Unavailable(format!("users: malformed user: {e}")))?;
@@ -204,22 +187,36 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn read_error(error: ReadError) -> PortError {
-    match error {
-        ReadError::Redirected(message) | ReadError::TooLarge(message) => {
-            PortError::Unavailable(message)
-        }
-        ReadError::Transport(error) => transport_error(error),
-    }
+fn read_error((failure, detail): Failure) -> PortError {
+    rest_core::users_transport_error(failure, &detail)
 }
 
 /// No answer in time may still be an answer on the way; anything else
 /// that failed the request means the service was not reached.
 fn transport_error(error: reqwest::Error) -> PortError {
-    let message = format!("users: {error}");
-    if error.is_timeout() && !error.is_connect() {
-        PortError::Timeout(message)
-    } else {
-        PortError::Unavailable(message)
+    read_error(crate::rest::failure(error))
+}
+
+#[async_trait]
+impl Adapter for RestUsers {
+    const NAME: &'static str = "users";
+    type Config = RestUsersConfig;
+
+    async fn from_config(config: RestUsersConfig) -> anyhow::Result<Self> {
+        Ok(RestUsers::new(&config.service)?.with_auth_cache_ttl(config.auth_cache_ttl))
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        let response = self
+            .client
+            .get(url(&self.base, &["health"]))
+            .send()
+            .await
+            .map_err(|e| transport_error(e).to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("users: health answered HTTP {}", response.status()))
+        }
     }
 }

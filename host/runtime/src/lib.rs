@@ -8,7 +8,8 @@
 //! - `imports`: the WIT imports, one module per interface, each forwarding
 //!   to the logic's port traits (implemented for real in `booking-adapters`).
 //! - `runtime`: instantiate per request, run the HTTP handler or the sweep;
-//!   load, activate, roll back and canary versions at runtime.
+//!   `runtime::versions`: load, activate, roll back and canary versions at
+//!   runtime.
 
 mod bindings;
 mod cache;

@@ -1,6 +1,9 @@
 //! Per-request execution: a fresh `Store` and instance for every HTTP
 //! request and every sweep, so no state leaks between requests and a trap
-//! or runaway guest only ever fails its own request.
+//! or runaway guest only ever fails its own request. Which version serves
+//! is `versions`' business (load, activate, roll back, canary).
+
+mod versions;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +16,6 @@ use booking_logic::ports::Ports;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use wasmtime::component::Linker;
@@ -23,8 +25,8 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::cache::{ArtifactCache, CacheLocation};
-use crate::component::{LogicComponent, Rejection, hex};
-use crate::deployment::{Deployment, DeploymentError, roll};
+use crate::component::LogicComponent;
+use crate::deployment::{Deployment, roll};
 use crate::engine::{EPOCH_TICK, MAINTENANCE_SLOTS, SandboxEngine};
 use crate::imports;
 use crate::state::{OutboundHttpAllowlist, RequestState};
@@ -33,46 +35,8 @@ use crate::state::{OutboundHttpAllowlist, RequestState};
 pub const LOGIC_VERSION_HEADER: &str = "x-logic-version";
 
 /// What a sweep did: the logic's own record, so both builds report alike.
-pub use booking_logic::model::SweepReport;
-
-/// Version information for listings.
-pub struct VersionInfo {
-    pub component: Arc<LogicComponent>,
-    pub role: Role,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Active,
-    Canary,
-    Previous,
-    Candidate,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Active => "active",
-            Role::Canary => "canary",
-            Role::Previous => "previous",
-            Role::Candidate => "candidate",
-        }
-    }
-}
-
-/// Candidates kept in memory besides the deployed versions.
-const MAX_IDLE_VERSIONS: usize = 8;
-
-/// Why an admin operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("rejected: {0}")]
-    Rejected(#[from] Rejection),
-    #[error(transparent)]
-    Deployment(#[from] DeploymentError),
-    #[error("no loaded version {0}")]
-    UnknownVersion(String),
-}
+pub use booking_model::SweepReport;
+pub use versions::{AdminError, Role, VersionInfo};
 
 /// No instance slot freed within the queue wait: the request is shed
 /// rather than queued without end.
@@ -154,219 +118,6 @@ impl Runtime {
     pub fn with_outbound_http(mut self, allowed: OutboundHttpAllowlist) -> Self {
         self.outbound_http = Arc::new(allowed);
         self
-    }
-
-    /// The version serving requests (canaries aside).
-    pub fn active(&self) -> Arc<LogicComponent> {
-        self.deployment.load().active.clone()
-    }
-
-    pub fn deployment(&self) -> Arc<Deployment> {
-        self.deployment.load_full()
-    }
-
-    /// Compiles (or reads from cache), links and smoke-tests a candidate,
-    /// and keeps it loaded. Nothing serves it until it is activated.
-    pub async fn load(
-        &self,
-        bytes: &[u8],
-        source: &str,
-    ) -> Result<Arc<LogicComponent>, AdminError> {
-        let sha256 = hex(&Sha256::digest(bytes));
-        if let Some(known) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&sha256)
-        {
-            return Ok(known.clone());
-        }
-        let (engine, linker, cache) = (
-            self.engine.engine.clone(),
-            self.linker.clone(),
-            self.cache.clone(),
-        );
-        let (bytes, source) = (bytes.to_vec(), source.to_owned());
-        // Compilation takes up to a second of CPU: keep it off the
-        // request-serving threads.
-        let candidate = tokio::task::spawn_blocking(move || {
-            LogicComponent::prepare(&engine, &linker, cache.as_deref(), &bytes, source)
-        })
-        .await
-        .map_err(|e| Rejection::Invalid(format!("compilation task failed: {e}")))??;
-        let candidate = Arc::new(candidate);
-        self.smoke_test(&candidate).await?;
-        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        loaded.insert(candidate.sha256.clone(), candidate.clone());
-        self.evict_idle(&mut loaded);
-        Ok(candidate)
-    }
-
-    pub async fn activate(&self, sha256: &str) -> Result<Arc<LogicComponent>, AdminError> {
-        let next = self.find(sha256)?;
-        self.change(|deployment| deployment.activate(next.clone()))
-            .await?;
-        Ok(next)
-    }
-
-    pub async fn rollback(&self) -> Result<Arc<LogicComponent>, AdminError> {
-        Ok(self.change(Deployment::rollback).await?.active.clone())
-    }
-
-    pub async fn start_canary(
-        &self,
-        sha256: &str,
-        percent: u32,
-    ) -> Result<Arc<LogicComponent>, AdminError> {
-        let candidate = self.find(sha256)?;
-        self.change(|deployment| deployment.with_canary(candidate.clone(), percent))
-            .await?;
-        Ok(candidate)
-    }
-
-    pub async fn promote_canary(&self) -> Result<Arc<LogicComponent>, AdminError> {
-        Ok(self
-            .change(Deployment::promote_canary)
-            .await?
-            .active
-            .clone())
-    }
-
-    pub async fn abort_canary(&self) -> Result<(), AdminError> {
-        self.change(Deployment::abort_canary).await?;
-        Ok(())
-    }
-
-    /// Every loaded version with its role, active first.
-    pub fn versions(&self) -> Vec<VersionInfo> {
-        let deployment = self.deployment.load();
-        let role = |component: &LogicComponent| {
-            if component.sha256 == deployment.active.sha256 {
-                Role::Active
-            } else if deployment
-                .canary
-                .as_ref()
-                .is_some_and(|c| c.candidate.sha256 == component.sha256)
-            {
-                Role::Canary
-            } else if deployment
-                .previous
-                .as_ref()
-                .is_some_and(|p| p.sha256 == component.sha256)
-            {
-                Role::Previous
-            } else {
-                Role::Candidate
-            }
-        };
-        let mut versions: Vec<VersionInfo> = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|component| VersionInfo {
-                role: role(component),
-                component: component.clone(),
-            })
-            .collect();
-        versions.sort_by_key(|v| (v.role as u8, std::cmp::Reverse(v.component.loaded_at_ms)));
-        versions
-    }
-
-    fn find(&self, sha256: &str) -> Result<Arc<LogicComponent>, AdminError> {
-        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        // A unique prefix is enough, as with git.
-        let mut matches = loaded
-            .range(sha256.to_owned()..)
-            .take_while(|(sha, _)| sha.starts_with(sha256));
-        match (matches.next(), matches.next()) {
-            (Some((_, component)), None) if !sha256.is_empty() => Ok(component.clone()),
-            _ => Err(AdminError::UnknownVersion(sha256.to_owned())),
-        }
-    }
-
-    async fn change(
-        &self,
-        next: impl FnOnce(&Deployment) -> Result<Deployment, DeploymentError>,
-    ) -> Result<Arc<Deployment>, DeploymentError> {
-        let _serialised = self.admin.lock().await;
-        let next = Arc::new(next(&self.deployment.load())?);
-        self.deployment.store(next.clone());
-        tracing::info!(
-            active = next.active.short_id(),
-            canary =
-                next.canary
-                    .as_ref()
-                    .map(|c| format!("{}@{}%", c.candidate.short_id(), c.percent)),
-            "deployment changed"
-        );
-        Ok(next)
-    }
-
-    fn evict_idle(&self, loaded: &mut BTreeMap<String, Arc<LogicComponent>>) {
-        let deployment = self.deployment.load();
-        let deployed = |sha: &str| {
-            sha == deployment.active.sha256
-                || deployment
-                    .previous
-                    .as_ref()
-                    .is_some_and(|p| p.sha256 == sha)
-                || deployment
-                    .canary
-                    .as_ref()
-                    .is_some_and(|c| c.candidate.sha256 == sha)
-        };
-        while loaded.len() > MAX_IDLE_VERSIONS + 3 {
-            let oldest_idle = loaded
-                .values()
-                .filter(|c| !deployed(&c.sha256))
-                .min_by_key(|c| c.loaded_at_ms)
-                .map(|c| c.sha256.clone());
-            match oldest_idle {
-                Some(sha) => loaded.remove(&sha),
-                None => break,
-            };
-        }
-    }
-
-    /// Asks the candidate for its version label over its own HTTP handler:
-    /// proves it instantiates, reads its settings and answers GraphQL.
-    async fn smoke_test(&self, component: &Arc<LogicComponent>) -> Result<(), Rejection> {
-        let request = hyper::Request::post("http://localhost/graphql")
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from_static(
-                br#"{"query":"{ logicVersion }"}"#,
-            )))
-            .map_err(|e| Rejection::SmokeTestFailed(e.to_string()))?;
-        let slot = self
-            .maintenance
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| Rejection::SmokeTestFailed(e.to_string()))?;
-        let deadline = Instant::now() + self.engine.limits.deadline;
-        let response = self
-            .handle_with(component, request, slot, deadline)
-            .await
-            .map_err(|e| Rejection::SmokeTestFailed(format!("{e:#}")))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Rejection::SmokeTestFailed(format!("reading the answer: {e}")))?
-            .to_bytes();
-        let answer: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| Rejection::SmokeTestFailed(format!("the answer is not JSON ({e})")))?;
-        match answer["data"]["logicVersion"].as_str() {
-            Some(label) if status.is_success() => {
-                let _ = component.label.set(label.to_owned());
-                Ok(())
-            }
-            _ => Err(Rejection::SmokeTestFailed(format!(
-                "`{{ logicVersion }}` answered {status}: {answer}"
-            ))),
-        }
     }
 
     fn new_store(&self, component: &LogicComponent) -> Store<RequestState> {
@@ -501,13 +252,7 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context("the sweep trapped")?
             .map_err(|error| anyhow::anyhow!("the sweep failed: {error:?}"))?;
-        Ok(SweepReport {
-            expired: report.expired,
-            skipped: report.skipped,
-            idempotency_purged: report.idempotency_purged,
-            settled: report.settled,
-            unsettled: report.unsettled,
-        })
+        Ok(report.into())
     }
 }
 

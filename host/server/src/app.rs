@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::ConnectInfo;
+use booking_adapters::Adapter;
+use booking_adapters::outbox::{Delivery, LogConfig};
+use booking_adapters::sqlite::SqliteEventLog;
 use booking_logic::ports::Events;
 use booking_runtime::{CacheLocation, EngineLimits, Runtime, SandboxEngine};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,7 +23,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::config::Config;
 use crate::dependencies::Dependencies;
-use crate::logic::{LogicMode, NativeLogic};
+use crate::native_twin::{LogicMode, NativeLogic};
 
 /// What request handlers share.
 pub(crate) struct AppState {
@@ -289,8 +292,11 @@ pub async fn print_events(
     booking_id: Option<String>,
     limit: u32,
 ) -> anyhow::Result<()> {
-    let db = booking_adapters::sqlite::Database::open(&config.data_dir.join("booking.sqlite3"))?;
-    let log = booking_adapters::events::SqliteEventLog::new(db);
+    let log = SqliteEventLog::from_config(LogConfig {
+        database: config.data_dir.join("booking.sqlite3"),
+        delivery: Delivery::Stored,
+    })
+    .await?;
     let events = match booking_id {
         Some(id) => log.history(&id).await?,
         None => log.tail(limit).await?,

@@ -81,7 +81,7 @@ pub struct Config {
     /// `native`, the same logic compiled into the host — a baseline for
     /// benchmarks. The component is loaded either way (admin API, health).
     #[arg(long, env = "BOOKING_LOGIC", value_enum, default_value = "wasm")]
-    pub logic: crate::logic::LogicMode,
+    pub logic: crate::native_twin::LogicMode,
 
     /// Directory of the embedded database (bookings and the event log).
     #[arg(long, env = "BOOKING_DATA_DIR", default_value = "data")]

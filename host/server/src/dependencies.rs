@@ -10,19 +10,15 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use booking_adapters::events::SqliteEventLog;
-use booking_adapters::mongo::{MongoConfig, MongoDatabase};
-use booking_adapters::mongo_events::MongoEventLog;
-use booking_adapters::mongo_storage::MongoStorage;
-use booking_adapters::outbox::{Delivery, Outbox};
+use booking_adapters::mongo::{MongoConfig, MongoEventLog, MongoStorage};
+use booking_adapters::outbox::{Delivery, LogConfig, Outbox};
 use booking_adapters::payments::{PaymentsConfig, RestPayments};
 use booking_adapters::rabbitmq::{RabbitConfig, RabbitPublisher};
 use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::seats::{GrpcSeats, SeatsConfig};
-use booking_adapters::sqlite::Database;
-use booking_adapters::storage::SqliteStorage;
-use booking_adapters::tls::TlsRoots;
-use booking_adapters::users::{RestUsers, UsersConfig};
+use booking_adapters::sqlite::{SqliteEventLog, SqliteStorage};
+use booking_adapters::users::{RestUsers, RestUsersConfig, UsersConfig};
+use booking_adapters::{Adapter, HealthCheck};
 use booking_logic::model::Timestamp;
 use booking_logic::ports::{Environment, Events, PortResult, Ports, Storage};
 use booking_peers::{PeersConfig, RunningPeers};
@@ -32,12 +28,14 @@ use crate::config::{Config, ServiceUrls};
 /// A dependency that does not accept a connection this fast is down.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Every adapter, kept concretely typed for health checks.
+/// Every adapter, each registered once: as its port and as a health check.
 pub struct Dependencies {
-    pub seats: Arc<GrpcSeats>,
-    pub users: Arc<RestUsers>,
-    pub payments: Arc<RestPayments>,
-    pub store: Store,
+    /// What the logic talks to: one adapter behind each port trait.
+    ports: Ports,
+    /// The event log as the relay drains it (the adapter of `ports.events`).
+    outbox: Arc<dyn Outbox>,
+    /// Every port's adapter, in the order `/admin/health` reports them.
+    pub adapters: Vec<Arc<dyn HealthCheck>>,
     /// Where the relay sends events; none when the event log is the sink.
     pub broker: Option<Arc<RabbitPublisher>>,
     /// Reference peers started in-process, kept alive while we serve.
@@ -49,119 +47,98 @@ pub struct Dependencies {
     pub urls: ServiceUrls,
 }
 
-/// Bookings and their event log, in one store.
-pub enum Store {
-    Embedded {
-        storage: Arc<SqliteStorage>,
-        events: Arc<SqliteEventLog>,
-    },
-    Mongo {
-        storage: Arc<MongoStorage>,
-        events: Arc<MongoEventLog>,
-    },
+/// The adapters as they are built, each kept for the health report.
+#[derive(Default)]
+struct Registry(Vec<Arc<dyn HealthCheck>>);
+
+impl Registry {
+    /// Builds an adapter from its config and registers it.
+    async fn open<A: Adapter>(&mut self, config: A::Config) -> anyhow::Result<Arc<A>> {
+        let adapter = Arc::new(A::from_config(config).await?);
+        self.0.push(adapter.clone());
+        Ok(adapter)
+    }
+
+    /// Bookings and their event log, in one store: the log first, then
+    /// the storage that writes a booking and its events together into it.
+    async fn open_store<S, E>(&mut self, config: E::Config) -> anyhow::Result<Store>
+    where
+        E: Adapter + Events + Outbox + Clone,
+        S: Adapter<Config = E> + Storage,
+    {
+        let events = E::from_config(config).await?;
+        let storage = self.open::<S>(events.clone()).await?;
+        let events = Arc::new(events);
+        self.0.push(events.clone());
+        Ok(Store {
+            storage,
+            events: events.clone(),
+            outbox: events,
+        })
+    }
 }
 
-impl Store {
-    async fn open(config: &Config, delivery: Delivery, tls: &TlsRoots) -> anyhow::Result<Store> {
-        let Some(url) = &config.mongodb_url else {
-            let db =
-                Database::open(&config.data_dir.join("booking.sqlite3")).with_context(|| {
-                    format!("opening the database in {}", config.data_dir.display())
-                })?;
-            let events = SqliteEventLog::with_delivery(db, delivery);
-            return Ok(Store::Embedded {
-                storage: Arc::new(SqliteStorage::new(events.clone())),
-                events: Arc::new(events),
-            });
-        };
-        let timeout = config.mongodb_timeout();
-        let db = MongoDatabase::connect(&MongoConfig {
-            url: url.clone(),
-            database: config.mongodb_database.clone(),
-            timeout,
-            // Well inside the operation deadline, so a dead database is
-            // reported as unavailable (nothing happened), not as a timeout.
-            connect_timeout: CONNECT_TIMEOUT.min(timeout / 2),
-            durability: config.mongodb_durability(),
-            tls: tls.clone(),
-        })
-        .await?;
-        // Creating the indexes is the first round trip: an unreachable
-        // database stops the start-up here, with the reason.
-        let unreachable = |error| anyhow::anyhow!("MongoDB database {}: {error}", db.name());
-        let events = MongoEventLog::open(db.clone(), delivery)
-            .await
-            .map_err(unreachable)?;
-        let storage = MongoStorage::open(events.clone())
-            .await
-            .map_err(unreachable)?;
-        tracing::info!(database = db.name(), "bookings and events in MongoDB");
-        Ok(Store::Mongo {
-            storage: Arc::new(storage),
-            events: Arc::new(events),
-        })
-    }
-
-    fn storage(&self) -> Arc<dyn Storage> {
-        match self {
-            Store::Embedded { storage, .. } => storage.clone(),
-            Store::Mongo { storage, .. } => storage.clone(),
-        }
-    }
-
-    fn events(&self) -> Arc<dyn Events> {
-        match self {
-            Store::Embedded { events, .. } => events.clone(),
-            Store::Mongo { events, .. } => events.clone(),
-        }
-    }
-
-    fn outbox(&self) -> Arc<dyn Outbox> {
-        match self {
-            Store::Embedded { events, .. } => events.clone(),
-            Store::Mongo { events, .. } => events.clone(),
-        }
-    }
-
-    pub async fn storage_health(&self) -> Result<(), String> {
-        match self {
-            Store::Embedded { storage, .. } => storage.health().await,
-            Store::Mongo { storage, .. } => storage.health().await,
-        }
-    }
-
-    pub async fn events_health(&self) -> Result<(), String> {
-        match self {
-            Store::Embedded { events, .. } => events.health().await,
-            Store::Mongo { events, .. } => events.health().await,
-        }
-    }
-
-    /// Events stored but not yet confirmed by the broker.
-    pub async fn backlog(&self) -> PortResult<u64> {
-        self.outbox().backlog().await
-    }
+/// A store's two ports, and its event log as the outbox.
+struct Store {
+    storage: Arc<dyn Storage>,
+    events: Arc<dyn Events>,
+    outbox: Arc<dyn Outbox>,
 }
 
 impl Dependencies {
     pub async fn connect(config: &Config) -> anyhow::Result<Dependencies> {
         let tls = config.tls_roots()?;
-        let broker = config.rabbitmq_url.as_ref().map(|url| {
+        let broker = match &config.rabbitmq_url {
             // Not connected yet: the booking API must not wait for the broker.
-            Arc::new(RabbitPublisher::new(RabbitConfig {
-                url: url.clone(),
-                exchange: config.rabbitmq_exchange.clone(),
-                timeout: config.api_timeout(),
-                confirm_window: config.rabbitmq_confirm_window,
-                tls: tls.clone(),
-            }))
-        });
+            Some(url) => Some(Arc::new(
+                RabbitPublisher::from_config(RabbitConfig {
+                    url: url.clone(),
+                    exchange: config.rabbitmq_exchange.clone(),
+                    timeout: config.api_timeout(),
+                    confirm_window: config.rabbitmq_confirm_window,
+                    tls: tls.clone(),
+                })
+                .await?,
+            )),
+            None => None,
+        };
         let delivery = if broker.is_some() {
             Delivery::Relayed
         } else {
             Delivery::Stored
         };
-        let store = Store::open(config, delivery, &tls).await?;
+        let mut registry = Registry::default();
+        let store = match &config.mongodb_url {
+            None => registry
+                .open_store::<SqliteStorage, SqliteEventLog>(LogConfig {
+                    database: config.data_dir.join("booking.sqlite3"),
+                    delivery,
+                })
+                .await
+                .with_context(|| {
+                    format!("opening the database in {}", config.data_dir.display())
+                })?,
+            Some(url) => {
+                let timeout = config.mongodb_timeout();
+                let mongo = MongoConfig {
+                    url: url.clone(),
+                    database: config.mongodb_database.clone(),
+                    timeout,
+                    // Well inside the operation deadline, so a dead database
+                    // is reported as unavailable (nothing happened), not as
+                    // a timeout.
+                    connect_timeout: CONNECT_TIMEOUT.min(timeout / 2),
+                    durability: config.mongodb_durability(),
+                    tls: tls.clone(),
+                };
+                registry
+                    .open_store::<MongoStorage, MongoEventLog>(LogConfig {
+                        database: mongo,
+                        delivery,
+                    })
+                    .await?
+            }
+        };
         let urls = [
             (&config.cinema_service_url, "CINEMA_SERVICE_URL"),
             (&config.user_service_url, "USER_SERVICE_URL"),
@@ -205,9 +182,9 @@ impl Dependencies {
             })
         };
         let urls = ServiceUrls {
-            cinema: resolve(cinema, "cinema", |p| &p.cinema_url),
-            users: resolve(users, "users", |p| &p.users_url),
-            payments: resolve(payments, "payments", |p| &p.payments_url),
+            cinema: resolve(cinema, GrpcSeats::NAME, |p| &p.cinema_url),
+            users: resolve(users, RestUsers::NAME, |p| &p.users_url),
+            payments: resolve(payments, RestPayments::NAME, |p| &p.payments_url),
         };
         if !reference_peers.is_empty() {
             tracing::warn!(
@@ -217,40 +194,50 @@ impl Dependencies {
                 reference_peers.join(", ")
             );
         }
-        let (cinema_url, users_url, payments_url) = (
-            urls.cinema.clone(),
-            urls.users.clone(),
-            urls.payments.clone(),
-        );
 
         let (timeout, connect_timeout) = (
             config.api_timeout(),
             CONNECT_TIMEOUT.min(config.api_timeout()),
         );
-        Ok(Dependencies {
-            seats: Arc::new(GrpcSeats::new(&SeatsConfig {
-                url: cinema_url,
+        let seats = registry
+            .open::<GrpcSeats>(SeatsConfig {
+                url: urls.cinema.clone(),
                 timeout,
                 connect_timeout,
                 tls: tls.clone(),
-            })?),
-            users: Arc::new(
-                RestUsers::new(&UsersConfig {
-                    url: users_url,
+            })
+            .await?;
+        let users = registry
+            .open::<RestUsers>(RestUsersConfig {
+                service: UsersConfig {
+                    url: urls.users.clone(),
                     timeout,
                     connect_timeout,
                     tls: tls.clone(),
-                })?
-                .with_auth_cache_ttl(std::time::Duration::from_secs(config.auth_cache_seconds)),
-            ),
-            payments: Arc::new(RestPayments::new(&PaymentsConfig {
-                url: payments_url,
+                },
+                auth_cache_ttl: std::time::Duration::from_secs(config.auth_cache_seconds),
+            })
+            .await?;
+        let payments = registry
+            .open::<RestPayments>(PaymentsConfig {
+                url: urls.payments.clone(),
                 charge_timeout: config.payment_timeout(),
                 timeout,
                 connect_timeout,
                 tls,
-            })?),
-            store,
+            })
+            .await?;
+        Ok(Dependencies {
+            ports: Ports {
+                seats,
+                users,
+                payments,
+                storage: store.storage,
+                events: store.events,
+                env: Arc::new(SystemEnvironment),
+            },
+            outbox: store.outbox,
+            adapters: registry.0,
             broker,
             _peers: peers,
             reference_peers,
@@ -267,22 +254,20 @@ impl Dependencies {
         let broker = self.broker.clone()?;
         tracing::info!(exchange = broker.exchange(), "relaying events to RabbitMQ");
         Some(tokio::spawn(relay::run(
-            self.store.outbox(),
+            self.outbox.clone(),
             broker,
             RelayConfig::default(),
             stop,
         )))
     }
 
+    /// Events stored but not yet confirmed by the broker.
+    pub async fn backlog(&self) -> PortResult<u64> {
+        self.outbox.backlog().await
+    }
+
     pub fn ports(&self) -> Ports {
-        Ports {
-            seats: self.seats.clone(),
-            users: self.users.clone(),
-            payments: self.payments.clone(),
-            storage: self.store.storage(),
-            events: self.store.events(),
-            env: Arc::new(SystemEnvironment),
-        }
+        self.ports.clone()
     }
 }
 

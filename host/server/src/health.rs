@@ -1,4 +1,5 @@
-//! Health: every dependency checked concurrently with a short deadline.
+//! Health: every registered adapter (`Dependencies::adapters`, each
+//! under its `Adapter::NAME`) checked concurrently with a short deadline.
 //! 200 when all are up, 503 otherwise, so load balancers can use it as is.
 //!
 //! The public `GET /health` says only that (and whether reference peers
@@ -21,9 +22,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use serde_json::{Value, json};
-
+use booking_adapters::Adapter;
 use booking_runtime::Role;
+use serde_json::{Map, Value, json};
+use tokio::task::JoinSet;
 
 use crate::app::AppState;
 use crate::dependencies::Dependencies;
@@ -41,41 +43,45 @@ async fn check(probe: impl Future<Output = Result<(), String>>) -> Value {
     }
 }
 
-/// The event log's own check, plus the broker and the backlog behind it.
-async fn events(deps: &Dependencies) -> Value {
-    let mut report = check(deps.store.events_health()).await;
-    if let Some(broker) = &deps.broker {
-        let (broker_check, backlog) = tokio::join!(
-            check(broker.health()),
-            tokio::time::timeout(CHECK_TIMEOUT, deps.store.backlog()),
-        );
-        report["broker"] = broker_check;
-        report["broker"]["exchange"] = json!(broker.exchange());
-        report["broker"]["alternateExchange"] = json!(broker.alternate_exchange());
-        report["backlog"] = match backlog {
-            Ok(Ok(waiting)) => json!(waiting),
-            _ => Value::Null,
-        };
-    }
-    report
+/// The check the relay's report goes under: the event log it drains.
+const RELAYED_LOG: &str = "events";
+
+/// The relay's part of the report, if events are relayed: the broker's
+/// check (with its exchanges) and the backlog behind it.
+async fn relay(deps: &Dependencies) -> Option<(Value, Value)> {
+    let broker = deps.broker.as_ref()?;
+    let (mut report, backlog) = tokio::join!(
+        check(broker.health()),
+        tokio::time::timeout(CHECK_TIMEOUT, deps.backlog()),
+    );
+    report["exchange"] = json!(broker.exchange());
+    report["alternateExchange"] = json!(broker.alternate_exchange());
+    let backlog = match backlog {
+        Ok(Ok(waiting)) => json!(waiting),
+        _ => Value::Null,
+    };
+    Some((report, backlog))
 }
 
-/// One probe round: whether every dependency is up, and each check.
+/// One probe round: every registered adapter checked at once, and
+/// whether all are up.
 async fn probe(deps: &Dependencies) -> (bool, Value) {
-    let (storage, events, cinema, users, payments) = tokio::join!(
-        check(deps.store.storage_health()),
-        events(deps),
-        check(deps.seats.health()),
-        check(deps.users.health()),
-        check(deps.payments.health()),
-    );
-    let checks = json!({
-        "storage": storage, "events": events, "cinema": cinema, "users": users, "payments": payments,
-    });
-    let healthy = checks
-        .as_object()
-        .is_some_and(|all| all.values().all(|c| c["status"] == "up"));
-    (healthy, checks)
+    let mut round = JoinSet::new();
+    for (position, adapter) in deps.adapters.iter().cloned().enumerate() {
+        round.spawn(async move { (position, adapter.name(), check(adapter.check()).await) });
+    }
+    let (mut reports, relay) = tokio::join!(round.join_all(), relay(deps));
+    reports.sort_by_key(|(position, ..)| *position);
+    let mut checks: Map<String, Value> = reports
+        .into_iter()
+        .map(|(_, name, report)| (name.to_owned(), report))
+        .collect();
+    let healthy = checks.values().all(|c| c["status"] == "up");
+    if let (Some((broker, backlog)), Some(log)) = (relay, checks.get_mut(RELAYED_LOG)) {
+        log["broker"] = broker;
+        log["backlog"] = backlog;
+    }
+    (healthy, Value::Object(checks))
 }
 
 fn respond(healthy: bool, body: Value) -> Response {

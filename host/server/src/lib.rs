@@ -9,7 +9,7 @@ pub mod config;
 mod dependencies;
 mod health;
 mod http;
-pub mod logic;
+pub mod native_twin;
 mod rate_limit;
 mod sweeper;
 mod watch;

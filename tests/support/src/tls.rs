@@ -20,6 +20,12 @@ pub struct TestCa {
     _dir: tempfile::TempDir,
 }
 
+impl Default for TestCa {
+    fn default() -> TestCa {
+        TestCa::new()
+    }
+}
+
 impl TestCa {
     pub fn new() -> TestCa {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");

@@ -79,19 +79,8 @@ pub fn booking(id: &str, user: &str, created_at: Timestamp) -> Booking {
 
 /// The event announcing `booking` as it is now, id `<booking>-<suffix>`.
 pub fn event(booking: &Booking, kind: EventKind, suffix: &str) -> Event {
-    Event {
-        id: format!("{}-{suffix}", booking.id),
-        kind,
-        occurred_at: booking.updated_at,
-        booking_id: booking.id.clone(),
-        user_id: booking.user_id.clone(),
-        showtime_id: booking.showtime_id.clone(),
-        seats: booking.seats.clone(),
-        amount_cents: booking.total_cents,
-        currency: booking.currency.clone(),
-        status: booking.status,
-        reason: booking.failure_reason.clone(),
-    }
+    let id = format!("{}-{suffix}", booking.id);
+    Event::announcing(booking, kind, id, booking.updated_at)
 }
 
 fn ids(bookings: &[Booking]) -> Vec<&str> {

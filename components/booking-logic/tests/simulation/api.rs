@@ -212,22 +212,9 @@ fn text(value: &Value) -> Result<String, Failure> {
 
 fn status(value: &Value) -> Result<BookingStatus, Failure> {
     let name = text(value)?;
-    ALL_STATUSES
-        .into_iter()
-        .find(|status| status.as_str() == name)
-        .ok_or_else(|| Failure {
-            code: String::new(),
-            retryable: false,
-            message: format!("unknown booking status {name}"),
-        })
+    BookingStatus::parse(&name).ok_or_else(|| Failure {
+        code: String::new(),
+        retryable: false,
+        message: format!("unknown booking status {name}"),
+    })
 }
-
-const ALL_STATUSES: [BookingStatus; 7] = [
-    BookingStatus::Pending,
-    BookingStatus::Confirmed,
-    BookingStatus::PaymentFailed,
-    BookingStatus::Failed,
-    BookingStatus::Cancelled,
-    BookingStatus::Expired,
-    BookingStatus::Refunded,
-];

@@ -1,4 +1,7 @@
-//! WIT exports and the Spin/WASI calls behind them.
+//! WIT exports and the Spin/WASI calls behind them. The worlds are in
+//! `wit/spin-adapters/`; every record, enum and error converts to and from
+//! the model through `booking_model::wit_conversions!`, so a case added
+//! to the WIT fails to compile here rather than fall back to a default.
 
 mod config;
 mod http;
@@ -8,49 +11,46 @@ mod store;
 
 #[cfg(feature = "http-only")]
 wit_bindgen::generate!({
-    inline: "
-        package cinema:spin-adapters;
-        world http-only {
-            export cinema:booking/types@0.1.0;
-            export cinema:booking/seats@0.1.0;
-            export cinema:booking/users@0.1.0;
-            export cinema:booking/payments@0.1.0;
-        }
-    ",
-    path: "../../../wit",
+    path: ["../../../wit", "../../../wit/spin-adapters"],
     world: "cinema:spin-adapters/http-only",
     generate_all,
 });
 
 #[cfg(not(feature = "http-only"))]
 wit_bindgen::generate!({
-    inline: "
-        package cinema:spin-adapters;
-        world spin {
-            export cinema:booking/types@0.1.0;
-            export cinema:booking/seats@0.1.0;
-            export cinema:booking/users@0.1.0;
-            export cinema:booking/payments@0.1.0;
-            export cinema:booking/storage@0.1.0;
-            export cinema:booking/events@0.1.0;
-        }
-    ",
-    path: "../../../wit",
+    path: ["../../../wit", "../../../wit/spin-adapters"],
     world: "cinema:spin-adapters/spin",
     generate_all,
 });
 
-use exports::cinema::booking::types::Error as WitError;
-use spin_adapters_core::Error;
+#[cfg(feature = "http-only")]
+booking_model::wit_conversions! {
+    types: crate::glue::exports::cinema::booking::types,
+    seats: crate::glue::exports::cinema::booking::seats,
+    users: crate::glue::exports::cinema::booking::users,
+    payments: crate::glue::exports::cinema::booking::payments,
+}
 
-pub(crate) fn wit_error(error: Error) -> WitError {
-    match error {
-        Error::NotFound(m) => WitError::NotFound(m),
-        Error::Rejected(m) => WitError::Rejected(m),
-        Error::Conflict(m) => WitError::Conflict(m),
-        Error::Unavailable(m) => WitError::Unavailable(m),
-        Error::Timeout(m) => WitError::Timeout(m),
-    }
+#[cfg(not(feature = "http-only"))]
+booking_model::wit_conversions! {
+    types: crate::glue::exports::cinema::booking::types,
+    seats: crate::glue::exports::cinema::booking::seats,
+    users: crate::glue::exports::cinema::booking::users,
+    payments: crate::glue::exports::cinema::booking::payments,
+    storage: crate::glue::exports::cinema::booking::storage,
+}
+
+/// What every export returns: the model's error in WIT.
+type WitResult<T> = Result<T, exports::cinema::booking::types::Error>;
+
+/// `Ok(value)` in its WIT form, errors too.
+fn wit<M: Into<W>, W>(result: booking_model::PortResult<M>) -> WitResult<W> {
+    result.map(Into::into).map_err(Into::into)
+}
+
+/// The same for a list.
+fn wit_list<M: Into<W>, W>(result: booking_model::PortResult<Vec<M>>) -> WitResult<Vec<W>> {
+    wit(result.map(|items| items.into_iter().map(Into::into).collect::<Vec<W>>()))
 }
 
 pub(crate) struct Adapters;

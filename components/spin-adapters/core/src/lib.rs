@@ -1,26 +1,18 @@
-//! Pure logic of the Spin adapter components (`components/spin-adapters`),
-//! kept free of WIT and of any Spin or WASI API so it builds and is unit
-//! tested natively (`cargo test -p spin-adapters-core`). The component
-//! crate next door only moves values between these functions and the
-//! Spin/WASI calls.
+//! What the Spin adapter component (`components/spin-adapters/component`)
+//! does beyond what it shares with the host's adapters: everything else —
+//! the SQLite schema and statements, the gRPC and REST error maps,
+//! gRPC-Web framing — is `booking-adapters-core`'s, and the component only
+//! moves values between those functions and the Spin/WASI calls.
 //!
-//! - [`grpc_web`]: gRPC-Web over HTTP/1.1: request framing, response
-//!   unframing (data and trailer frames), `grpc-status` → [`Error`].
-//! - [`cinema`]: the prost messages of `proto/cinema.proto`.
-//! - [`rest`]: URLs, bodies and status → [`Error`] mapping of the User and
-//!   Payment services, as `host/adapters/src/{users,payments,rest}.rs`,
-//!   and the Payment service's void of an idempotency key.
-//! - [`store`]: the SQLite schema and its migration, and every operation
-//!   on bookings, idempotency records and the event log (outbox), written
-//!   against [`store::Database`] so the tests run them on rusqlite.
-//! - [`event_json`]: the event JSON, byte-identical to what the host
-//!   publishes to RabbitMQ, and its MQTT topic.
+//! - [`outbox`]: Spin runs no background task, so the outbox is drained in
+//!   the request, over MQTT: the drain and the topics.
+//!
+//! Kept free of WIT and of any Spin or WASI API, so it builds and is
+//! tested natively (`cargo test -p spin-adapters-core`); its tests also
+//! run the Spin storage — the shared statements one per call, as Spin's
+//! `execute` runs them — on rusqlite (`tests/spin_sqlite.rs`), and the
+//! wire logic against the reference peers (`tests/against_peers.rs`).
 
-pub mod cinema;
-pub mod event_json;
-pub mod grpc_web;
-pub mod model;
-pub mod rest;
-pub mod store;
+#![forbid(unsafe_code)]
 
-pub use model::Error;
+pub mod outbox;

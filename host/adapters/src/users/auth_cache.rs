@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use booking_logic::model::Caller;
+use booking_model::Caller;
 
 /// How long a rejected token is answered from here: short, because a
 /// rejection may have been the service's hiccup.

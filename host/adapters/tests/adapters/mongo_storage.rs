@@ -7,9 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+use booking_adapters::Adapter;
+use booking_adapters::mongo::events::MongoEventLog;
+use booking_adapters::mongo::storage::MongoStorage;
 use booking_adapters::mongo::{Durability, MongoConfig, MongoDatabase};
-use booking_adapters::mongo_events::MongoEventLog;
-use booking_adapters::mongo_storage::MongoStorage;
 use booking_adapters::outbox::{Delivery, Outbox};
 use booking_logic::model::{Booking, BookingStatus, EventKind};
 use booking_logic::ports::{Events, PortError, Storage};
@@ -60,7 +61,7 @@ async fn indexes_exist_after_opening_and_opening_again_is_harmless() {
     open(db.clone(), Delivery::Relayed).await;
     open(db.clone(), Delivery::Relayed).await;
 
-    let bookings = indexes(&db, booking_adapters::mongo_storage::COLLECTION).await;
+    let bookings = indexes(&db, booking_adapters::mongo::storage::COLLECTION).await;
     assert!(
         has_index(&bookings, &["userId", "createdAt"], false),
         "{bookings:?}"
@@ -77,7 +78,11 @@ async fn indexes_exist_after_opening_and_opening_again_is_harmless() {
         has_index(&bookings, &["unpublished", "updatedAt"], false),
         "{bookings:?}"
     );
-    let records = indexes(&db, booking_adapters::mongo_storage::IDEMPOTENCY_COLLECTION).await;
+    let records = indexes(
+        &db,
+        booking_adapters::mongo::storage::IDEMPOTENCY_COLLECTION,
+    )
+    .await;
     assert!(has_index(&records, &["userId", "key"], true), "{records:?}");
     assert!(has_index(&records, &["expiresAt"], false), "{records:?}");
 }
@@ -141,7 +146,7 @@ async fn a_booking_keeps_its_events_as_wire_json_in_its_own_document() {
         .await
         .unwrap();
     let document = db
-        .collection::<Document>(booking_adapters::mongo_storage::COLLECTION)
+        .collection::<Document>(booking_adapters::mongo::storage::COLLECTION)
         .find_one(doc! { "_id": "b1" })
         .await
         .unwrap()
@@ -165,7 +170,7 @@ async fn a_booking_stored_before_the_outbox_reads_and_takes_events() {
     };
     let (storage, log) = open(db.clone(), Delivery::Relayed).await;
     // As the builds before embedded events wrote it.
-    db.collection::<Document>(booking_adapters::mongo_storage::COLLECTION)
+    db.collection::<Document>(booking_adapters::mongo::storage::COLLECTION)
         .insert_one(doc! {
             "_id": "old", "userId": "u1", "showtimeId": "showtime_456",
             "seats": ["A1"], "totalCents": 1500_i64, "currency": "USD",
@@ -210,7 +215,7 @@ async fn bookings_of_builds_before_settlement_are_read_and_the_ended_ones_settle
             "createdAt": 1_i64, "updatedAt": 1_i64, "version": 3_i64,
         }
     };
-    db.collection::<Document>(booking_adapters::mongo_storage::COLLECTION)
+    db.collection::<Document>(booking_adapters::mongo::storage::COLLECTION)
         .insert_many([old("confirmed", "CONFIRMED"), old("failed", "FAILED")])
         .await
         .unwrap();

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
+use booking_adapters::Adapter;
 use booking_adapters::payments::{PaymentsConfig, RestPayments};
 use booking_adapters::seats::{GrpcSeats, SeatsConfig};
 use booking_adapters::tls::TlsRoots;

@@ -8,12 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use booking_adapters::events::SqliteEventLog;
-use booking_adapters::mongo_events::MongoEventLog;
-use booking_adapters::mongo_storage::MongoStorage;
+use booking_adapters::mongo::events::MongoEventLog;
+use booking_adapters::mongo::storage::MongoStorage;
 use booking_adapters::outbox::{Delivery, Outbox};
 use booking_adapters::sqlite::Database;
-use booking_adapters::storage::SqliteStorage;
+use booking_adapters::sqlite::events::SqliteEventLog;
+use booking_adapters::sqlite::storage::SqliteStorage;
 use booking_logic::model::{Booking, BookingStatus, Event, EventKind, IdempotencyRecord};
 use booking_logic::ports::{Events, PortError, PortResult, Storage};
 use booking_logic::testing::contract::{self, booking, event};

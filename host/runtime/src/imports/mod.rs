@@ -1,6 +1,7 @@
 //! The WIT imports, one module per interface, each the same shape:
-//! `impl Host for RequestState` forwarding to the matching port trait,
-//! plus the record conversions. No decisions are made here.
+//! `impl Host for RequestState` forwarding to the matching port trait.
+//! The record conversions are generated (`bindings.rs`); no decisions
+//! are made here.
 
 mod events;
 mod payments;
@@ -8,7 +9,7 @@ mod seats;
 mod storage;
 mod users;
 
-use booking_logic::ports::PortError;
+use booking_model::PortResult;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::{self, types::Error};
@@ -16,14 +17,20 @@ use crate::state::RequestState;
 
 impl bindings::types::Host for RequestState {}
 
-fn wit_error(error: PortError) -> Error {
-    match error {
-        PortError::NotFound(m) => Error::NotFound(m),
-        PortError::Rejected(m) => Error::Rejected(m),
-        PortError::Conflict(m) => Error::Conflict(m),
-        PortError::Unavailable(m) => Error::Unavailable(m),
-        PortError::Timeout(m) => Error::Timeout(m),
+/// A port's answer as the guest's: the record and the error converted.
+trait Answer<T> {
+    fn answer<W: From<T>>(self) -> Result<W, Error>;
+}
+
+impl<T> Answer<T> for PortResult<T> {
+    fn answer<W: From<T>>(self) -> Result<W, Error> {
+        self.map(W::from).map_err(Error::from)
     }
+}
+
+/// A list of records converted, either way.
+fn wit<A, B: From<A>>(items: Vec<A>) -> Vec<B> {
+    items.into_iter().map(B::from).collect()
 }
 
 /// Adds WASI, WASI-HTTP (types and `outgoing-handler`; every outgoing

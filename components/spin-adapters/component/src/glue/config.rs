@@ -2,8 +2,8 @@
 //! set with `SPIN_VARIABLE_*` or a provider); the `http-only` build reads
 //! the same settings from environment variables instead.
 
-use spin_adapters_core::Error;
-use spin_adapters_core::rest::ServiceUrl;
+use booking_adapters_core::rest::ServiceUrl;
+use booking_model::PortError;
 
 /// (Spin variable, environment variable).
 pub const CINEMA_URL: (&str, &str) = ("cinema_service_url", "CINEMA_SERVICE_URL");
@@ -25,16 +25,16 @@ fn get(name: (&str, &str)) -> Option<String> {
     }
 }
 
-pub fn required(name: (&str, &str)) -> Result<String, Error> {
+pub fn required(name: (&str, &str)) -> Result<String, PortError> {
     get(name).ok_or_else(|| {
-        Error::Unavailable(format!(
+        PortError::Unavailable(format!(
             "setting {} (Spin variable) / {} (environment) is not set",
             name.0, name.1
         ))
     })
 }
 
-pub fn service_url(name: (&str, &str)) -> Result<ServiceUrl, Error> {
+pub fn service_url(name: (&str, &str)) -> Result<ServiceUrl, PortError> {
     let url = required(name)?;
     // The seed's host:port form means plain HTTP, as in the host.
     let url = if url.contains("://") {
@@ -42,7 +42,7 @@ pub fn service_url(name: (&str, &str)) -> Result<ServiceUrl, Error> {
     } else {
         format!("http://{url}")
     };
-    ServiceUrl::parse(&url).map_err(Error::Unavailable)
+    ServiceUrl::parse(&url).map_err(PortError::Unavailable)
 }
 
 pub fn seconds(name: (&str, &str), default: u64) -> std::time::Duration {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use spin_adapters_core::rest::{ServiceUrl, TransportFailure};
+use booking_adapters_core::rest::{ServiceUrl, TransportFailure};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
     ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,

@@ -1,23 +1,21 @@
 //! `seats` (gRPC-Web), `users` and `payments` (REST) over outbound HTTP.
+//! The messages, bodies and error maps are `booking_adapters_core`'s (the
+//! host's adapters apply the same); answers become the model's records,
+//! and those their WIT form through the generated conversions.
 
+use booking_adapters_core::{cinema, grpc_web, rest};
+use booking_model::{PortError, PortResult};
 use prost::Message;
-use spin_adapters_core::Error;
-use spin_adapters_core::cinema::{self, SeatStatus as ProtoSeatStatus};
-use spin_adapters_core::grpc_web;
-use spin_adapters_core::rest::{self, TransportFailure};
 use wasip2::http::types::Method;
 
-use super::exports::cinema::booking::types::Error as WitError;
 use super::exports::cinema::booking::{payments, seats, users};
-use super::{Adapters, config, http, wit_error};
-
-type WitResult<T> = Result<T, WitError>;
+use super::{Adapters, WitResult, config, http, wit, wit_list};
 
 /// One unary gRPC-Web call to the Cinema service.
 fn cinema_call<Req: Message, Resp: Message + Default>(
     method: &str,
     request: &Req,
-) -> Result<Resp, Error> {
+) -> PortResult<Resp> {
     let url = config::service_url(config::CINEMA_URL)?;
     let timeout = config::seconds(config::API_TIMEOUT, 30);
     let path = format!(
@@ -34,13 +32,7 @@ fn cinema_call<Req: Message, Resp: Message + Default>(
         Some(&body),
         timeout,
     )
-    .map_err(|(failure, detail)| {
-        let message = format!("cinema: {detail}");
-        match failure {
-            TransportFailure::TimedOut => Error::Timeout(message),
-            TransportFailure::NotSent | TransportFailure::Broken => Error::Unavailable(message),
-        }
-    })?;
+    .map_err(|(failure, detail)| rest::transport_error("cinema", failure, &detail))?;
     let message = grpc_web::unframe_response(response.status, &response.headers, &response.body)
         .map_err(grpc_web::Status::into_error)?;
     cinema::decode(&message)
@@ -48,44 +40,22 @@ fn cinema_call<Req: Message, Resp: Message + Default>(
 
 impl seats::Guest for Adapters {
     fn get_showtime(showtime_id: String) -> WitResult<seats::Showtime> {
-        let s: cinema::Showtime =
-            cinema_call("GetShowtime", &cinema::GetShowtimeRequest { showtime_id })
-                .map_err(wit_error)?;
-        Ok(seats::Showtime {
-            id: s.id,
-            movie_id: s.movie_id,
-            movie_title: s.movie_title,
-            theater: s.theater,
-            starts_at: s.starts_at_ms,
-            currency: s.currency,
-            total_seats: s.total_seats,
-            available_seats: s.available_seats,
-        })
+        wit(cinema_call::<_, cinema::Showtime>(
+            "GetShowtime",
+            &cinema::GetShowtimeRequest { showtime_id },
+        )
+        .map(booking_model::Showtime::from))
     }
 
     fn seat_map(showtime_id: String) -> WitResult<Vec<seats::Seat>> {
-        let map: cinema::SeatMap =
-            cinema_call("GetSeatMap", &cinema::GetSeatMapRequest { showtime_id })
-                .map_err(wit_error)?;
-        map.seats
-            .into_iter()
-            .map(|seat| {
-                let status =
-                    match cinema::seat_status(seat.status, &seat.number).map_err(wit_error)? {
-                        ProtoSeatStatus::Available => seats::SeatStatus::Available,
-                        ProtoSeatStatus::Locked => seats::SeatStatus::Locked,
-                        ProtoSeatStatus::Booked | ProtoSeatStatus::Unspecified => {
-                            seats::SeatStatus::Booked
-                        }
-                    };
-                Ok(seats::Seat {
-                    number: seat.number,
-                    row: seat.row,
-                    price_cents: seat.price_cents,
-                    status,
-                })
-            })
-            .collect()
+        wit_list((|| {
+            let map: cinema::SeatMap =
+                cinema_call("GetSeatMap", &cinema::GetSeatMapRequest { showtime_id })?;
+            map.seats
+                .into_iter()
+                .map(booking_model::Seat::try_from)
+                .collect::<PortResult<Vec<_>>>()
+        })())
     }
 
     fn lock_seats(
@@ -100,46 +70,32 @@ impl seats::Guest for Adapters {
             holder,
             ttl_seconds,
         };
-        let lock: cinema::SeatLock = cinema_call("LockSeats", &request).map_err(wit_error)?;
-        Ok(seats::SeatLock {
-            id: lock.lock_id,
-            showtime_id: lock.showtime_id,
-            seats: lock
-                .seats
-                .into_iter()
-                .map(|seat| seats::PricedSeat {
-                    number: seat.number,
-                    price_cents: seat.price_cents,
-                })
-                .collect(),
-            expires_at: lock.expires_at_ms,
-        })
+        wit(cinema_call::<_, cinema::SeatLock>("LockSeats", &request)
+            .map(booking_model::SeatLock::from))
     }
 
     fn confirm_seats(lock_id: String) -> WitResult<()> {
-        cinema_call::<_, cinema::ConfirmSeatsResponse>(
+        wit(cinema_call::<_, cinema::ConfirmSeatsResponse>(
             "ConfirmSeats",
             &cinema::ConfirmSeatsRequest { lock_id },
         )
-        .map(drop)
-        .map_err(wit_error)
+        .map(drop))
     }
 
     fn release_seats(lock_id: String) -> WitResult<()> {
-        cinema_call::<_, cinema::ReleaseSeatsResponse>(
+        wit(cinema_call::<_, cinema::ReleaseSeatsResponse>(
             "ReleaseSeats",
             &cinema::ReleaseSeatsRequest { lock_id },
         )
-        .map(drop)
-        .map_err(wit_error)
+        .map(drop))
     }
 }
 
 impl users::Guest for Adapters {
     fn get_user(user_id: String) -> WitResult<users::User> {
-        (|| {
+        wit((|| {
             if rest::is_unaddressable(&user_id) {
-                return Err(Error::NotFound(format!("users: no user {user_id:?}")));
+                return Err(PortError::NotFound(format!("users: no user {user_id:?}")));
             }
             let url = config::service_url(config::USERS_URL)?;
             let timeout = config::seconds(config::API_TIMEOUT, 30);
@@ -155,19 +111,12 @@ impl users::Guest for Adapters {
             if !(200..300).contains(&response.status) {
                 return Err(rest::users_status_error(response.status, &response.body));
             }
-            let user = rest::parse_user(&response.body)?;
-            Ok(users::User {
-                id: user.id,
-                name: user.name,
-                email: user.email,
-                active: user.active,
-            })
-        })()
-        .map_err(wit_error)
+            rest::parse_user(&response.body).map(booking_model::User::from)
+        })())
     }
 
     fn authenticate(token: String) -> WitResult<users::Caller> {
-        (|| {
+        wit((|| {
             let authorization = rest::bearer(&token)?;
             let url = config::service_url(config::USERS_URL)?;
             let timeout = config::seconds(config::API_TIMEOUT, 30);
@@ -186,116 +135,71 @@ impl users::Guest for Adapters {
             if !(200..300).contains(&response.status) {
                 return Err(rest::auth_status_error(response.status, &response.body));
             }
-            let caller = rest::parse_caller(&response.body)?;
-            Ok(users::Caller {
-                user_id: caller.user_id,
-                roles: caller.roles,
-                expires_at: caller.expires_at,
-            })
-        })()
-        .map_err(wit_error)
+            rest::parse_caller(&response.body).map(booking_model::Caller::from)
+        })())
     }
+}
+
+/// A POST to the Payment service, its answer's status checked.
+fn payments_post(
+    segments: &[&str],
+    body: Option<&[u8]>,
+    timeout: std::time::Duration,
+) -> PortResult<http::Response> {
+    let url = config::service_url(config::PAYMENTS_URL)?;
+    let mut headers = vec![("accept", "application/json")];
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    http::send(
+        Method::Post,
+        &url,
+        &url.path(segments),
+        &headers,
+        body,
+        timeout,
+    )
+    .map_err(|(failure, detail)| rest::payments_transport_error(failure, &detail))
 }
 
 impl payments::Guest for Adapters {
     fn charge(request: payments::ChargeRequest) -> WitResult<payments::Receipt> {
-        (|| {
-            let url = config::service_url(config::PAYMENTS_URL)?;
+        wit((|| {
+            let request = booking_model::ChargeRequest::from(request);
+            let body = rest::charge_json(&rest::ChargeBody::of(&request))?;
             let timeout = config::seconds(config::PAYMENT_TIMEOUT, 300);
-            let body = serde_json_body(&rest::ChargeBody {
-                idempotency_key: &request.idempotency_key,
-                amount_cents: request.amount_cents,
-                currency: &request.currency,
-                method: &request.method,
-                details: &request.details,
-                description: &request.description,
-            })?;
-            let response = http::send(
-                Method::Post,
-                &url,
-                &url.path(&["payments"]),
-                &[
-                    ("content-type", "application/json"),
-                    ("accept", "application/json"),
-                ],
-                Some(&body),
-                timeout,
-            )
-            .map_err(|(failure, detail)| rest::payments_transport_error(failure, &detail))?;
+            let response = payments_post(&["payments"], Some(&body), timeout)?;
             if !(200..300).contains(&response.status) {
                 return Err(rest::payments_status_error(response.status, &response.body));
             }
-            let receipt = rest::parse_receipt(&response.body)?;
-            Ok(payments::Receipt {
-                transaction_id: receipt.transaction_id,
-                amount_cents: receipt.amount_cents,
-                currency: receipt.currency,
-                charged_at: receipt.created_at_ms,
-            })
-        })()
-        .map_err(wit_error)
+            rest::parse_receipt(&response.body).map(booking_model::Receipt::from)
+        })())
     }
 
     fn refund(transaction_id: String) -> WitResult<payments::RefundReceipt> {
-        (|| {
+        wit((|| {
             if rest::is_unaddressable(&transaction_id) {
-                return Err(Error::NotFound(format!(
+                return Err(PortError::NotFound(format!(
                     "payments: no transaction {transaction_id:?}"
                 )));
             }
-            let url = config::service_url(config::PAYMENTS_URL)?;
             let timeout = config::seconds(config::API_TIMEOUT, 30);
-            let response = http::send(
-                Method::Post,
-                &url,
-                &url.path(&["payments", &transaction_id, "refund"]),
-                &[("accept", "application/json")],
-                None,
-                timeout,
-            )
-            .map_err(|(failure, detail)| rest::payments_transport_error(failure, &detail))?;
+            let response = payments_post(&["payments", &transaction_id, "refund"], None, timeout)?;
             if !(200..300).contains(&response.status) {
                 return Err(rest::payments_status_error(response.status, &response.body));
             }
-            let refund = rest::parse_refund(&response.body)?;
-            Ok(payments::RefundReceipt {
-                refund_id: refund.refund_id,
-                transaction_id: refund.transaction_id,
-                amount_cents: refund.amount_cents,
-            })
-        })()
-        .map_err(wit_error)
+            rest::parse_refund(&response.body).map(booking_model::RefundReceipt::from)
+        })())
     }
 
     fn void_charge(idempotency_key: String) -> WitResult<Option<payments::Receipt>> {
         (|| {
-            let url = config::service_url(config::PAYMENTS_URL)?;
-            let timeout = config::seconds(config::API_TIMEOUT, 30);
             let body = rest::void_charge_json(&idempotency_key)?;
-            let response = http::send(
-                Method::Post,
-                &url,
-                &rest::void_charge_path(&url),
-                &[
-                    ("content-type", "application/json"),
-                    ("accept", "application/json"),
-                ],
-                Some(&body),
-                timeout,
-            )
-            .map_err(|(failure, detail)| rest::payments_transport_error(failure, &detail))?;
-            let voided = rest::voided_charge(response.status, &response.body)?;
-            Ok(voided.map(|receipt| payments::Receipt {
-                transaction_id: receipt.transaction_id,
-                amount_cents: receipt.amount_cents,
-                currency: receipt.currency,
-                charged_at: receipt.created_at_ms,
-            }))
+            let timeout = config::seconds(config::API_TIMEOUT, 30);
+            let response = payments_post(&["payments", "void"], Some(&body), timeout)?;
+            rest::voided_charge(response.status, &response.body)
         })()
-        .map_err(wit_error)
+        .map(|voided| voided.map(|receipt| booking_model::Receipt::from(receipt).into()))
+        .map_err(Into::into)
     }
-}
-
-fn serde_json_body(body: &rest::ChargeBody<'_>) -> Result<Vec<u8>, Error> {
-    rest::charge_json(body)
 }

@@ -4,11 +4,11 @@
 //! User and Payment servers. The transport here is reqwest (HTTP/1.1
 //! only); in the component it is `wasi:http`.
 
+use booking_adapters_core::rest::{self, ServiceUrl};
+use booking_adapters_core::{cinema, grpc_web};
+use booking_model::{PortError as Error, SeatStatus};
 use booking_peers::PeersConfig;
 use prost::Message;
-use spin_adapters_core::cinema::{self, SeatStatus};
-use spin_adapters_core::rest::{self, ServiceUrl};
-use spin_adapters_core::{Error, grpc_web};
 
 async fn grpc_web_call<Req: Message, Resp: Message + Default>(
     client: &reqwest::Client,

@@ -5,14 +5,13 @@
 
 use std::path::PathBuf;
 
+use booking_adapters_core::sqlite::{self as store, Database, Outcome, Statement};
 use booking_logic::model::{
     Booking, BookingStatus, Event, EventKind, IdempotencyRecord, PageRequest,
 };
-use booking_logic::ports::{Events, PortError, Storage};
-use booking_logic::testing::contract;
-use spin_adapters_core::event_json;
-use spin_adapters_core::model as core;
-use spin_adapters_core::store::{self, Database, Outcome, Statement};
+use booking_logic::ports::{Events, PortError, PortResult, Storage};
+use harness::SpinSqlite;
+use spin_adapters_core::outbox;
 
 use crate::harness::SpinSqlite;
 
@@ -339,7 +338,7 @@ async fn unsettled_bookings_are_listed_earliest_first_through_their_index() {
 struct Recording<'a>(&'a SpinSqlite, std::cell::RefCell<Vec<Statement>>);
 
 impl Database for Recording<'_> {
-    fn run(&self, statement: Statement) -> core::Result<Outcome> {
+    fn run(&self, statement: Statement) -> PortResult<Outcome> {
         self.1.borrow_mut().push(statement.clone());
         self.0.run(statement)
     }
@@ -420,7 +419,7 @@ async fn a_database_of_the_previous_release_is_migrated_in_place() {
 struct OutrunOnAlter<'a>(&'a SpinSqlite);
 
 impl Database for OutrunOnAlter<'_> {
-    fn run(&self, statement: Statement) -> core::Result<Outcome> {
+    fn run(&self, statement: Statement) -> PortResult<Outcome> {
         if statement.sql.starts_with("ALTER TABLE") {
             self.0.run(statement.clone())?;
         }
@@ -432,9 +431,9 @@ impl Database for OutrunOnAlter<'_> {
 struct BrokenAlter<'a>(&'a SpinSqlite);
 
 impl Database for BrokenAlter<'_> {
-    fn run(&self, statement: Statement) -> core::Result<Outcome> {
+    fn run(&self, statement: Statement) -> PortResult<Outcome> {
         if statement.sql.starts_with("ALTER TABLE") {
-            return Err(core::Error::Unavailable("disk I/O error".into()));
+            return Err(PortError::Unavailable("disk I/O error".into()));
         }
         self.0.run(statement)
     }
@@ -447,16 +446,15 @@ fn a_migration_outrun_by_another_instance_succeeds_but_a_failed_one_does_not() {
     db.raw().execute_batch(PREVIOUS_RELEASE).unwrap();
     assert!(matches!(
         store::migrate(&BrokenAlter(&db)),
-        Err(core::Error::Unavailable(_))
+        Err(PortError::Unavailable(_))
     ));
     store::migrate(&OutrunOnAlter(&db)).unwrap();
     assert!(block_on(db.list_unsettled(0, 10)).unwrap().is_empty());
 }
 
-/// The core event of a logic event, for the outbox's (kind, payload).
-fn wire(event: &Event) -> (core::EventKind, String) {
-    let event = crate::harness::event_in(event);
-    (event.kind, event_json::to_json(&event))
+/// An event as the outbox hands it over: (kind, payload).
+fn wire(event: &Event) -> (EventKind, String) {
+    (event.kind, event.to_json())
 }
 
 #[tokio::test]
@@ -484,14 +482,14 @@ async fn the_outbox_drains_in_commit_order_and_marks_only_what_was_published() {
 
     // The broker takes two, then fails.
     let mut sent = Vec::new();
-    let outcome = store::drain_outbox(&db, 10, 900, |kind, payload| {
+    let outcome = outbox::drain_outbox(&db, 10, 900, |kind, payload| {
         if sent.len() == 2 {
-            return Err(core::Error::Unavailable("broker gone".into()));
+            return Err(PortError::Unavailable("broker gone".into()));
         }
         sent.push((kind, payload.to_owned()));
         Ok(())
     });
-    assert!(matches!(outcome, Err(core::Error::Unavailable(_))));
+    assert!(matches!(outcome, Err(PortError::Unavailable(_))));
     assert_eq!(sent, committed[..2]);
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM events WHERE published_at = 900"),
@@ -500,15 +498,18 @@ async fn the_outbox_drains_in_commit_order_and_marks_only_what_was_published() {
 
     // The next drain starts at the first event not taken, in batches.
     let mut resent = Vec::new();
-    let published = store::drain_outbox(&db, 1, 901, |kind, payload| {
+    let published = outbox::drain_outbox(&db, 1, 901, |kind, payload| {
         resent.push((kind, payload.to_owned()));
         Ok(())
     })
     .unwrap();
     assert_eq!((published, resent.as_slice()), (1, &committed[2..3]));
-    assert_eq!(store::drain_outbox(&db, 10, 902, |_, _| Ok(())).unwrap(), 1);
     assert_eq!(
-        store::drain_outbox(&db, 10, 903, |_, _| panic!("nothing is left")).unwrap(),
+        outbox::drain_outbox(&db, 10, 902, |_, _| Ok(())).unwrap(),
+        1
+    );
+    assert_eq!(
+        outbox::drain_outbox(&db, 10, 903, |_, _| panic!("nothing is left")).unwrap(),
         0
     );
 

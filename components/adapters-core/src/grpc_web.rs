@@ -6,9 +6,10 @@
 //! trailers; bit `0x01` = compressed, which we never ask for), a 4-byte
 //! big-endian length, the bytes. The answer's status comes in a trailer
 //! frame at the end of the body (`grpc-status:0\r\ngrpc-message:…\r\n`), or,
-//! for a trailers-only answer, in the HTTP headers.
+//! for a trailers-only answer, in the HTTP headers. What a status means
+//! to the logic is [`crate::grpc`]'s, as for the host's tonic client.
 
-use crate::model::Error;
+pub use crate::grpc::{Code, Status};
 
 pub const CONTENT_TYPE: &str = "application/grpc-web+proto";
 
@@ -18,87 +19,6 @@ pub const REQUEST_HEADERS: [(&str, &str); 3] = [
     ("accept", CONTENT_TYPE),
     ("x-grpc-web", "1"),
 ];
-
-/// gRPC status codes (grpc/doc/statuscodes.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    Ok = 0,
-    Cancelled = 1,
-    Unknown = 2,
-    InvalidArgument = 3,
-    DeadlineExceeded = 4,
-    NotFound = 5,
-    AlreadyExists = 6,
-    PermissionDenied = 7,
-    ResourceExhausted = 8,
-    FailedPrecondition = 9,
-    Aborted = 10,
-    OutOfRange = 11,
-    Unimplemented = 12,
-    Internal = 13,
-    Unavailable = 14,
-    DataLoss = 15,
-    Unauthenticated = 16,
-}
-
-impl Code {
-    pub fn from_i32(code: i32) -> Code {
-        use Code::*;
-        [
-            Ok,
-            Cancelled,
-            Unknown,
-            InvalidArgument,
-            DeadlineExceeded,
-            NotFound,
-            AlreadyExists,
-            PermissionDenied,
-            ResourceExhausted,
-            FailedPrecondition,
-            Aborted,
-            OutOfRange,
-            Unimplemented,
-            Internal,
-            Unavailable,
-            DataLoss,
-            Unauthenticated,
-        ]
-        .get(usize::try_from(code).unwrap_or(usize::MAX))
-        .copied()
-        .unwrap_or(Unknown)
-    }
-}
-
-/// A call that did not end with `grpc-status: 0`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub code: Code,
-    pub message: String,
-}
-
-impl Status {
-    fn new(code: Code, message: impl Into<String>) -> Status {
-        Status {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The port error, mapped as the host's tonic adapter does
-    /// (`host/adapters/src/seats.rs`).
-    pub fn into_error(self) -> Error {
-        let message = format!("cinema {:?}: {}", self.code, self.message);
-        match self.code {
-            Code::NotFound => Error::NotFound(message),
-            Code::InvalidArgument => Error::Rejected(message),
-            Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => {
-                Error::Conflict(message)
-            }
-            Code::DeadlineExceeded | Code::Cancelled => Error::Timeout(message),
-            _ => Error::Unavailable(message),
-        }
-    }
-}
 
 /// The path of a method: `/cinema.v1.CinemaService/GetShowtime`.
 pub fn method_path(service: &str, method: &str) -> String {
@@ -251,6 +171,8 @@ fn percent_decode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use booking_model::PortError;
+
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
@@ -294,7 +216,7 @@ mod tests {
         assert_eq!(status.code, Code::FailedPrecondition);
         assert_eq!(status.message, "seat A1 is locked");
         assert!(
-            matches!(status.into_error(), Error::Conflict(m) if m.contains("seat A1 is locked"))
+            matches!(status.into_error(), PortError::Conflict(m) if m.contains("seat A1 is locked"))
         );
 
         let h = headers(&[
@@ -304,7 +226,7 @@ mod tests {
         ]);
         let status = unframe_response(200, &h, b"").unwrap_err();
         assert_eq!(status.code, Code::NotFound);
-        assert!(matches!(status.into_error(), Error::NotFound(_)));
+        assert!(matches!(status.into_error(), PortError::NotFound(_)));
     }
 
     #[test]
@@ -355,31 +277,7 @@ mod tests {
         );
         assert!(matches!(
             unframe_response(502, &[], b"").unwrap_err().into_error(),
-            Error::Unavailable(_)
+            PortError::Unavailable(_)
         ));
-    }
-
-    #[test]
-    fn status_codes_map_to_port_errors_as_in_the_host() {
-        let e = |code| Status::new(code, "m").into_error();
-        assert!(matches!(e(Code::NotFound), Error::NotFound(_)));
-        assert!(matches!(e(Code::InvalidArgument), Error::Rejected(_)));
-        for code in [Code::FailedPrecondition, Code::AlreadyExists, Code::Aborted] {
-            assert!(matches!(e(code), Error::Conflict(_)));
-        }
-        for code in [Code::DeadlineExceeded, Code::Cancelled] {
-            assert!(matches!(e(code), Error::Timeout(_)));
-        }
-        for code in [
-            Code::Unavailable,
-            Code::Internal,
-            Code::Unknown,
-            Code::Unimplemented,
-        ] {
-            assert!(matches!(e(code), Error::Unavailable(_)));
-        }
-        assert_eq!(Code::from_i32(16), Code::Unauthenticated);
-        assert_eq!(Code::from_i32(99), Code::Unknown);
-        assert_eq!(Code::from_i32(-1), Code::Unknown);
     }
 }

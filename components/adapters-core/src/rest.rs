@@ -1,10 +1,10 @@
-//! The User and Payment services' REST APIs as the host's adapters use them
-//! (`host/adapters/src/{rest,users,payments}.rs`): same endpoints, same
-//! bodies, same status → error mapping. The transport is the caller's.
+//! The User and Payment services' REST APIs: endpoints, bodies, and the
+//! one status → error and transport failure → error map both the host's
+//! adapters (`host/adapters/src/{rest,users,payments}.rs`, on reqwest) and
+//! the Spin adapter (on `wasi:http`) apply. The transport is the caller's.
 
+use booking_model::{Caller, PortError, Receipt, RefundReceipt, User};
 use serde::{Deserialize, Serialize};
-
-use crate::model::Error;
 
 /// A service base URL split the way `wasi:http` wants it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,21 +87,28 @@ pub enum TransportFailure {
     Broken,
 }
 
-/// Users: only a timeout after sending may be an answer on the way.
-pub fn users_transport_error(failure: TransportFailure, detail: &str) -> Error {
-    let message = format!("users: {detail}");
+/// A failed request that changes nothing (a read, an authentication, a
+/// Cinema call) of `service`: only a timeout after sending may be an
+/// answer on the way.
+pub fn transport_error(service: &str, failure: TransportFailure, detail: &str) -> PortError {
+    let message = format!("{service}: {detail}");
     match failure {
-        TransportFailure::TimedOut => Error::Timeout(message),
-        TransportFailure::NotSent | TransportFailure::Broken => Error::Unavailable(message),
+        TransportFailure::TimedOut => PortError::Timeout(message),
+        TransportFailure::NotSent | TransportFailure::Broken => PortError::Unavailable(message),
     }
 }
 
+/// Users: see [`transport_error`].
+pub fn users_transport_error(failure: TransportFailure, detail: &str) -> PortError {
+    transport_error("users", failure, detail)
+}
+
 /// Payments: only a failed connect proves the request never arrived.
-pub fn payments_transport_error(failure: TransportFailure, detail: &str) -> Error {
+pub fn payments_transport_error(failure: TransportFailure, detail: &str) -> PortError {
     let message = format!("payments: {detail}");
     match failure {
-        TransportFailure::NotSent => Error::Unavailable(message),
-        TransportFailure::TimedOut | TransportFailure::Broken => Error::Timeout(message),
+        TransportFailure::NotSent => PortError::Unavailable(message),
+        TransportFailure::TimedOut | TransportFailure::Broken => PortError::Timeout(message),
     }
 }
 
@@ -112,70 +119,80 @@ struct ErrorBody {
     message: String,
 }
 
-/// `"{service}: HTTP 404 Not Found: {error}: {message}"`, as the host says it.
+/// `"{service}: HTTP 404 Not Found: {error}: {message}"`: the status and
+/// the service's `{"error","message"}` if it sent one, for people.
 pub fn describe(service: &str, status: u16, body: &[u8]) -> String {
-    let status = match reason(status) {
-        Some(reason) => format!("{status} {reason}"),
-        None => status.to_string(),
-    };
+    let status = http_status(status);
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => format!("{service}: HTTP {status}: {}: {}", e.error, e.message),
         Err(_) => format!("{service}: HTTP {status}"),
     }
 }
 
-fn reason(status: u16) -> Option<&'static str> {
-    Some(match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        402 => "Payment Required",
-        403 => "Forbidden",
-        404 => "Not Found",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        422 => "Unprocessable Entity",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => return None,
+/// `404 Not Found`, as `http::StatusCode` displays it.
+fn http_status(status: u16) -> String {
+    http::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string())
+}
+
+/// A 3xx is never followed (a request carries a bearer token or card
+/// details, which must reach no other host) and is not the service's
+/// answer: as good as a lost one.
+fn redirected(service: &str, status: u16) -> Option<String> {
+    (300..400).contains(&status).then(|| {
+        format!(
+            "{service}: HTTP {}: redirects are not followed",
+            http_status(status)
+        )
     })
 }
 
 /// `GET /users/{id}` failed with `status`.
-pub fn users_status_error(status: u16, body: &[u8]) -> Error {
+pub fn users_status_error(status: u16, body: &[u8]) -> PortError {
+    if let Some(message) = redirected("users", status) {
+        return PortError::Unavailable(message);
+    }
     let message = describe("users", status, body);
     match status {
-        404 => Error::NotFound(message),
-        500..=599 => Error::Unavailable(message),
-        _ => Error::Rejected(message),
+        404 => PortError::NotFound(message),
+        500..=599 => PortError::Unavailable(message),
+        _ => PortError::Rejected(message),
     }
 }
 
 /// `GET /auth/me` failed with `status`: an unknown, malformed or expired
-/// token (401, 403) is `rejected`, like any refusal; a server error is
-/// `unavailable`.
-pub fn auth_status_error(status: u16, body: &[u8]) -> Error {
+/// token (401, 403) is `rejected`, like any refusal; no such endpoint
+/// (404) means the service cannot authenticate at all, which is not the
+/// client's fault, so it is `unavailable` like a server error.
+pub fn auth_status_error(status: u16, body: &[u8]) -> PortError {
+    if let Some(message) = redirected("users", status) {
+        return PortError::Unavailable(message);
+    }
     let message = describe("users", status, body);
     match status {
-        500..=599 => Error::Unavailable(message),
-        _ => Error::Rejected(message),
+        401 | 403 => PortError::Rejected(message),
+        404 | 500..=599 => PortError::Unavailable(message),
+        _ => PortError::Rejected(message),
     }
 }
 
-/// `POST /payments[/{id}/refund]` failed with `status`.
-pub fn payments_status_error(status: u16, body: &[u8]) -> Error {
+/// `POST /payments[/{id}/refund|/void]` failed with `status`. Where the
+/// service may have acted (a 3xx, 408, 500, 502, 504) it is `timeout`:
+/// the logic retries with the same idempotency key, which cannot charge
+/// twice.
+pub fn payments_status_error(status: u16, body: &[u8]) -> PortError {
+    if let Some(message) = redirected("payments", status) {
+        return PortError::Timeout(message);
+    }
     let message = describe("payments", status, body);
     match status {
-        404 => Error::NotFound(message),
-        409 => Error::Conflict(message),
+        404 => PortError::NotFound(message),
+        409 => PortError::Conflict(message),
         // The service may have acted before failing.
-        408 | 500 | 502 | 504 => Error::Timeout(message),
-        429 => Error::Unavailable(message),
-        500..=599 => Error::Unavailable(message),
+        408 | 500 | 502 | 504 => PortError::Timeout(message),
+        429 => PortError::Unavailable(message),
+        500..=599 => PortError::Unavailable(message),
         // 402 declined, 400 invalid, and any other refusal.
-        _ => Error::Rejected(message),
+        _ => PortError::Rejected(message),
     }
 }
 
@@ -192,9 +209,20 @@ pub struct UserBody {
     pub active: bool,
 }
 
-pub fn parse_user(body: &[u8]) -> Result<UserBody, Error> {
+pub fn parse_user(body: &[u8]) -> Result<UserBody, PortError> {
     serde_json::from_slice(body)
-        .map_err(|e| Error::Unavailable(format!("users: malformed user: {e}")))
+        .map_err(|e| PortError::Unavailable(format!("users: malformed user: {e}")))
+}
+
+impl From<UserBody> for User {
+    fn from(user: UserBody) -> User {
+        User {
+            id: user.id,
+            name: user.name,
+            email: user.email,
+            active: user.active,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -206,16 +234,26 @@ pub struct CallerBody {
     pub expires_at: u64,
 }
 
-pub fn parse_caller(body: &[u8]) -> Result<CallerBody, Error> {
+pub fn parse_caller(body: &[u8]) -> Result<CallerBody, PortError> {
     serde_json::from_slice(body)
-        .map_err(|e| Error::Unavailable(format!("users: malformed caller: {e}")))
+        .map_err(|e| PortError::Unavailable(format!("users: malformed caller: {e}")))
+}
+
+impl From<CallerBody> for Caller {
+    fn from(caller: CallerBody) -> Caller {
+        Caller {
+            user_id: caller.user_id,
+            roles: caller.roles,
+            expires_at: caller.expires_at,
+        }
+    }
 }
 
 /// The `Authorization` header for a token, refused if it could smuggle
 /// another header in.
-pub fn bearer(token: &str) -> Result<String, Error> {
+pub fn bearer(token: &str) -> Result<String, PortError> {
     if token.is_empty() || token.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        return Err(Error::Rejected("users: malformed bearer token".into()));
+        return Err(PortError::Rejected("users: malformed bearer token".into()));
     }
     Ok(format!("Bearer {token}"))
 }
@@ -230,9 +268,22 @@ pub struct ChargeBody<'a> {
     pub description: &'a str,
 }
 
+impl<'a> ChargeBody<'a> {
+    pub fn of(request: &'a booking_model::ChargeRequest) -> ChargeBody<'a> {
+        ChargeBody {
+            idempotency_key: &request.idempotency_key,
+            amount_cents: request.amount_cents,
+            currency: &request.currency,
+            method: &request.method,
+            details: &request.details,
+            description: &request.description,
+        }
+    }
+}
+
 /// The charge request body, as the host's reqwest `.json(&body)` sends it.
-pub fn charge_json(body: &ChargeBody<'_>) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(body).map_err(|e| Error::Rejected(format!("payments: {e}")))
+pub fn charge_json(body: &ChargeBody<'_>) -> Result<Vec<u8>, PortError> {
+    serde_json::to_vec(body).map_err(|e| PortError::Rejected(format!("payments: {e}")))
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -243,23 +294,30 @@ pub struct ReceiptBody {
     pub created_at_ms: u64,
 }
 
+impl From<ReceiptBody> for Receipt {
+    fn from(receipt: ReceiptBody) -> Receipt {
+        Receipt {
+            transaction_id: receipt.transaction_id,
+            amount_cents: receipt.amount_cents,
+            currency: receipt.currency,
+            charged_at: receipt.created_at_ms,
+        }
+    }
+}
+
 /// The service charged; an unreadable receipt is a `timeout` so the logic
 /// retries with the same key and learns how.
-pub fn parse_receipt(body: &[u8]) -> Result<ReceiptBody, Error> {
+pub fn parse_receipt(body: &[u8]) -> Result<ReceiptBody, PortError> {
     serde_json::from_slice(body)
-        .map_err(|e| Error::Timeout(format!("payments: unreadable charge receipt: {e}")))
+        .map_err(|e| PortError::Timeout(format!("payments: unreadable charge receipt: {e}")))
 }
 
-/// `POST /payments/void`: closes an idempotency key and answers its
-/// charge, which a real Payment service must offer for crashed attempts
-/// to be resolved.
-pub fn void_charge_path(url: &ServiceUrl) -> String {
-    url.path(&["payments", "void"])
-}
-
-pub fn void_charge_json(idempotency_key: &str) -> Result<Vec<u8>, Error> {
+/// `POST /payments/void`'s body: closes an idempotency key, and the
+/// answer names its charge, which a real Payment service must offer for
+/// crashed attempts to be resolved.
+pub fn void_charge_json(idempotency_key: &str) -> Result<Vec<u8>, PortError> {
     serde_json::to_vec(&serde_json::json!({ "idempotency_key": idempotency_key }))
-        .map_err(|e| Error::Rejected(format!("payments: {e}")))
+        .map_err(|e| PortError::Rejected(format!("payments: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,17 +330,18 @@ struct VoidBody {
 /// The void's answer: 2xx with `{"charge": receipt | null}`. Anything else
 /// is an error, an unreadable body included, so a void never wrongly
 /// says "nothing was charged".
-pub fn voided_charge(status: u16, body: &[u8]) -> Result<Option<ReceiptBody>, Error> {
+pub fn voided_charge(status: u16, body: &[u8]) -> Result<Option<ReceiptBody>, PortError> {
     match status {
         200..=299 => match serde_json::from_slice::<VoidBody>(body) {
             Ok(VoidBody {
                 voided: true,
                 charge,
             }) => Ok(charge),
-            Ok(_) => Err(Error::Unavailable(
-                "payments: the key was not voided".to_string(),
-            )),
-            Err(e) => Err(Error::Unavailable(format!(
+            Ok(_) => Err(PortError::Unavailable(format!(
+                "{}: the key was not voided",
+                describe("payments", status, body)
+            ))),
+            Err(e) => Err(PortError::Unavailable(format!(
                 "payments: unreadable void answer: {e}"
             ))),
         },
@@ -297,9 +356,19 @@ pub struct RefundBody {
     pub amount_cents: u64,
 }
 
-pub fn parse_refund(body: &[u8]) -> Result<RefundBody, Error> {
+pub fn parse_refund(body: &[u8]) -> Result<RefundBody, PortError> {
     serde_json::from_slice(body)
-        .map_err(|e| Error::Unavailable(format!("payments: malformed refund: {e}")))
+        .map_err(|e| PortError::Unavailable(format!("payments: malformed refund: {e}")))
+}
+
+impl From<RefundBody> for RefundReceipt {
+    fn from(refund: RefundBody) -> RefundReceipt {
+        RefundReceipt {
+            refund_id: refund.refund_id,
+            transaction_id: refund.transaction_id,
+            amount_cents: refund.amount_cents,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -342,38 +411,75 @@ mod tests {
         let body = br#"{"error":"USER_NOT_FOUND","message":"no user x"}"#;
         assert_eq!(
             users_status_error(404, body),
-            Error::NotFound("users: HTTP 404 Not Found: USER_NOT_FOUND: no user x".into())
+            PortError::NotFound("users: HTTP 404 Not Found: USER_NOT_FOUND: no user x".into())
         );
         assert!(
-            matches!(users_status_error(503, b""), Error::Unavailable(m) if m == "users: HTTP 503 Service Unavailable")
+            matches!(users_status_error(503, b""), PortError::Unavailable(m) if m == "users: HTTP 503 Service Unavailable")
         );
-        assert!(matches!(users_status_error(400, b""), Error::Rejected(_)));
+        assert!(matches!(
+            users_status_error(400, b""),
+            PortError::Rejected(_)
+        ));
+        assert_eq!(
+            users_status_error(302, b"<html>"),
+            PortError::Unavailable("users: HTTP 302 Found: redirects are not followed".into())
+        );
+        assert_eq!(
+            describe("users", 418, b""),
+            "users: HTTP 418 I'm a teapot",
+            "as reqwest's StatusCode says it"
+        );
         assert!(matches!(
             users_transport_error(TransportFailure::TimedOut, "x"),
-            Error::Timeout(_)
+            PortError::Timeout(_)
         ));
         assert!(matches!(
             users_transport_error(TransportFailure::NotSent, "x"),
-            Error::Unavailable(_)
+            PortError::Unavailable(_)
         ));
         assert!(matches!(
             users_transport_error(TransportFailure::Broken, "x"),
-            Error::Unavailable(_)
+            PortError::Unavailable(_)
         ));
     }
 
     #[test]
     fn auth_refusals_are_rejected() {
-        assert!(matches!(auth_status_error(401, b""), Error::Rejected(_)));
-        assert!(matches!(auth_status_error(403, b""), Error::Rejected(_)));
-        assert!(matches!(auth_status_error(502, b""), Error::Unavailable(_)));
+        assert!(matches!(
+            auth_status_error(401, b""),
+            PortError::Rejected(_)
+        ));
+        assert!(matches!(
+            auth_status_error(403, b""),
+            PortError::Rejected(_)
+        ));
+        assert!(matches!(
+            auth_status_error(502, b""),
+            PortError::Unavailable(_)
+        ));
+        assert!(matches!(
+            auth_status_error(400, b""),
+            PortError::Rejected(_)
+        ));
+        // No such endpoint: the service cannot authenticate anyone.
+        assert!(matches!(
+            auth_status_error(404, b""),
+            PortError::Unavailable(_)
+        ));
+        assert!(matches!(
+            auth_status_error(307, b""),
+            PortError::Unavailable(_)
+        ));
         let caller =
             parse_caller(br#"{"userId":"user_123","roles":["support"],"expiresAt":1700000000000}"#)
                 .unwrap();
         assert_eq!(caller.user_id, "user_123");
         assert_eq!(caller.roles, ["support"]);
         assert_eq!(caller.expires_at, 1_700_000_000_000);
-        assert!(matches!(parse_caller(b"{}"), Err(Error::Unavailable(_))));
+        assert!(matches!(
+            parse_caller(b"{}"),
+            Err(PortError::Unavailable(_))
+        ));
         assert_eq!(bearer("abc").unwrap(), "Bearer abc");
         assert!(bearer("a\r\nX-Evil: 1").is_err() && bearer("").is_err() && bearer("a b").is_err());
     }
@@ -382,55 +488,61 @@ mod tests {
     fn payments_statuses_map_as_in_the_host() {
         assert!(matches!(
             payments_status_error(402, b""),
-            Error::Rejected(_)
+            PortError::Rejected(_)
         ));
         assert!(matches!(
             payments_status_error(400, b""),
-            Error::Rejected(_)
+            PortError::Rejected(_)
         ));
         assert!(matches!(
             payments_status_error(404, b""),
-            Error::NotFound(_)
+            PortError::NotFound(_)
         ));
         assert!(matches!(
             payments_status_error(409, b""),
-            Error::Conflict(_)
+            PortError::Conflict(_)
         ));
-        for status in [408, 500, 502, 504] {
+        for status in [301, 303, 308, 408, 500, 502, 504] {
             assert!(
-                matches!(payments_status_error(status, b""), Error::Timeout(_)),
+                matches!(payments_status_error(status, b""), PortError::Timeout(_)),
                 "{status}"
             );
         }
         for status in [429, 503, 507] {
             assert!(
-                matches!(payments_status_error(status, b""), Error::Unavailable(_)),
+                matches!(
+                    payments_status_error(status, b""),
+                    PortError::Unavailable(_)
+                ),
                 "{status}"
             );
         }
         assert!(matches!(
             payments_transport_error(TransportFailure::NotSent, "x"),
-            Error::Unavailable(_)
+            PortError::Unavailable(_)
         ));
         assert!(matches!(
             payments_transport_error(TransportFailure::TimedOut, "x"),
-            Error::Timeout(_)
+            PortError::Timeout(_)
         ));
         assert!(matches!(
             payments_transport_error(TransportFailure::Broken, "x"),
-            Error::Timeout(_)
+            PortError::Timeout(_)
         ));
-        assert!(matches!(parse_receipt(b"not json"), Err(Error::Timeout(_))));
+        assert!(matches!(
+            parse_receipt(b"not json"),
+            Err(PortError::Timeout(_))
+        ));
         assert!(matches!(
             parse_refund(b"not json"),
-            Err(Error::Unavailable(_))
+            Err(PortError::Unavailable(_))
         ));
     }
 
     #[test]
     fn the_void_names_its_key_and_tells_none_from_failure() {
         let url = ServiceUrl::parse("http://127.0.0.1:8002/api").unwrap();
-        assert_eq!(void_charge_path(&url), "/api/payments/void");
+        assert_eq!(url.path(&["payments", "void"]), "/api/payments/void");
         assert_eq!(
             void_charge_json("b 1").unwrap(),
             br#"{"idempotency_key":"b 1"}"#
@@ -456,11 +568,11 @@ mod tests {
         // A body that is not a void answer, or a failure, is never "none".
         assert!(matches!(
             voided_charge(200, b"[]"),
-            Err(Error::Unavailable(_))
+            Err(PortError::Unavailable(_))
         ));
         assert!(matches!(
             voided_charge(200, br#"{"idempotency_key":"b"}"#),
-            Err(Error::Unavailable(_))
+            Err(PortError::Unavailable(_))
         ));
         assert!(voided_charge(404, b"").is_err());
         assert!(voided_charge(503, b"").is_err());

@@ -1,11 +1,12 @@
 //! The messages of `proto/cinema.proto` (package `cinema.v1`), written out
-//! with prost's derive so the adapter needs no build script or `protoc`.
+//! with prost's derive so the Spin adapter needs no build script or
+//! `protoc`, and their meaning in the model.
 //! A test encodes with these and decodes with the tonic-generated types of
 //! `host/cinema-grpc` (and back), so the two cannot drift silently.
 
 use prost::Message;
 
-use crate::model::Error;
+use booking_model::{PortError, PortResult};
 
 pub const SERVICE: &str = "cinema.v1.CinemaService";
 
@@ -121,19 +122,68 @@ pub struct ReleaseSeatsRequest {
 pub struct ReleaseSeatsResponse {}
 
 /// An answer's bytes as `T`; garbage means the cinema is not healthy.
-pub fn decode<T: Message + Default>(bytes: &[u8]) -> Result<T, Error> {
+pub fn decode<T: Message + Default>(bytes: &[u8]) -> PortResult<T> {
     T::decode(bytes)
-        .map_err(|e| Error::Unavailable(format!("cinema sent an unreadable message: {e}")))
+        .map_err(|e| PortError::Unavailable(format!("cinema sent an unreadable message: {e}")))
 }
 
-/// The WIT seat status of a proto one; unknown values are an error, as in
-/// the host.
-pub fn seat_status(status: i32, number: &str) -> Result<SeatStatus, Error> {
+/// The model's seat status of a proto one (the `status` field of
+/// [`Seat`], here or in tonic's generated types); an unknown value means
+/// the cinema is not one we understand.
+pub fn seat_status(status: i32, number: &str) -> PortResult<booking_model::SeatStatus> {
     match SeatStatus::try_from(status) {
-        Ok(SeatStatus::Unspecified) | Err(_) => Err(Error::Unavailable(format!(
+        Ok(SeatStatus::Available) => Ok(booking_model::SeatStatus::Available),
+        Ok(SeatStatus::Locked) => Ok(booking_model::SeatStatus::Locked),
+        Ok(SeatStatus::Booked) => Ok(booking_model::SeatStatus::Booked),
+        Ok(SeatStatus::Unspecified) | Err(_) => Err(PortError::Unavailable(format!(
             "cinema sent seat {number} with unknown status {status}"
         ))),
-        Ok(known) => Ok(known),
+    }
+}
+
+impl From<Showtime> for booking_model::Showtime {
+    fn from(s: Showtime) -> Self {
+        booking_model::Showtime {
+            id: s.id,
+            movie_id: s.movie_id,
+            movie_title: s.movie_title,
+            theater: s.theater,
+            starts_at: s.starts_at_ms,
+            currency: s.currency,
+            total_seats: s.total_seats,
+            available_seats: s.available_seats,
+        }
+    }
+}
+
+impl TryFrom<Seat> for booking_model::Seat {
+    type Error = PortError;
+
+    fn try_from(seat: Seat) -> PortResult<Self> {
+        Ok(booking_model::Seat {
+            status: seat_status(seat.status, &seat.number)?,
+            number: seat.number,
+            row: seat.row,
+            price_cents: seat.price_cents,
+        })
+    }
+}
+
+impl From<SeatLock> for booking_model::SeatLock {
+    fn from(lock: SeatLock) -> Self {
+        booking_model::SeatLock {
+            id: lock.lock_id,
+            showtime_id: lock.showtime_id,
+            seats: lock
+                .seats
+                .into_iter()
+                .map(|seat| booking_model::PricedSeat {
+                    number: seat.number,
+                    price_cents: seat.price_cents,
+                })
+                .collect(),
+            expires_at: lock.expires_at_ms,
+        }
     }
 }
 
@@ -167,7 +217,7 @@ mod tests {
         assert_eq!(decoded.seats[0].price_cents, 1500);
         assert_eq!(
             seat_status(decoded.seats[0].status, "A1").unwrap(),
-            SeatStatus::Locked
+            booking_model::SeatStatus::Locked
         );
 
         let showtime = cinema_grpc::Showtime {
@@ -202,11 +252,17 @@ mod tests {
 
     #[test]
     fn unknown_seat_statuses_and_garbage_are_unavailable() {
-        assert!(matches!(seat_status(0, "A1"), Err(Error::Unavailable(_))));
-        assert!(matches!(seat_status(7, "A1"), Err(Error::Unavailable(_))));
+        assert!(matches!(
+            seat_status(0, "A1"),
+            Err(PortError::Unavailable(_))
+        ));
+        assert!(matches!(
+            seat_status(7, "A1"),
+            Err(PortError::Unavailable(_))
+        ));
         assert!(matches!(
             decode::<Showtime>(&[0xff, 0xff]),
-            Err(Error::Unavailable(_))
+            Err(PortError::Unavailable(_))
         ));
     }
 }

@@ -16,8 +16,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use booking_logic::model::Event;
 use booking_logic::ports::{Events, PortError, PortResult};
+use booking_model::Event;
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::IndexOptions;
@@ -25,9 +25,10 @@ use mongodb::{Collection, IndexModel};
 use serde::Deserialize;
 use tokio::sync::Notify;
 
-use crate::mongo::{MongoDatabase, Operation};
-use crate::mongo_storage::COLLECTION;
-use crate::outbox::{Delivery, Outbox};
+use crate::Adapter;
+use crate::mongo::storage::COLLECTION;
+use crate::mongo::{MongoConfig, MongoDatabase, Operation};
+use crate::outbox::{Delivery, LogConfig, Outbox};
 
 /// The event fields of a booking document.
 #[derive(Debug, Default, Deserialize)]
@@ -76,10 +77,6 @@ impl MongoEventLog {
             delivery,
             written: Arc::new(Notify::new()),
         })
-    }
-
-    pub async fn health(&self) -> Result<(), String> {
-        self.db.health().await
     }
 
     /// `events` as a write embeds them: all pending for the relay, or none
@@ -207,5 +204,25 @@ impl Outbox for MongoEventLog {
 
     fn written(&self) -> Arc<Notify> {
         self.written.clone()
+    }
+}
+
+#[async_trait]
+impl Adapter for MongoEventLog {
+    const NAME: &'static str = "events";
+    type Config = LogConfig<MongoConfig>;
+
+    /// Creating the index is the first round trip: an unreachable
+    /// database fails here, with the reason.
+    async fn from_config(config: LogConfig<MongoConfig>) -> anyhow::Result<Self> {
+        let db = MongoDatabase::connect(&config.database).await?;
+        let name = db.name().to_owned();
+        MongoEventLog::open(db, config.delivery)
+            .await
+            .map_err(|error| anyhow::anyhow!("MongoDB database {name}: {error}"))
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.db.health().await
     }
 }

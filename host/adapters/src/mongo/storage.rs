@@ -8,18 +8,19 @@
 //! way.
 
 use async_trait::async_trait;
-use booking_logic::model::{
+use booking_logic::ports::{PortError, PortResult, Storage};
+use booking_model::{
     Booking, BookingPage, BookingStatus, Event, IdempotencyRecord, PageRequest, Timestamp,
 };
-use booking_logic::ports::{PortError, PortResult, Storage};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
+use crate::Adapter;
+use crate::mongo::events::MongoEventLog;
 use crate::mongo::{MongoDatabase, Operation};
-use crate::mongo_events::MongoEventLog;
 
 /// Largest page a caller may ask for.
 const MAX_PAGE: u32 = 200;
@@ -266,10 +267,6 @@ impl MongoStorage {
             idempotency,
             log,
         })
-    }
-
-    pub async fn health(&self) -> Result<(), String> {
-        self.db.health().await
     }
 
     async fn find(&self, filter: Document, sort: Document, limit: u32) -> PortResult<Vec<Booking>> {
@@ -595,5 +592,25 @@ impl Storage for MongoStorage {
             .run(Operation::Write, self.idempotency.delete_many(filter))
             .await?;
         Ok(u32::try_from(deleted.deleted_count).unwrap_or(u32::MAX))
+    }
+}
+
+#[async_trait]
+impl Adapter for MongoStorage {
+    const NAME: &'static str = "storage";
+    /// The log whose database it uses and whose events its writes embed.
+    type Config = MongoEventLog;
+
+    async fn from_config(log: MongoEventLog) -> anyhow::Result<Self> {
+        let name = log.db.name().to_owned();
+        let storage = MongoStorage::open(log)
+            .await
+            .map_err(|error| anyhow::anyhow!("MongoDB database {name}: {error}"))?;
+        tracing::info!(database = name, "bookings and events in MongoDB");
+        Ok(storage)
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.db.health().await
     }
 }
