@@ -54,7 +54,7 @@ mod tests {
             amount_cents: 3000,
             currency: "USD".into(),
             status,
-            reason: (n % 2 == 0).then(|| "card \"declined\" ✓".into()),
+            reason: n.is_multiple_of(2).then(|| "card \"declined\" ✓".into()),
         }
     }
 

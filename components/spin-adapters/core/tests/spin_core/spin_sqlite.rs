@@ -10,7 +10,7 @@ use booking_logic::model::{
     Booking, BookingStatus, Event, EventKind, IdempotencyRecord, PageRequest,
 };
 use booking_logic::ports::{Events, PortError, PortResult, Storage};
-use harness::SpinSqlite;
+use booking_logic::testing::contract;
 use spin_adapters_core::outbox;
 
 use crate::harness::SpinSqlite;
