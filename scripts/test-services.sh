@@ -3,7 +3,7 @@
 # RabbitMQ (Debian's rabbitmq-server) on 5672, with a TLS listener on
 # 5671 (a test CA and certificate made here by openssl), and nx-27017 (a MongoDB-wire
 # server on SQLite, from PyPI, in .venv/) on 27017. Also installs what the
-# browser test (tests/tests/graphiql_browser.rs) needs: Debian's chromium
+# browser test (tests/tests/e2e/graphiql_browser.rs) needs: Debian's chromium
 # and playwright-core (npm ci in tests/browser/). Idempotent: what is
 # installed is not installed again, what answers is not started again.
 #

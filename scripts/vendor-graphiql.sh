@@ -6,7 +6,7 @@
 #
 # To upgrade, change the versions below, run this script, update the
 # versions in host/server/assets/graphiql/README.md, rebuild the host and
-# run `cargo test --release -p e2e-tests --test graphiql_browser`.
+# run `cargo test --release -p e2e-tests --test e2e graphiql_browser`.
 # GraphiQL 3.x is the last line that ships a UMD build (plain <script>
 # tags, React as a global); 4.x and later are ES modules only.
 set -euo pipefail

@@ -142,6 +142,16 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The defaults, with `words` on the host's command line.
+    pub fn with_args(words: &[&str]) -> Options {
+        Options {
+            extra_args: args(words),
+            ..Options::default()
+        }
+    }
+}
+
 /// A host's data directory: a temporary one, or one the test keeps.
 enum DataDir {
     Temporary(tempfile::TempDir),
@@ -300,6 +310,11 @@ impl TestService {
             .bearer_auth(token)
     }
 
+    /// `GET /admin/<path>` without a token.
+    pub async fn admin_anonymous(&self, path: &str) -> reqwest::Response {
+        self.get_url(format!("{}/{path}", self.admin_url)).await
+    }
+
     /// `GET /admin/health`, the detailed report: (HTTP status, JSON body).
     pub async fn admin_health(&self) -> (u16, Value) {
         let response = self
@@ -346,8 +361,12 @@ impl TestService {
 
     /// `GET <base_url><path>` (the answer whatever its status).
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_url(format!("{}{path}", self.base_url)).await
+    }
+
+    async fn get_url(&self, url: String) -> reqwest::Response {
         self.client
-            .get(format!("{}{path}", self.base_url))
+            .get(url)
             .send()
             .await
             .expect("the service answers")
@@ -424,6 +443,16 @@ impl TestService {
         assert_eq!(status, 200, "{paid}");
         assert_eq!(paid["data"]["processPayment"]["success"], true, "{paid}");
         booking_id
+    }
+
+    /// Pays `booking_id` with `details`, which the workflow must turn into
+    /// a failure (`success: false`); returns the `processPayment` answer.
+    pub async fn pay_failing(&self, booking_id: &str, details: &str) -> Value {
+        let (status, body) = self.pay(booking_id, details).await;
+        assert_eq!(status, 200, "{body}");
+        let outcome = &body["data"]["processPayment"];
+        assert_eq!(outcome["success"], false, "{body}");
+        outcome.clone()
     }
 
     pub async fn pay(&self, booking_id: &str, details: &str) -> (u16, Value) {

@@ -14,10 +14,7 @@ async fn a_declined_card_fails_the_booking_and_releases_its_seats() {
         .create_booking("user_123", "showtime_456", &["B1", "B2"])
         .await;
 
-    let (status, body) = service.pay(&booking, "card_declined").await;
-    assert_eq!(status, 200);
-    let outcome = &body["data"]["processPayment"];
-    assert_eq!(outcome["success"], false, "{body}");
+    let outcome = service.pay_failing(&booking, "card_declined").await;
     assert_eq!(outcome["code"], "PAYMENT_DECLINED");
     assert_eq!(outcome["booking"]["status"], "PAYMENT_FAILED");
 
@@ -92,10 +89,7 @@ async fn a_lock_that_expires_during_payment_is_refunded_and_the_booking_fails() 
         .create_booking("user_123", "showtime_456", &["D1", "D2"])
         .await;
 
-    let (status, body) = service.pay(&booking, "card_slow").await;
-    assert_eq!(status, 200, "{body}");
-    let outcome = &body["data"]["processPayment"];
-    assert_eq!(outcome["success"], false, "{body}");
+    let outcome = service.pay_failing(&booking, "card_slow").await;
     assert_eq!(outcome["booking"]["status"], "FAILED");
 
     let charges = service.peers.payments.charges_for_key(&booking);

@@ -724,17 +724,14 @@ async fn a_saturated_pool_sheds_load_and_the_sweeper_still_runs() {
 /// frees, and are then served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_are_cut_slow_bodies_get_408_and_excess_connections_wait() {
-    let service = TestService::start(Options {
-        extra_args: args(&[
-            "--header-read-timeout-seconds",
-            "1",
-            "--body-read-timeout-seconds",
-            "1",
-            "--max-connections",
-            "2",
-        ]),
-        ..Options::default()
-    })
+    let service = TestService::start(Options::with_args(&[
+        "--header-read-timeout-seconds",
+        "1",
+        "--body-read-timeout-seconds",
+        "1",
+        "--max-connections",
+        "2",
+    ]))
     .await;
     let address: std::net::SocketAddr = service
         .base_url

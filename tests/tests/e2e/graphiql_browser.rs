@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
 
-use e2e_tests::{Options, TestService, args};
+use e2e_tests::{Options, TestService};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -203,11 +203,8 @@ async fn the_host_serves_graphiql_files_with_long_caching() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_graphiql_files_without_introspection() {
-    let service = TestService::start(Options {
-        extra_args: args(&["--graphql-introspection", "false"]),
-        ..Options::default()
-    })
-    .await;
+    let service =
+        TestService::start(Options::with_args(&["--graphql-introspection", "false"])).await;
 
     let response = service.get("/graphiql/graphiql.min.js").await;
     assert_eq!(response.status(), 404);

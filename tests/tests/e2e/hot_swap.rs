@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use e2e_tests::{Options, TestService, args, component};
+use e2e_tests::{Options, TestService, component};
 use serde_json::{Value, json};
 
 const VERSION_QUERY: &str =
@@ -41,6 +41,12 @@ async fn admin(
         status,
         response.json().await.expect("JSON from the admin API"),
     )
+}
+
+/// Makes the version `sha256` the active one.
+async fn activate(service: &TestService, sha256: &str) -> (u16, Value) {
+    let path = format!("versions/{sha256}/activate");
+    admin(service, reqwest::Method::POST, &path, None).await
 }
 
 async fn upload(service: &TestService, bytes: Vec<u8>) -> (u16, Value) {
@@ -156,13 +162,7 @@ async fn swapping_versions_under_load_fails_no_request() {
     for swap in 0..10 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let next = if swap % 2 == 0 { &v2 } else { &v1 };
-        let (status, body) = admin(
-            &service,
-            reqwest::Method::POST,
-            &format!("versions/{next}/activate"),
-            None,
-        )
-        .await;
+        let (status, body) = activate(&service, next).await;
         assert_eq!(status, 200, "swap {swap}: {body}");
         expected_active = next.clone();
     }
@@ -217,21 +217,9 @@ async fn swapping_versions_under_load_fails_no_request() {
             .as_u64()
             .unwrap()
     };
-    admin(
-        &service,
-        reqwest::Method::POST,
-        &format!("versions/{v1}/activate"),
-        None,
-    )
-    .await;
+    activate(&service, &v1).await;
     let v1_total = booking_fee(service.clone(), "B1").await;
-    admin(
-        &service,
-        reqwest::Method::POST,
-        &format!("versions/{v2}/activate"),
-        None,
-    )
-    .await;
+    activate(&service, &v2).await;
     let v2_total = booking_fee(service.clone(), "B2").await;
     assert_eq!(v2_total, v1_total + 150);
 }
@@ -363,26 +351,20 @@ const ADMIN_TOKEN: &str = "s3cret-admin-token-of-40-characters-long";
 
 #[tokio::test]
 async fn the_admin_api_requires_its_token() {
-    let service = TestService::start(Options {
-        extra_args: args(&["--admin-token", ADMIN_TOKEN]),
-        ..Options::default()
-    })
-    .await;
+    let service = TestService::start(Options::with_args(&["--admin-token", ADMIN_TOKEN])).await;
     let versions = format!("{}/versions", service.admin_url);
-    let anonymous = service.client.get(&versions).send().await.unwrap();
+    let anonymous = service.admin_anonymous("versions").await;
     assert_eq!(anonymous.status(), 401);
+    let list_with = |token: &str| {
+        let request = service.client.get(&versions).bearer_auth(token);
+        async move { request.send().await.expect("the admin API answers") }
+    };
     for wrong in [
         &ADMIN_TOKEN[..39],
         "s3cret-admin-token-of-40-characters-lonG",
         "x",
     ] {
-        let response = service
-            .client
-            .get(&versions)
-            .bearer_auth(wrong)
-            .send()
-            .await
-            .unwrap();
+        let response = list_with(wrong).await;
         assert_eq!(response.status(), 401, "{wrong:?}");
     }
     let upload = service
@@ -394,13 +376,7 @@ async fn the_admin_api_requires_its_token() {
         .await
         .unwrap();
     assert_eq!(upload.status(), 401, "uploads need the token too");
-    let right = service
-        .client
-        .get(&versions)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let right = list_with(ADMIN_TOKEN).await;
     assert_eq!(right.status(), 200);
     let body: Value = right.json().await.unwrap();
     assert_eq!(body["versions"][0]["role"], "active");
@@ -439,12 +415,7 @@ async fn without_admin_token_a_generated_private_token_guards_the_api_and_the_cl
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
     let token = service.admin_token.clone().unwrap();
     assert_eq!(token.len(), 64, "256 bits in hex: {token}");
-    let anonymous = service
-        .client
-        .get(format!("{}/versions", service.admin_url))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = service.admin_anonymous("versions").await;
     assert_eq!(anonymous.status(), 401, "no token, no admin API");
 
     let cli = |extra_env: Option<(&'static str, &'static str)>| {
@@ -700,15 +671,8 @@ async fn a_component_dropped_into_the_watched_directory_is_deployed() {
 
 /// A host that deploys (and activates) what lands in `dir`.
 fn watching(dir: &std::path::Path) -> Options {
-    Options {
-        extra_args: args(&[
-            "--watch-dir",
-            &dir.display().to_string(),
-            "--watch-activate",
-            "true",
-        ]),
-        ..Options::default()
-    }
+    let dir = dir.display().to_string();
+    Options::with_args(&["--watch-dir", &dir, "--watch-activate", "true"])
 }
 
 /// Polls until v2 answers (for at most 20 s): the watch deployed it.
@@ -740,11 +704,8 @@ async fn the_admin_api_also_serves_a_private_unix_socket_with_the_token() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let sockets = tempfile::tempdir().unwrap();
     let socket = sockets.path().join("admin.sock");
-    let service = TestService::start(Options {
-        extra_args: args(&["--admin-socket", &socket.display().to_string()]),
-        ..Options::default()
-    })
-    .await;
+    let socket_arg = socket.display().to_string();
+    let service = TestService::start(Options::with_args(&["--admin-socket", &socket_arg])).await;
     let metadata = std::fs::symlink_metadata(&socket).unwrap();
     assert!(metadata.file_type().is_socket());
     assert_eq!(metadata.permissions().mode() & 0o777, 0o600);

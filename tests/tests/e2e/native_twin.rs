@@ -1,15 +1,11 @@
 //! `--logic native`, the benchmarks' baseline, serves the same API through
 //! the same adapters as the component, and says so in `x-logic-version`.
 
-use e2e_tests::{Options, TestService, args};
+use e2e_tests::{Options, TestService};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_native_twin_books_and_pays_like_the_component() {
-    let service = TestService::start(Options {
-        extra_args: args(&["--logic", "native"]),
-        ..Options::default()
-    })
-    .await;
+    let service = TestService::start(Options::with_args(&["--logic", "native"])).await;
     let response = service
         .graphql_request("{ logicVersion }")
         .send()

@@ -71,10 +71,12 @@ async fn a_token_over_its_rate_is_told_when_to_come_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_ip_over_its_rate_gets_429() {
-    let service = TestService::start(Options {
-        extra_args: args(&["--rate-limit-per-ip", "1", "--rate-limit-burst", "2"]),
-        ..Options::default()
-    })
+    let service = TestService::start(Options::with_args(&[
+        "--rate-limit-per-ip",
+        "1",
+        "--rate-limit-burst",
+        "2",
+    ]))
     .await;
     let statuses = [
         service.graphql("{ logicVersion }", Value::Null).await.0,

@@ -109,12 +109,7 @@ async fn public_health_is_minimal_and_the_admin_report_names_every_dependency_an
         "no checks, URLs or component details in public"
     );
 
-    let anonymous = service
-        .client
-        .get(format!("{}/health", service.admin_url))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = service.admin_anonymous("health").await;
     assert_eq!(anonymous.status(), 401, "the detail needs the admin token");
     let (status, health) = service.admin_health().await;
     assert_eq!(status, 200, "{health}");

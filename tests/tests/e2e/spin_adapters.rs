@@ -97,10 +97,7 @@ async fn the_seed_workflow_runs_through_the_adapters_against_the_peers() {
     let declined = service
         .create_booking("user_456", "showtime_456", &["B1", "B2"])
         .await;
-    let (status, body) = service.pay(&declined, "card_declined").await;
-    assert_eq!(status, 200, "{body}");
-    let outcome = &body["data"]["processPayment"];
-    assert_eq!(outcome["success"], false, "{body}");
+    let outcome = service.pay_failing(&declined, "card_declined").await;
     assert_eq!(outcome["code"], "PAYMENT_DECLINED");
     assert_eq!(outcome["booking"]["status"], "PAYMENT_FAILED");
     assert!(service.peers.payments.charges_for_key(&declined).is_empty());

@@ -15,7 +15,7 @@ use booking_adapters::payments::{PaymentsConfig, RestPayments};
 use booking_adapters::seats::{GrpcSeats, SeatsConfig};
 use booking_adapters::tls::TlsRoots;
 use booking_adapters::users::{RestUsers, UsersConfig};
-use booking_logic::model::{ChargeRequest, PricedSeat, SeatStatus};
+use booking_logic::model::{ChargeRequest, PricedSeat, Receipt, SeatStatus};
 use booking_logic::ports::{Payments, PortError, Seats, Users};
 use booking_peers::{PaymentBehaviour, PeersConfig, PeersTls, RunningPeers};
 use test_support::tls::TestCa;
@@ -38,18 +38,24 @@ async fn peers() -> RunningPeers {
     .expect("peers start")
 }
 
+/// A `$config` (seats' or users', which share these fields) for `$url`.
+macro_rules! endpoint {
+    ($config:ident, $url:expr, $timeout:expr, $tls:expr) => {
+        $config {
+            url: $url.to_owned(),
+            timeout: $timeout,
+            connect_timeout: CONNECT_TIMEOUT,
+            tls: $tls,
+        }
+    };
+}
+
 fn seats_at(url: &str, timeout: Duration) -> GrpcSeats {
     seats_trusting(url, timeout, TlsRoots::default())
 }
 
 fn seats_trusting(url: &str, timeout: Duration, tls: TlsRoots) -> GrpcSeats {
-    GrpcSeats::new(&SeatsConfig {
-        url: url.to_owned(),
-        timeout,
-        connect_timeout: CONNECT_TIMEOUT,
-        tls,
-    })
-    .expect("valid url")
+    GrpcSeats::new(&endpoint!(SeatsConfig, url, timeout, tls)).expect("valid url")
 }
 
 fn users_at(url: &str, timeout: Duration) -> RestUsers {
@@ -57,13 +63,7 @@ fn users_at(url: &str, timeout: Duration) -> RestUsers {
 }
 
 fn users_trusting(url: &str, timeout: Duration, tls: TlsRoots) -> RestUsers {
-    RestUsers::new(&UsersConfig {
-        url: url.to_owned(),
-        timeout,
-        connect_timeout: CONNECT_TIMEOUT,
-        tls,
-    })
-    .expect("valid url")
+    RestUsers::new(&endpoint!(UsersConfig, url, timeout, tls)).expect("valid url")
 }
 
 fn payments_at(url: &str, charge_timeout: Duration) -> RestPayments {
@@ -94,6 +94,14 @@ fn charge_request(key: &str, details: &str, amount_cents: u64) -> ChargeRequest 
         details: details.into(),
         description: "2 seats for Inception".into(),
     }
+}
+
+/// Charges `amount_cents` with a card that works, under `key`: the receipt.
+async fn charged(payments: &RestPayments, key: &str, amount_cents: u64) -> Receipt {
+    payments
+        .charge(&charge_request(key, "card_token_xyz", amount_cents))
+        .await
+        .expect("charged")
 }
 
 fn now_ms() -> u64 {
@@ -392,18 +400,23 @@ async fn users_failures() {
     assert_kind(refusing.get_user("user_123").await, rejected);
 }
 
-/// Signs in at the users peer; the bearer token.
-async fn log_in(users_url: &str, user_id: &str) -> String {
-    let body: serde_json::Value = reqwest::Client::new()
+/// Signs in at the users peer through `client`; the bearer token.
+async fn log_in_with(client: &reqwest::Client, users_url: &str, user_id: &str) -> String {
+    let body: serde_json::Value = client
         .post(format!("{users_url}/auth/login"))
         .json(&serde_json::json!({ "userId": user_id, "password": "demo" }))
         .send()
         .await
-        .expect("reachable")
+        .expect("login answered")
         .json()
         .await
-        .expect("json");
+        .expect("login JSON");
     body["token"].as_str().expect("a token").to_owned()
+}
+
+/// Signs in at the users peer (plain HTTP); the bearer token.
+async fn log_in(users_url: &str, user_id: &str) -> String {
+    log_in_with(&reqwest::Client::new(), users_url, user_id).await
 }
 
 #[tokio::test]
@@ -548,10 +561,7 @@ async fn payments_charge_is_idempotent_per_key() {
     let peers = peers().await;
     let payments = payments_at(&peers.payments_url, API_TIMEOUT);
 
-    let receipt = payments
-        .charge(&charge_request("booking_1", "card_token_xyz", 3000))
-        .await
-        .expect("charged");
+    let receipt = charged(&payments, "booking_1", 3000).await;
     assert_eq!(
         (receipt.amount_cents, receipt.currency.as_str()),
         (3000, "USD")
@@ -636,10 +646,7 @@ async fn payments_slow_card_uses_the_charge_timeout() {
 async fn payments_refund_is_idempotent() {
     let peers = peers().await;
     let payments = payments_at(&peers.payments_url, API_TIMEOUT);
-    let receipt = payments
-        .charge(&charge_request("booking_4", "card_token_xyz", 2700))
-        .await
-        .expect("charged");
+    let receipt = charged(&payments, "booking_4", 2700).await;
 
     let refund = payments
         .refund(&receipt.transaction_id)
@@ -698,10 +705,7 @@ async fn payments_failures() {
 async fn payments_void_answers_the_charge_of_a_key_and_closes_it() {
     let peers = peers().await;
     let payments = payments_at(&peers.payments_url, API_TIMEOUT);
-    let receipt = payments
-        .charge(&charge_request("booking_found", "card_token_xyz", 1800))
-        .await
-        .expect("charged");
+    let receipt = charged(&payments, "booking_found", 1800).await;
     assert_eq!(
         payments.void_charge("booking_found").await,
         Ok(Some(receipt.clone()))
@@ -818,16 +822,7 @@ async fn log_in_over_tls(users_url: &str, ca: &TestCa, user_id: &str) -> String 
         .tls_certs_only([ca_cert])
         .build()
         .expect("client");
-    let answer: serde_json::Value = client
-        .post(format!("{users_url}/auth/login"))
-        .json(&serde_json::json!({ "userId": user_id, "password": "demo" }))
-        .send()
-        .await
-        .expect("login answered")
-        .json()
-        .await
-        .expect("login JSON");
-    answer["token"].as_str().expect("a token").to_owned()
+    log_in_with(&client, users_url, user_id).await
 }
 
 #[tokio::test]

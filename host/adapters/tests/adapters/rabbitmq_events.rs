@@ -22,9 +22,6 @@ use booking_logic::model::{Event, EventKind};
 use booking_logic::ports::Storage;
 use booking_logic::testing::contract;
 use futures::StreamExt;
-use lapin::options::ExchangeDeclareOptions;
-use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use test_support::amqp::{self, Received, Subscriber};
 use test_support::{Proxy, service_url, unique};
 use tokio::sync::watch;
@@ -146,31 +143,14 @@ async fn a_returned_event_stays_in_the_outbox_and_health_reports_it() {
         return;
     };
     let exchange = unique("test.booking.events");
-    let connection = Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .expect("connects");
-    connection
-        .create_channel()
-        .await
-        .expect("channel")
-        .exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("a plain exchange");
+    // A consumer declares the exchange, plain.
+    let mut created = Subscriber::declare_and_bind(&url, &exchange, "booking.created").await;
     let publisher = Arc::new(publisher(&url, &exchange));
     assert_eq!(
         publisher.health().await,
         Ok(()),
         "uses the exchange as it is"
     );
-    let mut created = Subscriber::bind(&url, &exchange, "booking.created").await;
 
     // Returns are matched to their events even amid routable ones in one
     // window of confirms.
