@@ -23,9 +23,9 @@ mod events;
 mod knobs;
 mod payments;
 mod seats;
+pub mod seed_documents;
 mod storage;
 mod users;
-pub mod seed_documents;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
