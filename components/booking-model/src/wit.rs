@@ -92,21 +92,32 @@ macro_rules! __wit_convert {
 }
 
 /// Generates `From` conversions, both ways, between every record, enum
-/// and error of the named binding modules and this crate's types. Name
-/// the modules your bindings have (each is optional, the order is fixed):
+/// and error of the named binding modules and this crate's types. Bindings
+/// of the whole `logic` world name the package and the export; a new
+/// interface is then added here only:
 ///
 /// ```ignore
 /// booking_model::wit_conversions! {
-///     types: crate::cinema::booking::types,
-///     seats: crate::cinema::booking::seats,
-///     users: crate::cinema::booking::users,
-///     payments: crate::cinema::booking::payments,
-///     storage: crate::cinema::booking::storage,
+///     package: crate::cinema::booking,
 ///     maintenance: crate::exports::cinema::booking::maintenance,
 /// }
 /// ```
+///
+/// Bindings of part of it name the modules they have (each optional, the
+/// order fixed): `types: …, seats: …, users: …, payments: …, storage: …,
+/// maintenance: …`.
 #[macro_export]
 macro_rules! wit_conversions {
+    (package: $($package:ident)::+, maintenance: $maintenance:path $(,)?) => {
+        $crate::wit_conversions! {
+            types: $($package)::+::types,
+            seats: $($package)::+::seats,
+            users: $($package)::+::users,
+            payments: $($package)::+::payments,
+            storage: $($package)::+::storage,
+            maintenance: $maintenance,
+        }
+    };
     (
         $(types: $types:path,)?
         $(seats: $seats:path,)?

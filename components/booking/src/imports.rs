@@ -17,11 +17,7 @@ use crate::cinema::booking::{events, payments, seats, storage, users};
 pub use crate::cinema::booking::types::Error as WitError;
 
 booking_model::wit_conversions! {
-    types: crate::cinema::booking::types,
-    seats: crate::cinema::booking::seats,
-    users: crate::cinema::booking::users,
-    payments: crate::cinema::booking::payments,
-    storage: crate::cinema::booking::storage,
+    package: crate::cinema::booking,
     maintenance: crate::exports::cinema::booking::maintenance,
 }
 

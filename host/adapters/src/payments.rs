@@ -19,10 +19,9 @@ use booking_adapters_core::rest as rest_core;
 use booking_logic::ports::{Payments, PortError, PortResult};
 use booking_model::{ChargeRequest, Receipt, RefundReceipt};
 use reqwest::{StatusCode, Url};
-use serde::{Deserialize, Serialize};
 
 use crate::Adapter;
-use crate::rest::{Failure, describe, read, url};
+use crate::rest::{Failure, read, url};
 use crate::tls::TlsRoots;
 
 #[derive(Debug, Clone)]
@@ -45,42 +44,6 @@ pub struct RestPayments {
     timeout: Duration,
 }
 
-#[derive(Serialize)]
-struct ChargeBody<'a> {
-    idempotency_key: &'a str,
-    amount_cents: u64,
-    currency: &'a str,
-    method: &'a str,
-    details: &'a str,
-    description: &'a str,
-}
-
-#[derive(Deserialize)]
-struct ReceiptBody {
-    transaction_id: String,
-    amount_cents: u64,
-    currency: String,
-    created_at_ms: u64,
-}
-
-impl From<ReceiptBody> for Receipt {
-    fn from(receipt: ReceiptBody) -> Receipt {
-        Receipt {
-            transaction_id: receipt.transaction_id,
-            amount_cents: receipt.amount_cents,
-            currency: receipt.currency,
-            charged_at: receipt.created_at_ms,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct RefundBody {
-    refund_id: String,
-    transaction_id: String,
-    amount_cents: u64,
-}
-
 impl RestPayments {
     pub fn new(config: &PaymentsConfig) -> anyhow::Result<Self> {
         let base = Url::parse(&config.url)?;
@@ -101,19 +64,11 @@ impl RestPayments {
 #[async_trait]
 impl Payments for RestPayments {
     async fn charge(&self, request: &ChargeRequest) -> PortResult<Receipt> {
-        let body = ChargeBody {
-            idempotency_key: &request.idempotency_key,
-            amount_cents: request.amount_cents,
-            currency: &request.currency,
-            method: &request.method,
-            details: &request.details,
-            description: &request.description,
-        };
         let response = self
             .client
             .post(url(&self.base, &["payments"]))
             .timeout(self.charge_timeout)
-            .json(&body)
+            .json(&rest_core::ChargeBody::of(request))
             .send()
             .await
             .map_err(transport_error)?;
@@ -121,15 +76,11 @@ impl Payments for RestPayments {
         if !status.is_success() {
             return Err(status_error(status, &body));
         }
-        // The service charged; only a retry with the key can tell us how.
-        let receipt: ReceiptBody = serde_json::from_slice(&body)
-            .map_err(|e| PortError::Timeout(format!("payments: unreadable charge receipt: {e}")))?;
-        Ok(receipt.into())
+        Ok(rest_core::parse_receipt(&body)?.into())
     }
 
     async fn refund(&self, transaction_id: &str) -> PortResult<RefundReceipt> {
-        // These would address another resource, not a transaction.
-        if matches!(transaction_id, "" | "." | "..") {
+        if rest_core::is_unaddressable(transaction_id) {
             return Err(PortError::NotFound(format!(
                 "payments: no transaction {transaction_id:?}"
             )));
@@ -145,55 +96,24 @@ impl Payments for RestPayments {
         if !status.is_success() {
             return Err(status_error(status, &body));
         }
-        let refund: RefundBody = serde_json::from_slice(&body)
-            .map_err(|e| PortError::Unavailable(format!("payments: malformed refund: {e}")))?;
-        Ok(RefundReceipt {
-            refund_id: refund.refund_id,
-            transaction_id: refund.transaction_id,
-            amount_cents: refund.amount_cents,
-        })
+        Ok(rest_core::parse_refund(&body)?.into())
     }
 
     async fn void_charge(&self, idempotency_key: &str) -> PortResult<Option<Receipt>> {
         let response = self
             .client
             .post(url(&self.base, &["payments", "void"]))
-            .json(&VoidRequest { idempotency_key })
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(rest_core::void_charge_json(idempotency_key)?)
             .timeout(self.timeout)
             .send()
             .await
             .map_err(transport_error)?;
         let (status, body) = read(response).await.map_err(read_error)?;
-        if !status.is_success() {
-            return Err(status_error(status, &body));
-        }
         // Only an explicit `"voided": true` answer may say "no charge": a
         // service without the endpoint must never make the sweep keep money.
-        match serde_json::from_slice::<VoidBody>(&body) {
-            Ok(VoidBody {
-                voided: true,
-                charge,
-            }) => Ok(charge.map(Receipt::from)),
-            Ok(_) => Err(PortError::Unavailable(format!(
-                "{}: the key was not voided",
-                describe("payments", status, &body)
-            ))),
-            Err(e) => Err(PortError::Unavailable(format!(
-                "payments: unreadable void answer: {e}"
-            ))),
-        }
+        Ok(rest_core::voided_charge(status.as_u16(), &body)?.map(Receipt::from))
     }
-}
-
-#[derive(Serialize)]
-struct VoidRequest<'a> {
-    idempotency_key: &'a str,
-}
-
-#[derive(Deserialize)]
-struct VoidBody {
-    voided: bool,
-    charge: Option<ReceiptBody>,
 }
 
 /// A redirect (the service may have acted, then pointed elsewhere), an

@@ -82,8 +82,3 @@ pub(crate) fn url(base: &Url, segments: &[&str]) -> Url {
     }
     url
 }
-
-/// The service's `{"error","message"}` if it sent one, for people.
-pub(crate) fn describe(service: &str, status: StatusCode, body: &[u8]) -> String {
-    booking_adapters_core::rest::describe(service, status.as_u16(), body)
-}

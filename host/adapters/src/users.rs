@@ -13,7 +13,6 @@ use booking_adapters_core::rest as rest_core;
 use booking_logic::ports::{PortError, PortResult, Users};
 use booking_model::{Caller, User};
 use reqwest::Url;
-use serde::Deserialize;
 
 use self::auth_cache::{Answer, AuthCache};
 use crate::Adapter;
@@ -52,24 +51,6 @@ pub struct RestUsers {
     auth_cache: Mutex<AuthCache>,
 }
 
-#[derive(Deserialize)]
-struct UserBody {
-    id: String,
-    name: String,
-    email: String,
-    active: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CallerBody {
-    user_id: String,
-    #[serde(default)]
-    roles: Vec<String>,
-    /// Milliseconds since the Unix epoch.
-    expires_at: u64,
-}
-
 impl RestUsers {
     pub fn new(config: &UsersConfig) -> anyhow::Result<Self> {
         let base = Url::parse(&config.url)?;
@@ -103,11 +84,11 @@ impl RestUsers {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn fetch_caller(&self, token: &str) -> PortResult<Caller> {
+    async fn fetch_caller(&self, authorization: String) -> PortResult<Caller> {
         let response = self
             .client
             .get(url(&self.base, &["auth", "me"]))
-            .bearer_auth(token)
+            .header(reqwest::header::AUTHORIZATION, authorization)
             .send()
             .await
             .map_err(transport_error)?;
@@ -115,21 +96,14 @@ impl RestUsers {
         if !status.is_success() {
             return Err(rest_core::auth_status_error(status.as_u16(), &body));
         }
-        let caller: CallerBody = serde_json::from_slice(&body)
-            .map_err(|e| PortError::Unavailable(format!("users: malformed caller: {e}")))?;
-        Ok(Caller {
-            user_id: caller.user_id,
-            roles: caller.roles,
-            expires_at: caller.expires_at,
-        })
+        Ok(rest_core::parse_caller(&body)?.into())
     }
 }
 
 #[async_trait]
 impl Users for RestUsers {
     async fn get_user(&self, user_id: &str) -> PortResult<User> {
-        // These would address the collection, not a user.
-        if matches!(user_id, "" | "." | "..") {
+        if rest_core::is_unaddressable(user_id) {
             return Err(PortError::NotFound(format!("users: no user {user_id:?}")));
         }
         let response = self
@@ -142,22 +116,12 @@ impl Users for RestUsers {
         if !status.is_success() {
             return Err(rest_core::users_status_error(status.as_u16(), &body));
         }
-        let user: UserBody = serde_json::from_slice(&body)
-            .map_err(|e| PortError::Unavailable(format!("users: malformed user: {e}")))?;
-        Ok(User {
-            id: user.id,
-            name: user.name,
-            email: user.email,
-            active: user.active,
-        })
+        Ok(rest_core::parse_user(&body)?.into())
     }
 
     async fn authenticate(&self, token: &str) -> PortResult<Caller> {
-        // Bearer tokens are visible ASCII; anything else cannot be sent in
-        // a header, and is nobody's token. (Never log the token itself.)
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(PortError::Rejected("users: malformed token".into()));
-        }
+        // Never log the token itself.
+        let authorization = rest_core::bearer(token)?;
         match self.cache().get(token, Instant::now()) {
             Some(Answer::Valid(caller)) => return Ok(caller),
             Some(Answer::Rejected) => {
@@ -165,7 +129,7 @@ impl Users for RestUsers {
             }
             None => {}
         }
-        let caller = match self.fetch_caller(token).await {
+        let caller = match self.fetch_caller(authorization).await {
             Ok(caller) => caller,
             Err(rejected @ PortError::Rejected(_)) => {
                 self.cache().put_rejected(token, Instant::now());

@@ -10,14 +10,10 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use cinema::booking::{events, payments, seats, storage, types, users};
+pub use cinema::booking::*;
 
 booking_model::wit_conversions! {
-    types: crate::bindings::types,
-    seats: crate::bindings::seats,
-    users: crate::bindings::users,
-    payments: crate::bindings::payments,
-    storage: crate::bindings::storage,
+    package: crate::bindings::cinema::booking,
     maintenance: crate::bindings::exports::cinema::booking::maintenance,
 }
 

@@ -76,19 +76,16 @@ impl NativeLogic {
                 return into_response(graphql_http::error_response(400, "BAD_REQUEST", &message));
             }
         };
-        let request = HttpRequest {
-            method: parts.method.as_str().to_owned(),
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().map(str::to_owned),
-            headers: parts
+        let request = HttpRequest::new(
+            parts.method.as_str(),
+            parts.uri.path(),
+            parts.uri.query(),
+            parts
                 .headers
                 .iter()
-                .filter_map(|(name, value)| {
-                    Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-                })
-                .collect(),
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
             body,
-        };
+        );
         // Built per request like the component does, so the benchmark
         // compares equal work.
         let workflow = std::sync::Arc::new(self.workflow());

@@ -3,14 +3,14 @@
 //! Versioned updates are a single `findOneAndUpdate` whose filter holds
 //! the expected version and which appends the write's events, so two
 //! writers of one version cannot both win and a move commits with its
-//! events; paging is keyset on (createdAt, _id), newest first. Idempotency records live in
-//! `idempotency_records`, unique on (userId, key) and versioned the same
-//! way.
+//! events; paging is `booking_model::paging`'s keyset rule on
+//! (createdAt, _id). Idempotency records live in `idempotency_records`,
+//! unique on (userId, key) and versioned the same way.
 
 use async_trait::async_trait;
 use booking_logic::ports::{PortError, PortResult, Storage};
 use booking_model::{
-    Booking, BookingPage, BookingStatus, Event, IdempotencyRecord, PageRequest, Timestamp,
+    Booking, BookingPage, BookingStatus, Event, IdempotencyRecord, PageRequest, Timestamp, paging,
 };
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -21,9 +21,6 @@ use serde::{Deserialize, Serialize};
 use crate::Adapter;
 use crate::mongo::events::MongoEventLog;
 use crate::mongo::{MongoDatabase, Operation};
-
-/// Largest page a caller may ask for.
-const MAX_PAGE: u32 = 200;
 
 pub const COLLECTION: &str = "bookings";
 pub const IDEMPOTENCY_COLLECTION: &str = "idempotency_records";
@@ -290,14 +287,6 @@ impl MongoStorage {
     }
 }
 
-/// Cursor = "<createdAt>:<id>" of the last item of the previous page.
-fn parse_cursor(cursor: &str) -> PortResult<(i64, String)> {
-    let malformed = || PortError::Rejected("malformed cursor".into());
-    let (created_at, id) = cursor.split_once(':').ok_or_else(malformed)?;
-    let created_at = created_at.parse().map_err(|_| malformed())?;
-    Ok((created_at, id.to_owned()))
-}
-
 #[async_trait]
 impl Storage for MongoStorage {
     async fn insert(&self, booking: &Booking, events: &[Event]) -> PortResult<()> {
@@ -428,29 +417,19 @@ impl Storage for MongoStorage {
     }
 
     async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage> {
-        let limit = page.limit.clamp(1, MAX_PAGE);
-        let filter = match page.cursor.as_deref().map(parse_cursor).transpose()? {
-            None => doc! { "userId": user_id },
-            Some((created_at, id)) => doc! {
-                "userId": user_id,
-                "$or": [
-                    { "createdAt": { "$lt": created_at } },
-                    { "createdAt": created_at, "_id": { "$lt": id } },
-                ],
-            },
+        let limit = paging::clamp_limit(page.limit);
+        let after = paging::Cursor::after(page.cursor.as_deref())?;
+        let filter = doc! {
+            "userId": user_id,
+            "$or": [
+                { "createdAt": { "$lt": after.created_at } },
+                { "createdAt": after.created_at, "_id": { "$lt": after.id } },
+            ],
         };
-        let mut items = self
+        let items = self
             .find(filter, doc! { "createdAt": -1, "_id": -1 }, limit + 1)
             .await?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items
-                .last()
-                .map(|last| format!("{}:{}", last.created_at, last.id))
-        } else {
-            None
-        };
-        Ok(BookingPage { items, next_cursor })
+        Ok(paging::page(items, limit))
     }
 
     async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
@@ -461,7 +440,7 @@ impl Storage for MongoStorage {
         self.find(
             filter,
             doc! { "lockExpiresAt": 1 },
-            limit.clamp(1, MAX_PAGE),
+            paging::clamp_limit(limit),
         )
         .await
     }
@@ -470,7 +449,7 @@ impl Storage for MongoStorage {
         self.find(
             doc! { "settleAfter": { "$lte": int(now, "now")? } },
             doc! { "settleAfter": 1, "_id": 1 },
-            limit.clamp(1, MAX_PAGE),
+            paging::clamp_limit(limit),
         )
         .await
     }
