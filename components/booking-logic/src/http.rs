@@ -34,7 +34,7 @@ use crate::access::{self, Principal};
 use crate::error::BookingError;
 use crate::query_cost;
 use crate::query_string;
-use crate::schema::{BookingSchema, RequestContext};
+use crate::schema::{RequestContext, schema};
 use crate::workflow::Workflow;
 
 /// The only path served.
@@ -148,11 +148,7 @@ fn booking_error_response(status: u16, error: &BookingError) -> HttpResponse {
 }
 
 /// Answers one HTTP request with `workflow` serving its resolvers.
-pub async fn handle(
-    schema: &BookingSchema,
-    workflow: Arc<Workflow>,
-    request: HttpRequest,
-) -> HttpResponse {
+pub async fn handle(workflow: Arc<Workflow>, request: HttpRequest) -> HttpResponse {
     if request.path != GRAPHQL_PATH {
         return error_response(
             404,
@@ -198,7 +194,7 @@ pub async fn handle(
 
     match operations {
         Operations::Single(graphql) => {
-            match execute(schema, &workflow, &context, *graphql, read_only).await {
+            match execute(&workflow, &context, *graphql, read_only).await {
                 Executed::Ran(body) => HttpResponse::typed(200, media.content_type(), body),
                 Executed::RequestError(body) => {
                     let status = match media {
@@ -213,7 +209,7 @@ pub async fn handle(
         Operations::Batch(batch) => {
             let mut answers = Vec::with_capacity(batch.len());
             for graphql in batch {
-                match execute(schema, &workflow, &context, graphql, read_only).await {
+                match execute(&workflow, &context, graphql, read_only).await {
                     Executed::Ran(body) | Executed::RequestError(body) => answers.push(body),
                     Executed::Refused(response) => return response,
                 }
@@ -436,7 +432,6 @@ enum Executed {
 /// Parses, guards and runs one GraphQL request; `read_only` refuses
 /// mutations (GET).
 async fn execute(
-    schema: &BookingSchema,
     workflow: &Arc<Workflow>,
     context: &RequestContext,
     mut graphql: Request,
@@ -477,8 +472,11 @@ async fn execute(
         );
     }
 
-    let graphql = graphql.data(workflow.clone()).data(context.clone());
-    let mut response = schema.execute(graphql).await;
+    let mut graphql = graphql.data(workflow.clone()).data(context.clone());
+    if !workflow.settings().introspection {
+        graphql = graphql.disable_introspection();
+    }
+    let mut response = schema().execute(graphql).await;
     for error in &mut response.errors {
         label(error);
     }

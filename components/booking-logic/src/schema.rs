@@ -24,8 +24,10 @@
 //! Money is exposed as integer cents and as a decimal string derived from
 //! them (never a float); times as RFC 3339 UTC strings.
 
+mod limits;
+
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::{
     Context, EmptySubscription, ErrorExtensions, Object, Result, Schema, SimpleObject,
@@ -40,7 +42,6 @@ use crate::error::BookingError;
 use crate::idempotency::{self, Claim, Idempotency, ReplayedError};
 use crate::model::{self, Booking, BookingPage, Event, PageRequest, Seat, Showtime, Timestamp};
 use crate::query_cost;
-use crate::settings::Settings;
 use crate::validation;
 use crate::workflow::{ShowtimeSeats, Workflow};
 
@@ -132,17 +133,19 @@ impl From<ShowtimeSeats> for ShowtimeSeatsView {
     }
 }
 
-/// The schema with the configured limits. It holds no per-request data:
-/// each request brings its `Arc<Workflow>` and `RequestContext`.
-pub fn build_schema(settings: &Settings) -> BookingSchema {
-    let builder = Schema::build(Query, Mutation, EmptySubscription)
-        .limit_depth(settings.max_depth as usize)
-        .limit_complexity(settings.max_complexity as usize);
-    if settings.introspection {
-        builder.finish()
-    } else {
-        builder.disable_introspection().finish()
-    }
+/// The schema, built once: per process natively, per component at build
+/// time (the pre-initializer runs `wizer-initialize`, which builds it, and
+/// ships the memory it left). It holds no settings and no per-request
+/// data: each request brings its `Arc<Workflow>` (whose settings carry
+/// the depth and complexity limits `limits` applies, and whether
+/// introspection is on) and its `RequestContext`.
+pub fn schema() -> &'static BookingSchema {
+    static SCHEMA: OnceLock<BookingSchema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        Schema::build(Query, Mutation, EmptySubscription)
+            .extension(limits::RequestLimits)
+            .finish()
+    })
 }
 
 /// What the transport learned about one request.

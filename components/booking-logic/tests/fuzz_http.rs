@@ -32,15 +32,14 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use booking_logic::http::{self, HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use booking_logic::model::Timestamp;
 use booking_logic::ports::PortError;
-use booking_logic::schema::{BookingSchema, build_schema};
 use booking_logic::testing::{Fakes, Fault, Op};
 use booking_logic::{Settings, Workflow};
 use futures::executor::block_on;
@@ -105,19 +104,6 @@ struct Scenario {
     faults: Vec<(Op, Fault)>,
 }
 
-fn schema(introspection: bool) -> BookingSchema {
-    static SCHEMAS: OnceLock<[BookingSchema; 2]> = OnceLock::new();
-    let schemas = SCHEMAS.get_or_init(|| {
-        [false, true].map(|introspection| {
-            build_schema(&Settings {
-                introspection,
-                ..Settings::default()
-            })
-        })
-    });
-    schemas[usize::from(introspection)].clone()
-}
-
 /// Runs `request` against fresh fakes holding one PENDING booking
 /// (`booking_123` of `user_123`), on its own thread so that a hang fails
 /// the case instead of the whole run.
@@ -157,11 +143,10 @@ fn run(
         fakes.knobs.fail_next(*op, fault.clone());
     }
 
-    let schema = schema(scenario.introspection);
     let sent = request.clone();
     let (answer, answered) = mpsc::channel();
     thread::spawn(move || {
-        let response = block_on(http::handle(&schema, workflow, request));
+        let response = block_on(http::handle(workflow, request));
         let _ = answer.send(response);
     });
     match answered.recv_timeout(DEADLINE) {

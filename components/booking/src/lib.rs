@@ -2,20 +2,25 @@
 //! logic's ports (`imports`), and the two exports — the GraphQL-over-HTTP
 //! handler and the expiry sweep — run the logic on a fresh instance per
 //! call. No state survives a call: everything lives behind `storage`.
+//!
+//! What every call would build the same way is built once, at build time:
+//! `booking-host preinit` runs `wizer-initialize` (the schema) and ships
+//! the memory it leaves, so each instance starts from it. `hash_keys`
+//! gives each request hash keys of its own all the same.
 
+mod hash_keys;
 mod imports;
 
 use std::sync::Arc;
 
 use booking_logic::http::{self as graphql_http, HttpRequest};
-use booking_logic::schema::build_schema;
 use booking_logic::settings::Settings;
 use booking_logic::workflow::Workflow;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "booking-service",
+    world: "booking-service-build",
     with: {
         "wasi:http/types@0.2.12": wasip2::http::types,
         "wasi:io/error@0.2.12": wasip2::io::error,
@@ -32,6 +37,13 @@ struct Component;
 
 export!(Component);
 
+impl Guest for Component {
+    fn wizer_initialize() {
+        booking_logic::schema::schema();
+        hash_keys::locate();
+    }
+}
+
 /// Settings come from the component's environment (WASI `environment`),
 /// which both our host and Spin set from their configuration.
 fn workflow() -> Result<Workflow, String> {
@@ -43,29 +55,25 @@ impl incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let responder = wstd::http::server::Responder::new(response_out);
         wstd::runtime::block_on(async move {
-            let response = match read_request(request).await {
-                Ok(request) => match workflow() {
-                    Ok(workflow) => {
-                        let schema = build_schema(workflow.settings());
-                        let response =
-                            graphql_http::handle(&schema, Arc::new(workflow), request).await;
-                        // The instance and its memory are thrown away after
-                        // this request: freeing the schema's thousands of
-                        // small allocations one by one would be wasted work
-                        // (~10 % of a getBooking's instructions, BENCHMARKS.md).
-                        std::mem::forget(schema);
-                        response
-                    }
-                    Err(message) => {
-                        graphql_http::error_response(500, "CONFIGURATION_INVALID", &message)
-                    }
-                },
-                Err(message) => graphql_http::error_response(400, "BAD_REQUEST", &message),
-            };
+            let response = answer(request).await;
             if let Err(error) = responder.respond(into_wstd(response)).await {
                 eprintln!("booking component: sending the response failed: {error:?}");
             }
         });
+    }
+}
+
+async fn answer(request: IncomingRequest) -> graphql_http::HttpResponse {
+    if let Err(message) = hash_keys::renew() {
+        return graphql_http::error_response(500, "INTERNAL", message);
+    }
+    let request = match read_request(request).await {
+        Ok(request) => request,
+        Err(message) => return graphql_http::error_response(400, "BAD_REQUEST", &message),
+    };
+    match workflow() {
+        Ok(workflow) => graphql_http::handle(Arc::new(workflow), request).await,
+        Err(message) => graphql_http::error_response(500, "CONFIGURATION_INVALID", &message),
     }
 }
 

@@ -7,6 +7,8 @@
 //! - `state`: what one request's `Store` holds, and its limits.
 //! - `imports`: the WIT imports, one module per interface, each forwarding
 //!   to the logic's port traits (implemented for real in `booking-adapters`).
+//! - `preinit`: pre-initialization of a component at build time
+//!   (wasmtime-wizer), so its instances start with the schema built.
 //! - `runtime`: instantiate per request, run the HTTP handler or the sweep;
 //!   `runtime::versions`: load, activate, roll back and canary versions at
 //!   runtime.
@@ -17,6 +19,7 @@ pub mod component;
 pub mod deployment;
 pub mod engine;
 mod imports;
+pub mod preinit;
 pub mod runtime;
 mod state;
 

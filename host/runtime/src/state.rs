@@ -276,7 +276,9 @@ impl OutboundHttpAllowlist {
 /// The guest serves HTTP, and sends it only to the hosts of the allowlist
 /// (none by default): any other outgoing request is refused with
 /// `HTTP-request-denied` before anything is sent.
-struct SandboxHttpHooks {
+/// With the default (empty) allowlist it sends nothing.
+#[derive(Default)]
+pub(crate) struct SandboxHttpHooks {
     outbound_http: Arc<OutboundHttpAllowlist>,
 }
 

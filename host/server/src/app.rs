@@ -4,6 +4,7 @@
 //! relay send what they stored — all within the grace period.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -304,6 +305,26 @@ pub async fn print_events(
     for event in events {
         println!("{}", serde_json::to_string(&event)?);
     }
+    Ok(())
+}
+
+pub async fn preinit(input: &Path, output: &Path) -> anyhow::Result<()> {
+    let wasm = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let initialized = booking_runtime::preinit::preinitialize(&wasm)
+        .await
+        .with_context(|| format!("pre-initializing {}", input.display()))?;
+    // Whole or not at all: a watched directory must never see half a file.
+    let partial = output.with_extension("wasm.partial");
+    std::fs::write(&partial, &initialized)
+        .and_then(|()| std::fs::rename(&partial, output))
+        .with_context(|| format!("writing {}", output.display()))?;
+    println!(
+        "{} → {} ({} → {} bytes)",
+        input.display(),
+        output.display(),
+        wasm.len(),
+        initialized.len()
+    );
     Ok(())
 }
 

@@ -29,6 +29,15 @@ pub enum Command {
     Serve,
     /// Manage logic versions of a running host through its admin API.
     Admin(crate::admin_cli::AdminArgs),
+    /// Pre-initialize a logic component: run its `wizer-initialize` once
+    /// and write the component that starts from the memory it left
+    /// (`scripts/build-components.sh` does this to the shipped ones).
+    Preinit {
+        /// The component as compiled.
+        input: PathBuf,
+        /// Where to write the pre-initialized component.
+        output: PathBuf,
+    },
     /// Print the newest events of the embedded event log as JSON lines.
     Events {
         /// Only the events of this booking.

@@ -31,6 +31,7 @@ pub async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(config::Command::Serve) {
         config::Command::Serve => app::serve(cli.config).await,
         config::Command::Admin(args) => admin_cli::run(args, &cli.config.data_dir).await,
+        config::Command::Preinit { input, output } => app::preinit(&input, &output).await,
         config::Command::Events { booking_id, limit } => {
             app::print_events(&cli.config, booking_id, limit).await
         }

@@ -10,7 +10,6 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use booking_logic::http::{self as graphql_http, HttpRequest, HttpResponse};
 use booking_logic::ports::Ports;
-use booking_logic::schema::build_schema;
 use booking_logic::{Settings, Workflow};
 use booking_runtime::{LOGIC_VERSION_HEADER, SweepReport};
 use http_body_util::{BodyExt, Limited};
@@ -50,9 +49,9 @@ impl NativeLogic {
         Ok(NativeLogic { ports, settings })
     }
 
-    /// A workflow per call, like a component instance per call: the
-    /// schema is rebuilt every request too, so the twin pays the same
-    /// per-request logic set-up and differs only in the sandbox.
+    /// A workflow per call, like a component instance per call; the
+    /// schema is built once, as any native GraphQL server builds it (the
+    /// component's is built at build time, by the pre-initializer).
     fn workflow(&self) -> Workflow {
         Workflow::new(self.ports.clone(), self.settings.clone())
     }
@@ -86,11 +85,8 @@ impl NativeLogic {
                 .map(|(name, value)| (name.as_str(), value.as_bytes())),
             body,
         );
-        // Built per request like the component does, so the benchmark
-        // compares equal work.
         let workflow = std::sync::Arc::new(self.workflow());
-        let schema = build_schema(workflow.settings());
-        into_response(graphql_http::handle(&schema, workflow, request).await)
+        into_response(graphql_http::handle(workflow, request).await)
     }
 
     pub async fn sweep_expired(&self, limit: u32) -> anyhow::Result<SweepReport> {

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use super::*;
 use crate::model::{BookingStatus, Timestamp};
 use crate::ports::{PortError, Storage};
-use crate::schema::build_schema;
 use crate::settings::Settings;
 use crate::testing::seed_documents::{
     CREATE_BOOKING, GET_BOOKING, GET_USER_BOOKINGS, PROCESS_PAYMENT,
@@ -20,9 +19,8 @@ use crate::workflow::Workflow;
 
 const START: Timestamp = 1_700_000_000_000;
 
-/// The schema and the workflow behind it, as a transport holds them.
+/// The workflow behind the API, as a transport holds it.
 struct Api {
-    schema: BookingSchema,
     workflow: Arc<Workflow>,
 }
 
@@ -39,13 +37,12 @@ fn setup() -> (Fakes, Api) {
 fn setup_with(settings: Settings) -> (Fakes, Api) {
     let fakes = Fakes::sample(START);
     fakes.env.script_ids(["booking_123"]);
-    let schema = build_schema(&settings);
     let workflow = Arc::new(Workflow::new(fakes.ports(), settings));
-    (fakes, Api { schema, workflow })
+    (fakes, Api { workflow })
 }
 
 fn call(api: &Api, request: HttpRequest) -> HttpResponse {
-    block_on(handle(&api.schema, api.workflow.clone(), request))
+    block_on(handle(api.workflow.clone(), request))
 }
 
 /// A request from a client that asks for `application/json`, as the

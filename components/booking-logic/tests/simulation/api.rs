@@ -173,7 +173,7 @@ async fn graphql(
             .to_string()
             .into_bytes(),
     };
-    let response = http::handle(&world.schema, world.workflow.clone(), request).await;
+    let response = http::handle(world.workflow.clone(), request).await;
     let body: Value = serde_json::from_slice(&response.body).map_err(|error| Failure {
         code: String::new(),
         retryable: false,

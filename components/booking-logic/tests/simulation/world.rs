@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use booking_logic::Workflow;
-use booking_logic::schema::{BookingSchema, build_schema};
 use booking_logic::settings::Settings;
 use booking_logic::testing::Fakes;
 
@@ -25,7 +24,6 @@ pub struct Showtime {
 pub struct World {
     pub fakes: Fakes,
     pub workflow: Arc<Workflow>,
-    pub schema: BookingSchema,
     pub showtimes: Vec<Showtime>,
     /// Active users, then an inactive one, then one nobody knows.
     pub users: Vec<&'static str>,
@@ -66,10 +64,8 @@ impl World {
             auth_required: false,
             ..Settings::default()
         };
-        let schema = build_schema(&settings);
         let workflow = Arc::new(Workflow::new(fakes.ports(), settings));
         World {
-            schema,
             workflow,
             showtimes,
             users: vec!["alice", "bob", "carol", "dave", "nobody"],
