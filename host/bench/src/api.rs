@@ -47,6 +47,11 @@ impl Api {
         Ok(body["data"].clone())
     }
 
+    /// A query that must answer without errors; its data is dropped.
+    pub async fn read_with(&self, query: &str, variables: Value) -> anyhow::Result<()> {
+        self.call(query, variables).await.map(drop)
+    }
+
     pub async fn logic_version(&self) -> anyhow::Result<String> {
         let data = self.call("{ logicVersion }", json!({})).await?;
         data["logicVersion"]

@@ -1,13 +1,17 @@
 //! `booking-bench`: drives the booking host's GraphQL endpoint over
-//! loopback, once with the WebAssembly logic and once with its native twin,
-//! and prints markdown tables side by side with the WASM/native ratios
-//! (BENCHMARKS.md holds one run).
+//! loopback, once with the WebAssembly logic and once with its native twin
+//! (and, for the reads, the same component under `spin up` when a Spin CLI
+//! is at hand), and prints markdown tables side by side with the ratios and
+//! each server's CPU time per request (BENCHMARKS.md holds one run).
 
 mod api;
 mod flash_sale;
 mod host;
 mod load;
 mod micro;
+mod peers;
+mod process;
+mod spin;
 mod workflow;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +21,9 @@ use clap::{Parser, ValueEnum};
 
 use crate::host::{Host, HostBinary};
 use crate::load::Stats;
+use crate::peers::StandalonePeers;
+use crate::process::ServerProcess;
+use crate::spin::SpinApp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
@@ -63,6 +70,24 @@ struct Args {
     flash_clients: usize,
     #[arg(long, default_value_t = 10_000)]
     instantiations: u64,
+    /// The standalone reference peers, for the read scenarios.
+    #[arg(long, default_value = "target/release/reference-peers")]
+    peers_binary: PathBuf,
+    /// A Spin 4.x CLI for the reads' comparison; without it the packed one
+    /// below is unpacked, and without that Spin is left out (said so).
+    #[arg(long, env = "SPIN_BIN")]
+    spin: Option<PathBuf>,
+    #[arg(long, default_value = "../shared/tools/spin.xz")]
+    spin_xz: PathBuf,
+    #[arg(long, default_value = "spin.toml")]
+    spin_manifest: PathBuf,
+    /// The Spin adapter component `scripts/spin-check.sh` builds.
+    #[arg(long, default_value = "target/spin/spin_adapters.wasm")]
+    spin_adapters: PathBuf,
+    /// A tmpfs, where the workflow also runs: fsync then costs nothing, so
+    /// what is left is CPU.
+    #[arg(long, default_value = "/dev/shm")]
+    tmpfs: PathBuf,
 }
 
 const MODES: [&str; 2] = ["wasm", "native"];
@@ -76,7 +101,11 @@ struct DataDirs {
 
 impl DataDirs {
     fn fresh(&self) -> anyhow::Result<tempfile::TempDir> {
-        let dir = tempfile::tempdir()?;
+        self.fresh_in(&std::env::temp_dir())
+    }
+
+    fn fresh_in(&self, base: &Path) -> anyhow::Result<tempfile::TempDir> {
+        let dir = tempfile::tempdir_in(base)?;
         std::os::unix::fs::symlink(self.cache.path(), dir.path().join("component-cache"))?;
         Ok(dir)
     }
@@ -94,37 +123,35 @@ async fn main() -> anyhow::Result<()> {
     };
     let runs = |scenario| args.scenario == Scenario::All || args.scenario == scenario;
     if runs(Scenario::Read) {
-        let seconds = Duration::from_secs(args.seconds);
-        let mut rows = Vec::new();
-        for mode in MODES {
-            let dir = dirs.fresh()?;
-            let host = Host::start(&bin, mode, dir.path()).await?;
-            let stats = workflow::read_only(&host.api, args.clients, seconds).await?;
-            rows.push((mode, stats, host.peak_rss_mib()?));
-        }
-        print_comparison(
-            &format!("1. getBooking, {} clients, {}s", args.clients, args.seconds),
-            "req/s",
-            &rows,
-        );
+        reads(&args, &bin, &dirs).await?;
     }
     if runs(Scenario::Workflow) {
         let seconds = Duration::from_secs(args.seconds);
-        let mut rows = Vec::new();
-        for mode in MODES {
-            let dir = dirs.fresh()?;
-            let host = Host::start(&bin, mode, dir.path()).await?;
-            let stats = workflow::book_pay_cancel(&host.api, args.clients, seconds).await;
-            rows.push((mode, stats, host.peak_rss_mib()?));
+        for (storage, base) in [
+            ("disk", std::env::temp_dir()),
+            ("tmpfs", args.tmpfs.clone()),
+        ] {
+            let mut rows = Vec::new();
+            for mode in MODES {
+                let dir = dirs.fresh_in(&base)?;
+                let host = Host::start(&bin, mode, dir.path()).await?;
+                let (stats, cpu) = measured(&host.process, async {
+                    workflow::book_pay_cancel(&host.api, args.clients, seconds).await
+                })
+                .await?;
+                rows.push(Row::new(mode, stats, &host.process, cpu)?);
+            }
+            print_comparison(
+                &format!(
+                    "2. createBooking → processPayment → cancelBooking, {} clients, {}s, data on {storage} ({})",
+                    args.clients,
+                    args.seconds,
+                    base.display()
+                ),
+                "workflows/s",
+                &rows,
+            );
         }
-        print_comparison(
-            &format!(
-                "2. createBooking → processPayment → cancelBooking, {} clients, {}s",
-                args.clients, args.seconds
-            ),
-            "workflows/s",
-            &rows,
-        );
     }
     if runs(Scenario::FlashSale) {
         flash(&bin, &dirs, args.flash_clients).await?;
@@ -144,13 +171,59 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_comparison(title: &str, unit: &str, rows: &[(&str, Stats, f64)]) {
+/// One server's run of a scenario: what the clients saw, and what the
+/// server process used for it.
+struct Row {
+    label: &'static str,
+    stats: Stats,
+    peak_rss_mib: f64,
+    /// Server CPU time (user + system) over the run.
+    cpu: Duration,
+}
+
+impl Row {
+    fn new(
+        label: &'static str,
+        stats: Stats,
+        process: &ServerProcess,
+        cpu: Duration,
+    ) -> anyhow::Result<Row> {
+        Ok(Row {
+            label,
+            stats,
+            peak_rss_mib: process.peak_rss_mib()?,
+            cpu,
+        })
+    }
+
+    /// Server CPU per successful operation, in µs.
+    fn cpu_per_op_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.stats.ok.max(1) as f64
+    }
+}
+
+/// Runs `load` and returns its stats with the CPU time `process` spent
+/// meanwhile.
+async fn measured(
+    process: &ServerProcess,
+    load: impl std::future::Future<Output = Stats>,
+) -> anyhow::Result<(Stats, Duration)> {
+    let before = process.cpu_time()?;
+    let stats = load.await;
+    Ok((stats, process.cpu_time()?.saturating_sub(before)))
+}
+
+fn print_comparison(title: &str, unit: &str, rows: &[Row]) {
     println!("\n### {title}\n");
-    println!("| logic | {unit} | p50 ms | p90 ms | p99 ms | max ms | ok | errors | peak RSS MiB |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (mode, stats, rss) in rows {
+    println!(
+        "| server | {unit} | p50 ms | p90 ms | p99 ms | max ms | ok | errors | server CPU µs/op | peak RSS MiB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let stats = &row.stats;
         println!(
-            "| {mode} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {rss:.1} |",
+            "| {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} | {:.1} |",
+            row.label,
             stats.throughput(),
             stats.percentile_ms(50.0),
             stats.percentile_ms(90.0),
@@ -158,24 +231,99 @@ fn print_comparison(title: &str, unit: &str, rows: &[(&str, Stats, f64)]) {
             stats.max_ms(),
             stats.ok,
             stats.errors,
+            row.cpu_per_op_us(),
+            row.peak_rss_mib,
         );
     }
-    if let [(_, wasm, wasm_rss), (_, native, native_rss)] = rows {
+    let find = |label: &str| rows.iter().find(|row| row.label == label);
+    for other in ["native", "spin"] {
+        let (Some(ours), Some(theirs)) = (find("wasm"), find(other)) else {
+            continue;
+        };
+        let (a, b) = (&ours.stats, &theirs.stats);
         println!(
-            "| **wasm/native** | **{:.2}** | {:.2} | {:.2} | {:.2} | {:.2} | | | {:.2} |",
-            wasm.throughput() / native.throughput(),
-            wasm.percentile_ms(50.0) / native.percentile_ms(50.0),
-            wasm.percentile_ms(90.0) / native.percentile_ms(90.0),
-            wasm.percentile_ms(99.0) / native.percentile_ms(99.0),
-            wasm.max_ms() / native.max_ms(),
-            wasm_rss / native_rss,
+            "| **wasm/{other}** | **{:.2}** | {:.2} | {:.2} | {:.2} | {:.2} | | | {:.2} | {:.2} |",
+            a.throughput() / b.throughput(),
+            a.percentile_ms(50.0) / b.percentile_ms(50.0),
+            a.percentile_ms(90.0) / b.percentile_ms(90.0),
+            a.percentile_ms(99.0) / b.percentile_ms(99.0),
+            a.max_ms() / b.max_ms(),
+            ours.cpu_per_op_us() / theirs.cpu_per_op_us(),
+            ours.peak_rss_mib / theirs.peak_rss_mib,
         );
     }
-    for (mode, stats, _) in rows {
-        if let Some(error) = &stats.first_error {
-            println!("\n{mode}: first error: {error}");
+    for row in rows {
+        if let Some(error) = &row.stats.first_error {
+            println!("\n{}: first error: {error}", row.label);
         }
     }
+}
+
+/// A server under test in the reads: our host, or `spin up`.
+enum Server {
+    Host(Host),
+    Spin(SpinApp),
+}
+
+impl Server {
+    fn parts(&self) -> (&ServerProcess, &api::Api) {
+        match self {
+            Server::Host(host) => (&host.process, &host.api),
+            Server::Spin(app) => (&app.process, &app.api),
+        }
+    }
+}
+
+/// Scenario 1: each read of `workflow::READS` against the host with the
+/// WASM logic, its native twin and (if a Spin CLI is at hand) `spin up`,
+/// all calling the same standalone reference peers.
+async fn reads(args: &Args, bin: &HostBinary, dirs: &DataDirs) -> anyhow::Result<()> {
+    let seconds = Duration::from_secs(args.seconds);
+    let peers = StandalonePeers::start(&args.peers_binary).await?;
+    let spin_dir = tempfile::tempdir()?;
+    let spin = spin::find(args.spin.as_deref(), &args.spin_xz, spin_dir.path())?;
+    let mut results: Vec<Vec<Row>> = (0..workflow::READS.len()).map(|_| Vec::new()).collect();
+    let servers: &[(&str, &str)] = &[("wasm", "A1"), ("native", "A2"), ("spin", "A3")];
+    for &(label, seat) in servers {
+        let dir = dirs.fresh()?;
+        let server = if label == "spin" {
+            let Some(spin) = &spin else {
+                println!(
+                    "\n(Spin left out of the reads: no --spin/SPIN_BIN and no {})",
+                    args.spin_xz.display()
+                );
+                continue;
+            };
+            Server::Spin(
+                SpinApp::start(
+                    spin,
+                    &args.spin_manifest,
+                    &args.component,
+                    &args.spin_adapters,
+                )
+                .await?,
+            )
+        } else {
+            Server::Host(Host::start_with(bin, label, dir.path(), Some(&peers)).await?)
+        };
+        let (process, api) = server.parts();
+        let booking = workflow::confirmed_booking(api, seat).await?;
+        for (n, (_, document)) in workflow::READS.iter().enumerate() {
+            let (stats, cpu) = measured(process, async {
+                workflow::read_only(api, document, &booking, args.clients, seconds).await
+            })
+            .await?;
+            results[n].push(Row::new(label, stats, process, cpu)?);
+        }
+    }
+    for ((name, _), rows) in workflow::READS.iter().zip(&results) {
+        print_comparison(
+            &format!("1. {name}, {} clients, {}s", args.clients, args.seconds),
+            "req/s",
+            rows,
+        );
+    }
+    Ok(())
 }
 
 async fn flash(bin: &HostBinary, dirs: &DataDirs, clients: usize) -> anyhow::Result<()> {
@@ -206,7 +354,7 @@ async fn flash(bin: &HostBinary, dirs: &DataDirs, clients: usize) -> anyhow::Res
             sale.confirmed_bookings,
             sale.confirmed_seats.saturating_sub(workflow::FLASH_SEATS),
             sale.double_booked,
-            host.peak_rss_mib()?,
+            host.process.peak_rss_mib()?,
         );
         if let Some(error) = &stats.first_error {
             errors.push(format!("{mode}: first error: {error}"));
@@ -237,7 +385,7 @@ async fn scaling(bin: &HostBinary, dirs: &DataDirs, seconds: Duration) -> anyhow
             levels.push(workflow::book_pay_cancel(&host.api, clients, seconds).await);
         }
         results.push(levels);
-        peaks.push((mode, host.peak_rss_mib()?));
+        peaks.push((mode, host.process.peak_rss_mib()?));
     }
     for (level, clients) in SCALING_CLIENTS.iter().enumerate() {
         let (wasm, native) = (&results[0][level], &results[1][level]);

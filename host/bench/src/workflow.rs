@@ -23,18 +23,49 @@ fn load_test_user(client: usize, iteration: u64) -> String {
     format!("loadtest_user_{n}")
 }
 
-/// Scenario 1: one confirmed booking, read over and over.
-pub async fn read_only(api: &Api, clients: usize, duration: Duration) -> anyhow::Result<Stats> {
+/// Scenario 1's reads: each document as a client sends it.
+pub const READS: [(&str, &str); 3] = [
+    ("{ logicVersion }", "{ logicVersion }"),
+    (
+        "showtimeSeats { showtime { id availableSeats } }",
+        r#"{ showtimeSeats(showtimeId: "showtime_456") { showtime { id availableSeats } } }"#,
+    ),
+    (
+        "getBooking { id status seats totalAmount }",
+        r#"query($b: String!) { getBooking(bookingId: $b) { id status seats totalAmount } }"#,
+    ),
+];
+
+/// One confirmed booking on `seat` of showtime_456 (each server under
+/// test books its own seat: they may share one Cinema service), for
+/// `getBooking` to read.
+pub async fn confirmed_booking(api: &Api, seat: &str) -> anyhow::Result<String> {
     let id = api
-        .create_booking("loadtest_user_1", "showtime_456", &["A1".to_owned()])
+        .create_booking("loadtest_user_1", "showtime_456", &[seat.to_owned()])
         .await?;
     api.process_payment(&id).await?;
+    Ok(id)
+}
+
+/// Scenario 1: `document` (with `$b` = `booking`), sent over and over.
+pub async fn read_only(
+    api: &Api,
+    document: &'static str,
+    booking: &str,
+    clients: usize,
+    duration: Duration,
+) -> Stats {
     let api = api.clone();
-    Ok(closed_loop(clients, duration, move |_, _| {
-        let (api, id) = (api.clone(), id.clone());
-        async move { api.get_booking(&id).await.map(drop) }
+    let variables = if document.contains("$b") {
+        serde_json::json!({ "b": booking })
+    } else {
+        serde_json::json!({})
+    };
+    closed_loop(clients, duration, move |_, _| {
+        let (api, variables) = (api.clone(), variables.clone());
+        async move { api.read_with(document, variables).await }
     })
-    .await)
+    .await
 }
 
 /// Scenarios 2 and 4: each client books, pays for and cancels its own
