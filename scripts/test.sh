@@ -8,6 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fmt --all --check
+# Every platform's crates: the architecture test reads the whole locked
+# graph with `cargo metadata --offline`, and a build downloads only this
+# platform's (a fresh machine has no others).
+cargo fetch --locked
 # Every native crate (the workspace but the wasm32-only guests).
 cargo clippy --release --locked --all-targets --workspace \
     --exclude booking-component --exclude misbehaving-guest --exclude spin-adapters -- -D warnings
