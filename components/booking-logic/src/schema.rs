@@ -43,7 +43,7 @@ use crate::idempotency::{self, Claim, Idempotency, ReplayedError};
 use crate::model::{self, Booking, BookingPage, Event, PageRequest, Seat, Showtime, Timestamp};
 use crate::query_cost;
 use crate::validation;
-use crate::workflow::{ShowtimeSeats, Workflow};
+use crate::workflow::Workflow;
 
 pub type BookingSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -119,18 +119,9 @@ impl From<BookingPage> for BookingPageView {
     }
 }
 
+/// A showtime whose seat map is fetched only if `seats` is selected.
 pub struct ShowtimeSeatsView {
     showtime: ShowtimeView,
-    seats: Vec<SeatView>,
-}
-
-impl From<ShowtimeSeats> for ShowtimeSeatsView {
-    fn from(seats: ShowtimeSeats) -> Self {
-        ShowtimeSeatsView {
-            showtime: ShowtimeView(seats.showtime),
-            seats: views(seats.seats),
-        }
-    }
 }
 
 /// The schema, built once: per process natively, per component at build
@@ -315,8 +306,9 @@ impl Query {
         user_page(ctx, user_id, first, after).await.map(Into::into)
     }
 
-    /// A showtime and the status of each of its seats. The seat list is
-    /// one answer of the Cinema service, costed with this field.
+    /// A showtime and the status of each of its seats. The showtime is
+    /// one Cinema call, costed with this field; the seat map another,
+    /// costed with `seats`.
     #[graphql(complexity = "query_cost::dependency_call(child_complexity)")]
     async fn showtime_seats(
         &self,
@@ -324,9 +316,11 @@ impl Query {
         showtime_id: String,
     ) -> Result<ShowtimeSeatsView> {
         workflow(ctx)?
-            .showtime_seats(&showtime_id)
+            .find_showtime(&showtime_id)
             .await
-            .map(Into::into)
+            .map(|showtime| ShowtimeSeatsView {
+                showtime: showtime.into(),
+            })
             .map_err(|error| error.extend())
     }
 
@@ -638,8 +632,13 @@ impl ShowtimeSeatsView {
         &self.showtime
     }
 
-    async fn seats(&self) -> &[SeatView] {
-        &self.seats
+    #[graphql(complexity = "query_cost::dependency_call(child_complexity)")]
+    async fn seats(&self, ctx: &Context<'_>) -> Result<Vec<SeatView>> {
+        workflow(ctx)?
+            .seat_map(&self.showtime.id)
+            .await
+            .map(views)
+            .map_err(|error| error.extend())
     }
 }
 

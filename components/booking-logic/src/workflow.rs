@@ -127,13 +127,6 @@ impl PaymentOutcome {
     }
 }
 
-/// A showtime with the current status of every seat.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShowtimeSeats {
-    pub showtime: Showtime,
-    pub seats: Vec<Seat>,
-}
-
 /// The event announcing a move from `from` to `to`, or `None` when the
 /// move is not allowed. This table is the booking state machine.
 pub fn transition_event(from: BookingStatus, to: BookingStatus) -> Option<EventKind> {
@@ -595,20 +588,24 @@ impl Workflow {
         Err(over)
     }
 
-    /// A showtime and its seat map.
-    pub async fn showtime_seats(&self, showtime_id: &str) -> Result<ShowtimeSeats, BookingError> {
+    /// A showtime (its seat counts included), without the seat map: the
+    /// map is a second Cinema call, made only when it is asked for.
+    pub async fn find_showtime(&self, showtime_id: &str) -> Result<Showtime, BookingError> {
         validation::id("showtimeId", showtime_id)?;
-        let showtime = self.showtime(showtime_id).await?;
-        let seats = self
-            .ports
+        self.showtime(showtime_id).await
+    }
+
+    /// The current status of every seat of a showtime.
+    pub async fn seat_map(&self, showtime_id: &str) -> Result<Vec<Seat>, BookingError> {
+        validation::id("showtimeId", showtime_id)?;
+        self.ports
             .seats
             .seat_map(showtime_id)
             .await
             .map_err(|error| match error {
                 PortError::NotFound(_) => BookingError::ShowtimeNotFound(showtime_id.to_string()),
                 other => dependency(SEAT_SERVICE, other),
-            })?;
-        Ok(ShowtimeSeats { showtime, seats })
+            })
     }
 
     /// The events published for a booking, oldest first.

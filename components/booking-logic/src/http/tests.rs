@@ -397,6 +397,40 @@ fn depth_complexity_and_fragment_bombs_are_refused() {
 }
 
 #[test]
+fn the_seat_map_is_fetched_only_when_its_seats_are_selected() {
+    let (fakes, schema) = setup();
+    let showtime_only =
+        "{ showtimeSeats(showtimeId: \"showtime_456\") { showtime { id availableSeats } } }";
+    let body = graphql(&schema, showtime_only, Value::Null);
+    assert_eq!(body["errors"], Value::Null, "{body}");
+    assert_eq!(
+        body["data"]["showtimeSeats"]["showtime"]["availableSeats"],
+        10
+    );
+    assert_eq!(
+        fakes.knobs.calls(Op::SeatMap),
+        0,
+        "no seat map without `seats`"
+    );
+
+    let with_seats = "{ showtimeSeats(showtimeId: \"showtime_456\") { seats { number status } } }";
+    let body = graphql(&schema, with_seats, Value::Null);
+    assert_eq!(body["errors"], Value::Null, "{body}");
+    assert_eq!(body["data"]["showtimeSeats"]["seats"][0]["number"], "A1");
+    assert_eq!(fakes.knobs.calls(Op::SeatMap), 1);
+
+    let missing = "{ showtimeSeats(showtimeId: \"showtime_999\") { seats { number } } }";
+    let body = graphql(&schema, missing, Value::Null);
+    assert_eq!(error_code(&body), "SHOWTIME_NOT_FOUND", "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["showtimeSeats"]));
+    assert_eq!(
+        fakes.knobs.calls(Op::SeatMap),
+        1,
+        "an unknown showtime stops before its map"
+    );
+}
+
+#[test]
 fn fields_that_call_dependencies_and_pages_cost_what_they_fetch() {
     let (_fakes, schema) = setup();
     let flood: Vec<String> = (0..160)

@@ -1222,12 +1222,13 @@ fn showtime_seats_reflect_locks_and_bookings() {
     let paid = create(&workflow, &["A2"]);
     pay(&workflow, &paid.id).unwrap();
 
-    let view = run(workflow.showtime_seats("showtime_456")).unwrap();
+    let showtime = run(workflow.find_showtime("showtime_456")).unwrap();
+    let seats = run(workflow.seat_map("showtime_456")).unwrap();
 
-    assert_eq!(view.showtime.total_seats, 10);
-    assert_eq!(view.showtime.available_seats, 8);
+    assert_eq!(showtime.total_seats, 10);
+    assert_eq!(showtime.available_seats, 8);
     let status = |number: &str| {
-        view.seats
+        seats
             .iter()
             .find(|seat| seat.number == number)
             .map(|seat| seat.status)
@@ -1236,12 +1237,12 @@ fn showtime_seats_reflect_locks_and_bookings() {
     assert_eq!(status("A2"), Some(SeatStatus::Booked));
     assert_eq!(status("A3"), Some(SeatStatus::Available));
     assert_eq!(locked.status, BookingStatus::Pending);
-    assert_eq!(
-        run(workflow.showtime_seats("showtime_999"))
-            .unwrap_err()
-            .code(),
-        "SHOWTIME_NOT_FOUND"
-    );
+    for missing in [
+        run(workflow.find_showtime("showtime_999")).unwrap_err(),
+        run(workflow.seat_map("showtime_999")).unwrap_err(),
+    ] {
+        assert_eq!(missing.code(), "SHOWTIME_NOT_FOUND");
+    }
 }
 
 #[test]
