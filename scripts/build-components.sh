@@ -19,16 +19,25 @@ out="$target/wasm32-wasip2/guest"
 build() { cargo build --locked --profile guest --target wasm32-wasip2 "$@"; }
 
 build -p booking-component -p misbehaving-guest
-# v2 builds in its own target directory: sharing one would relink (LTO,
-# ~30 s) each variant on every run, as the feature set flips.
-CARGO_TARGET_DIR="$target/guest-v2" build -p booking-component --features booking-fee
-cp "$target/guest-v2/wasm32-wasip2/guest/booking_component.wasm" "$out/booking_component_v2.wasm"
+# v2 builds in a target directory for second feature variants (the
+# http-only Spin adapters build there too, scripts/spin-check.sh): in one
+# directory the two variants' outputs would have one file name, so each
+# build would relink (LTO, ~30 s) over the other's.
+CARGO_TARGET_DIR="$target/guest-variants" build -p booking-component --features booking-fee
+cp "$target/guest-variants/wasm32-wasip2/guest/booking_component.wasm" "$out/booking_component_v2.wasm"
 
+# The host, for its `preinit`. A caller that has just built it with other
+# features (scripts/test.sh: the tests' build) names it in BOOKING_HOST, so
+# it is not compiled a second time.
+host="${BOOKING_HOST:-}"
+if [ -z "$host" ]; then
+    cargo build --release --locked -p booking-host
+    host="$target/release/booking-host"
+fi
 # Cargo puts its own output back on every build, so each run starts from
 # the component as compiled.
-cargo build --release --locked -p booking-host
 for logic in booking_component booking_component_v2; do
-    "$target/release/booking-host" preinit "$out/$logic.wasm" "$out/$logic.wasm"
+    "$host" preinit "$out/$logic.wasm" "$out/$logic.wasm"
 done
 
 ls -l "$out"/*.wasm

@@ -26,30 +26,34 @@ SPIN_WORLD="spin:up/platform@3.6.0"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 fail() { echo "spin-check: FAILED: $*" >&2; exit 1; }
 
-# `--no-default-features`: only what we use (component subcommands; plug),
-# which also keeps the first install to ~2 min each on 2 cores.
+target="${CARGO_TARGET_DIR:-target}"
+# `--no-default-features`: only what we use (component subcommands; plug).
+# Debug builds in one target dir of their own: the two CLIs share most of
+# their crates, and an unoptimised build compiles in a fraction of the time
+# while still checking these few-MiB components in about a second.
+tool() { cargo install --locked --debug --target-dir "$target/tools" "$@"; }
 if [ "$(wasm-tools --version 2>/dev/null | awk '{print $2}')" != "$WASM_TOOLS_VERSION" ]; then
-    cargo install --locked --version "$WASM_TOOLS_VERSION" wasm-tools \
-        --no-default-features --features component,validate,print,parse
+    tool --version "$WASM_TOOLS_VERSION" wasm-tools --no-default-features \
+        --features component,validate,print,parse
 fi
 if [ "$(wac --version 2>/dev/null | awk '{print $2}')" != "$WAC_VERSION" ]; then
-    cargo install --locked --version "$WAC_VERSION" wac-cli --no-default-features
+    tool --version "$WAC_VERSION" wac-cli --no-default-features
 fi
 
-target="${CARGO_TARGET_DIR:-target}"
 out="$target/spin"
 mkdir -p "$out"
 
 scripts/build-components.sh >/dev/null
 booking="$target/wasm32-wasip2/guest/booking_component.wasm"
 
-# The adapters build in target dirs of their own (the variants differ in
-# features; sharing one would relink on every switch).
+# The full adapters build beside the booking component (their crates are
+# shared), the http-only variant with the other second variants (a shared
+# directory would relink each variant over the other on every run).
 guest() { cargo build --locked --profile guest --target wasm32-wasip2 -p spin-adapters "$@"; }
-CARGO_TARGET_DIR="$target/spin-guest" guest
-CARGO_TARGET_DIR="$target/spin-guest-http" guest --no-default-features --features http-only
-cp "$target/spin-guest/wasm32-wasip2/guest/spin_adapters.wasm" "$out/spin_adapters.wasm"
-cp "$target/spin-guest-http/wasm32-wasip2/guest/spin_adapters.wasm" "$out/spin_adapters_http_only.wasm"
+guest
+CARGO_TARGET_DIR="$target/guest-variants" guest --no-default-features --features http-only
+cp "$target/wasm32-wasip2/guest/spin_adapters.wasm" "$out/spin_adapters.wasm"
+cp "$target/guest-variants/wasm32-wasip2/guest/spin_adapters.wasm" "$out/spin_adapters_http_only.wasm"
 
 # Spin's platform world ships inside the spin-sdk crate.
 sdk_manifest=$(cargo metadata --locked --format-version 1 --filter-platform wasm32-wasip2 |

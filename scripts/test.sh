@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: builds the guest components and checks the Spin
-# composition, then the native workspace tests (unit, adapter integration,
-# end to end) in release mode, so the wasmtime build is shared with
-# `scripts/run.sh`. Formatting and clippy (warnings are errors, also for
-# the wasm32-only guest crates) come first: they fail in seconds.
+# Runs every test: builds the native workspace and the guest components,
+# checks the Spin composition, then runs the native workspace tests (unit,
+# adapter integration, end to end) in release mode, so the wasmtime build
+# is shared with `scripts/run.sh`. Formatting and clippy (warnings are
+# errors, also for the wasm32-only guest crates) come first: they fail
+# in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,10 +17,16 @@ cargo fetch --locked
 cargo clippy --release --locked --all-targets --workspace \
     --exclude booking-component --exclude misbehaving-guest --exclude spin-adapters -- -D warnings
 
+# One native build of everything: the tests with their dev-dependencies'
+# features, and the host binary with the same ones, which the component
+# build below uses for `preinit` (built alone, with fewer features, it
+# would compile half the tree again); `cargo test` then compiles nothing.
+cargo build --release --locked --all-targets
+export BOOKING_HOST="${CARGO_TARGET_DIR:-target}/release/booking-host"
+
 scripts/build-components.sh      # also installs the wasm32-wasip2 target
 cargo clippy --release --locked --target wasm32-wasip2 \
     -p booking-component -p misbehaving-guest -p spin-adapters -- -D warnings
 scripts/spin-check.sh            # Spin adapters: build, compose, check against Spin's world
-cargo test --release --locked -p spin-adapters-core
 source scripts/test-services.sh  # RabbitMQ and nx-27017 for the real-backend tests
 cargo test --release --locked "$@"
