@@ -253,17 +253,34 @@ impl SecondHost {
     }
 }
 
-pub struct TestService {
+/// A GraphQL client of one booking service (our host or `spin up`), with
+/// the calls the tests make; `TestService` and `spin::SpinService` deref
+/// to it.
+pub struct Api {
     pub base_url: String,
+    /// The User service the service authenticates against, for logins.
+    pub users_url: String,
+    pub client: reqwest::Client,
+}
+
+pub struct TestService {
+    api: Api,
     pub admin_url: String,
     pub peers: RunningPeers,
     pub component_sha256: String,
     /// The token the host generated in its data directory (none when the
     /// test passed `--admin-token`).
     pub admin_token: Option<String>,
-    pub client: reqwest::Client,
     service: RunningService,
     data_dir: DataDir,
+}
+
+impl std::ops::Deref for TestService {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl TestService {
@@ -280,15 +297,14 @@ impl TestService {
             .ok()
             .map(|token| token.trim().to_owned());
         TestService {
-            base_url: format!("http://{}", service.address),
+            api: Api::new(
+                format!("http://{}", service.address),
+                peers.users_url.clone(),
+            ),
             admin_url: format!("http://{}/admin", service.admin_address),
             component_sha256: service.component_sha256.clone(),
             admin_token,
             peers,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
             service,
             data_dir,
         }
@@ -339,6 +355,19 @@ impl TestService {
             _data_dir: data_dir,
         }
     }
+}
+
+impl Api {
+    pub fn new(base_url: String, users_url: String) -> Api {
+        Api {
+            base_url,
+            users_url,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+        }
+    }
 
     /// POSTs a GraphQL document to any host; returns (HTTP status, JSON body).
     pub async fn graphql_at(&self, base_url: &str, query: &str, variables: Value) -> (u16, Value) {
@@ -348,7 +377,7 @@ impl TestService {
     /// Logs in at the reference User service (password "demo"); returns
     /// the bearer token.
     pub async fn login(&self, user_id: &str) -> String {
-        login(&self.client, &self.peers.users_url, user_id).await
+        login(&self.client, &self.users_url, user_id).await
     }
 
     /// A `POST /graphql` of `query`, to add headers to and send: for

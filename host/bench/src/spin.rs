@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use test_support::spin::{self, Manifest};
 
 use crate::api::Api;
 use crate::process::{ServerProcess, free_port};
@@ -22,19 +23,9 @@ pub fn find(explicit: Option<&Path>, packed: &Path, dir: &Path) -> anyhow::Resul
     if !packed.exists() {
         return Ok(None);
     }
-    let spin = dir.join("spin");
-    let unpacked = Command::new("sh")
-        .arg("-c")
-        .arg("xz -dc \"$1\" > \"$2\" && chmod +x \"$2\"")
-        .arg("sh")
-        .arg(packed)
-        .arg(&spin)
-        .status()
-        .context("running xz")?;
-    if !unpacked.success() {
-        bail!("unpacking {} failed: {unpacked}", packed.display());
-    }
-    Ok(Some(spin))
+    spin::unpack(packed, dir)
+        .map(Some)
+        .map_err(anyhow::Error::msg)
 }
 
 pub struct SpinApp {
@@ -43,10 +34,6 @@ pub struct SpinApp {
     _dir: tempfile::TempDir,
 }
 
-/// What `spin.toml` names, replaced by the files the bench runs.
-const BOOKING_SOURCE: &str = "source = \"target/wasm32-wasip2/guest/booking_component.wasm\"";
-const ADAPTERS_PATH: &str = "path = \"target/spin/spin_adapters.wasm\"";
-
 impl SpinApp {
     pub async fn start(
         spin: &Path,
@@ -54,24 +41,12 @@ impl SpinApp {
         component: &Path,
         adapters: &Path,
     ) -> anyhow::Result<SpinApp> {
-        let text = std::fs::read_to_string(manifest)
-            .with_context(|| format!("reading {}", manifest.display()))?;
-        if !text.contains(BOOKING_SOURCE) || !text.contains(ADAPTERS_PATH) {
-            bail!(
-                "{} no longer names the component files the bench replaces",
-                manifest.display()
-            );
-        }
-        let absolute = |path: &Path| std::path::absolute(path).map(|p| p.display().to_string());
-        let text = text
-            .replace(
-                BOOKING_SOURCE,
-                &format!("source = {:?}", absolute(component)?),
-            )
-            .replace(ADAPTERS_PATH, &format!("path = {:?}", absolute(adapters)?));
+        let text = Manifest::read(manifest)
+            .and_then(|manifest| manifest.with_components(component, adapters))
+            .map_err(anyhow::Error::msg)?;
         let dir = tempfile::tempdir()?;
         let manifest = dir.path().join("spin.toml");
-        std::fs::write(&manifest, text)?;
+        std::fs::write(&manifest, text.text())?;
 
         let port = free_port()?;
         let started = Instant::now();

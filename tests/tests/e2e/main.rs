@@ -14,3 +14,4 @@ mod real_backends;
 mod sandbox;
 mod seed_documents;
 mod spin_adapters;
+mod spin_up;

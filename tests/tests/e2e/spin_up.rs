@@ -1,0 +1,419 @@
+//! The booking component under a real `spin up` (Spin 4.x, issue 16): the
+//! shipped `spin.toml` with its component paths made absolute and its
+//! outbound hosts pointed at reference peers of the test's own. Each test
+//! runs its own `spin up` on a free port, from a state directory of its
+//! own (Spin keeps its SQLite data and logs there), and stops it. The CLI
+//! is `SPIN_BIN`, else `../shared/tools/spin.xz` unpacked; without either
+//! the tests skip loudly, and fail in CI.
+
+use std::net::TcpListener;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use booking_logic::testing::seed_documents::{
+    CREATE_BOOKING, GET_BOOKING, GET_USER_BOOKINGS, PROCESS_PAYMENT,
+};
+use booking_peers::{PaymentBehaviour, PeersConfig, RunningPeers};
+use e2e_tests::{Api, component, error_code, target_dir};
+use serde_json::json;
+use test_support::spin::{self, Manifest};
+
+/// What a test changes of the shipped configuration.
+#[derive(Default)]
+struct SpinOptions {
+    /// Variables set beside (or instead of) the peers' URLs.
+    variables: Vec<(&'static str, String)>,
+    /// Variables passed as `SPIN_VARIABLE_<NAME>` in Spin's environment;
+    /// the others as `spin up --variable name=value`.
+    through_environment: Vec<&'static str>,
+    /// Whether requests need tokens (the component's default); off, as in
+    /// the host's suites, where a test is about the workflow.
+    auth_required: bool,
+    /// `allowed_outbound_hosts`; unset: the three peers.
+    allowed_outbound_hosts: Option<Vec<String>>,
+    payments: PaymentBehaviour,
+}
+
+struct SpinService {
+    api: Api,
+    peers: RunningPeers,
+    spin: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Deref for SpinService {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for SpinService {
+    fn drop(&mut self) {
+        let _ = self.spin.kill();
+        let _ = self.spin.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+impl SpinService {
+    /// `spin up` of the shipped manifest against fresh reference peers;
+    /// `None` (after a loud message) when no Spin CLI is at hand outside CI.
+    async fn start(options: SpinOptions) -> Option<SpinService> {
+        let spin = spin::cli(&target_dir().join("spin-cli"))?;
+        let peers = booking_peers::start(PeersConfig {
+            payments: options.payments,
+            ..PeersConfig::default()
+        })
+        .await
+        .expect("starting the reference peers");
+        let urls = [&peers.cinema_url, &peers.users_url, &peers.payments_url];
+        let allowed = options
+            .allowed_outbound_hosts
+            .unwrap_or_else(|| urls.iter().map(|url| url.to_string()).collect());
+        let manifest = Manifest::of_workspace()
+            .and_then(|manifest| {
+                manifest.with_components(
+                    &component("booking_component"),
+                    &target_dir().join("spin/spin_adapters.wasm"),
+                )
+            })
+            .expect("spin.toml rewritten")
+            .with_allowed_outbound_hosts(&allowed);
+        let dir = tempfile::tempdir().expect("a state directory");
+        let manifest_path = dir.path().join("spin.toml");
+        std::fs::write(&manifest_path, manifest.text()).expect("writing spin.toml");
+
+        let port = free_port();
+        let mut command = Command::new(&spin);
+        command
+            .arg("up")
+            .arg("--from")
+            .arg(&manifest_path)
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
+        let mut variables = vec![
+            ("cinema_service_url", peers.cinema_url.clone()),
+            ("user_service_url", peers.users_url.clone()),
+            ("payment_service_url", peers.payments_url.clone()),
+            // No broker unless a test names one.
+            ("mqtt_address", String::new()),
+            ("api_timeout_seconds", "5".to_owned()),
+        ];
+        for (name, value) in options.variables {
+            variables.retain(|(set, _)| *set != name);
+            variables.push((name, value));
+        }
+        for (name, value) in &variables {
+            if options.through_environment.contains(name) {
+                command.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
+            } else {
+                command.args(["--variable", &format!("{name}={value}")]);
+            }
+        }
+        if !options.auth_required {
+            command.args(["--env", "AUTH_MODE=disabled"]);
+        }
+        let log = std::fs::File::create(dir.path().join("spin-up.log")).expect("a log file");
+        let child = command
+            .env("HOME", dir.path())
+            .env("RUST_LOG", "warn")
+            .current_dir(dir.path())
+            .stdout(Stdio::from(log.try_clone().expect("the log file")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {}: {error}", spin.display()));
+        let service = SpinService {
+            api: Api::new(format!("http://127.0.0.1:{port}"), peers.users_url.clone()),
+            peers,
+            spin: child,
+            dir,
+        };
+        service.wait_until_serving().await;
+        Some(service)
+    }
+
+    /// Spin compiles the component at start: a few seconds.
+    async fn wait_until_serving(&self) {
+        let started = Instant::now();
+        loop {
+            let answer = self
+                .client
+                .post(format!("{}/graphql", self.base_url))
+                .json(&json!({"query": "{ logicVersion }"}))
+                .send()
+                .await;
+            if answer.is_ok_and(|response| response.status() == 200) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "spin up did not serve within 120 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// What `spin up` printed, and the component's own stdio logs.
+    fn log(&self) -> String {
+        let mut text =
+            std::fs::read_to_string(self.dir.path().join("spin-up.log")).unwrap_or_default();
+        let logs: PathBuf = self.dir.path().join(".spin/logs");
+        for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
+            text.push_str(&format!("\n--- {}\n", entry.path().display()));
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+        text
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_documents_run_under_spin_up() {
+    let Some(service) = SpinService::start(SpinOptions::default()).await else {
+        return;
+    };
+
+    let created = service.data(CREATE_BOOKING, json!({})).await["createBooking"].clone();
+    assert_eq!(created["success"], true, "{created}");
+    assert_eq!(created["booking"]["status"], "PENDING");
+    assert_eq!(created["booking"]["totalAmount"], "30.00");
+    let booking_id = created["booking"]["id"].as_str().unwrap().to_owned();
+    // Only the adapter's gRPC-Web call can have locked them.
+    let locks = service.peers.cinema.live_locks("showtime_456");
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    assert_eq!(locks[0].seats, ["A1", "A2"]);
+    assert_eq!(created["lockId"], locks[0].id.as_str());
+
+    let paid = service
+        .data(
+            &PROCESS_PAYMENT.replace("booking_123", &booking_id),
+            json!({}),
+        )
+        .await;
+    let paid = &paid["processPayment"];
+    assert_eq!(paid["success"], true, "{paid}");
+    assert_eq!(paid["booking"]["status"], "CONFIRMED");
+    let charges = service.peers.payments.charges_for_key(&booking_id);
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(
+        paid["booking"]["paymentTransactionId"],
+        charges[0].transaction_id.as_str()
+    );
+    assert_eq!(
+        service.seats_with_status("showtime_456", "BOOKED").await,
+        vec!["A1", "A2"]
+    );
+
+    let fetched = service
+        .data(&GET_BOOKING.replace("booking_123", &booking_id), json!({}))
+        .await;
+    assert_eq!(fetched["getBooking"]["status"], "CONFIRMED", "{fetched}");
+    let listed = service.data(GET_USER_BOOKINGS, json!({})).await;
+    assert!(
+        listed["getUserBookings"]
+            .as_array()
+            .is_some_and(|bookings| bookings.iter().any(|b| b["id"] == booking_id.as_str())),
+        "{listed}"
+    );
+    // The events, from Spin's SQLite log.
+    assert_eq!(
+        service.event_types(&booking_id).await,
+        vec!["booking.created", "booking.confirmed"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_card_under_spin_releases_the_seats() {
+    let Some(service) = SpinService::start(SpinOptions::default()).await else {
+        return;
+    };
+    let booking = service
+        .create_booking("user_123", "showtime_456", &["B1", "B2"])
+        .await;
+    let outcome = service.pay_failing(&booking, "card_declined").await;
+    assert_eq!(outcome["code"], "PAYMENT_DECLINED", "{outcome}");
+    assert_eq!(outcome["booking"]["status"], "PAYMENT_FAILED", "{outcome}");
+    let available = service.seats_with_status("showtime_456", "AVAILABLE").await;
+    assert!(
+        ["B1", "B2"]
+            .iter()
+            .all(|seat| available.iter().any(|free| free == seat)),
+        "{available:?}"
+    );
+    assert!(service.peers.cinema.live_locks("showtime_456").is_empty());
+    assert_eq!(
+        service.event_types(&booking).await,
+        vec!["booking.created", "booking.payment_failed"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_payment_reply_under_spin_is_retried_without_a_second_charge() {
+    let Some(service) = SpinService::start(SpinOptions {
+        variables: vec![("payment_timeout_seconds", "1".to_owned())],
+        payments: PaymentBehaviour {
+            lost_reply_delay: Duration::from_secs(3),
+            ..PaymentBehaviour::default()
+        },
+        ..SpinOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let booking = service
+        .create_booking("user_123", "showtime_456", &["C1"])
+        .await;
+
+    let (status, body) = service.pay(&booking, "card_lost_reply").await;
+    assert!(status < 500, "{body}");
+    assert_eq!(error_code(&body), Some("PAYMENT_TIMEOUT"), "{body}");
+    assert_eq!(service.booking(&booking).await["status"], "PENDING");
+
+    let (_, retried) = service.pay(&booking, "card_lost_reply").await;
+    let outcome = &retried["data"]["processPayment"];
+    assert_eq!(outcome["success"], true, "{retried}");
+    let charges = service.peers.payments.charges_for_key(&booking);
+    assert_eq!(charges.len(), 1, "one charge, not two: {charges:?}");
+    assert_eq!(
+        outcome["booking"]["paymentTransactionId"],
+        charges[0].transaction_id.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_under_spin_are_checked_at_the_user_service() {
+    let Some(service) = SpinService::start(SpinOptions {
+        auth_required: true,
+        ..SpinOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let create = "mutation($u: String!) { createBooking(userId: $u, showtimeId: \"showtime_456\", seatNumbers: [\"E1\"]) { success booking { id } } }";
+
+    let (_, missing) = service.graphql(create, json!({"u": "user_123"})).await;
+    assert_eq!(error_code(&missing), Some("UNAUTHENTICATED"), "{missing}");
+
+    let owner = service.login("user_123").await;
+    let (_, created) = service
+        .graphql_as(&owner, create, json!({"u": "user_123"}))
+        .await;
+    assert_eq!(
+        created["data"]["createBooking"]["success"], true,
+        "{created}"
+    );
+    let booking = created["data"]["createBooking"]["booking"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let read = "query($b: String!) { getBooking(bookingId: $b) { id status } }";
+    let (_, own) = service
+        .graphql_as(&owner, read, json!({"b": booking}))
+        .await;
+    assert_eq!(own["data"]["getBooking"]["status"], "PENDING", "{own}");
+
+    let other = service.login("user_456").await;
+    let (_, foreign) = service
+        .graphql_as(&other, read, json!({"b": booking}))
+        .await;
+    assert_eq!(error_code(&foreign), Some("FORBIDDEN"), "{foreign}");
+    let (_, forged) = service
+        .graphql_as("not-a-token", read, json!({"b": booking}))
+        .await;
+    assert_eq!(error_code(&forged), Some("UNAUTHENTICATED"), "{forged}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_under_spin_replays_the_first_answer() {
+    let Some(service) = SpinService::start(SpinOptions::default()).await else {
+        return;
+    };
+    let create = "mutation { createBooking(userId: \"user_123\", showtimeId: \"showtime_456\", seatNumbers: [\"D5\"]) { success booking { id } } }";
+    let headers = [("idempotency-key", "spin-replay-1")];
+    let (first_status, first) = service.graphql_with(&headers, create, json!({})).await;
+    let (second_status, second) = service.graphql_with(&headers, create, json!({})).await;
+    assert_eq!(
+        (first_status, second_status),
+        (200, 200),
+        "{first} {second}"
+    );
+    assert_eq!(first["data"]["createBooking"]["success"], true, "{first}");
+    assert_eq!(first, second, "the replay is the first answer");
+    let booking = first["data"]["createBooking"]["booking"]["id"]
+        .as_str()
+        .unwrap();
+    assert_eq!(service.booking(booking).await["status"], "PENDING");
+    assert_eq!(
+        service.peers.cinema.live_locks("showtime_456").len(),
+        1,
+        "one lock: the replay did not book again"
+    );
+}
+
+/// The peers' URLs given as `SPIN_VARIABLE_*` reach the adapter as well
+/// as `--variable` does: the workflow runs (the shipped defaults point at
+/// ports the allow-list of this run does not have).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_variables_from_the_environment_reach_the_adapter() {
+    let Some(service) = SpinService::start(SpinOptions {
+        through_environment: vec![
+            "cinema_service_url",
+            "user_service_url",
+            "payment_service_url",
+        ],
+        ..SpinOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let booking = service
+        .paid_booking("user_123", "showtime_456", &["D6"])
+        .await;
+    assert_eq!(service.booking(&booking).await["status"], "CONFIRMED");
+}
+
+/// A URL moved off the allow-list is refused by Spin: the client hears at
+/// once which dependency and why, rather than waiting on a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_off_the_allow_list_is_a_prompt_dependency_error_naming_the_cause() {
+    let unlisted = format!("http://127.0.0.1:{}", free_port());
+    let Some(service) = SpinService::start(SpinOptions {
+        variables: vec![("user_service_url", unlisted)],
+        ..SpinOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let started = Instant::now();
+    let (_, body) = service
+        .graphql(
+            "mutation { createBooking(userId: \"user_123\", showtimeId: \"showtime_456\", seatNumbers: [\"D7\"]) { success } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no hang: {body}"
+    );
+    assert_eq!(error_code(&body), Some("DEPENDENCY_UNAVAILABLE"), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("user service"), "{body}");
+    // The client learns which dependency, never the details; the
+    // operator's log says why.
+    let log = service.log();
+    assert!(log.contains("HttpRequestDenied"), "{log}");
+}
