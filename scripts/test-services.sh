@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs and starts the servers the real-backend tests need, on loopback:
 # RabbitMQ (Debian's rabbitmq-server) on 5672, with a TLS listener on
-# 5671 (a test CA and certificate made here by openssl), and nx-27017 (a MongoDB-wire
-# server on SQLite, from PyPI, in .venv/) on 27017. Also installs what the
+# 5671 (a test CA and certificate made here by openssl) and its MQTT
+# plugin on 1883, and nx-27017 (a MongoDB-wire server on SQLite, from
+# PyPI, in .venv/) on 27017. Also installs what the
 # browser test (tests/tests/e2e/graphiql_browser.rs) needs: Debian's chromium
 # and playwright-core (npm ci in tests/browser/). Idempotent: what is
 # installed is not installed again, what answers is not started again.
 #
 # Source it (scripts/test.sh does) to get TEST_MONGODB_URL,
-# TEST_RABBITMQ_URL, TEST_RABBITMQ_TLS_URL and TEST_RABBITMQ_TLS_CA_FILE
-# exported; the tests skip without them outside CI and
-# fail without them in CI.
+# TEST_RABBITMQ_URL, TEST_RABBITMQ_TLS_URL, TEST_RABBITMQ_TLS_CA_FILE and
+# TEST_RABBITMQ_MQTT_URL exported; the tests skip without them outside CI
+# and fail without them in CI.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,6 +19,8 @@ NX_VERSION=0.8.1
 MONGO_PORT=27017
 RABBIT_PORT=5672
 RABBIT_TLS_PORT=5671
+# RabbitMQ's MQTT plugin: how events leave `spin up` (tests/tests/e2e/spin_up.rs).
+RABBIT_MQTT_PORT=1883
 STATE_DIR=${TEST_SERVICES_DIR:-${TMPDIR:-/tmp}/booking-test-services}
 mkdir -p "$STATE_DIR"
 RABBIT_TLS_DIR=$STATE_DIR/rabbitmq-tls
@@ -85,6 +88,8 @@ start_rabbitmq() {
     if port_open "$RABBIT_PORT"; then
         if port_open "$RABBIT_TLS_PORT" && [ "$changed" = false ]; then
             echo "test-services: RabbitMQ already answers on $RABBIT_PORT and $RABBIT_TLS_PORT"
+            # A node started before the MQTT plugin was wanted takes it live.
+            port_open "$RABBIT_MQTT_PORT" || enable_rabbitmq_mqtt
             return 0
         fi
         # Listeners are read at start only.
@@ -92,10 +97,18 @@ start_rabbitmq() {
         rabbitmqctl stop >/dev/null
     fi
     echo "test-services: starting RabbitMQ"
+    rabbitmq-plugins enable --offline rabbitmq_mqtt >/dev/null
     rabbitmq-server -detached
     wait_for_port "$RABBIT_PORT" RabbitMQ 60
     timeout 60 rabbitmqctl await_startup >/dev/null
     wait_for_port "$RABBIT_TLS_PORT" "RabbitMQ (TLS)" 30
+    wait_for_port "$RABBIT_MQTT_PORT" "RabbitMQ (MQTT)" 30
+}
+
+enable_rabbitmq_mqtt() {
+    echo "test-services: enabling RabbitMQ's MQTT plugin"
+    timeout 60 rabbitmq-plugins enable rabbitmq_mqtt >/dev/null
+    wait_for_port "$RABBIT_MQTT_PORT" "RabbitMQ (MQTT)" 30
 }
 
 start_mongo() {
@@ -142,5 +155,6 @@ install_browser
 export TEST_RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f"
 export TEST_RABBITMQ_TLS_URL="amqps://guest:guest@127.0.0.1:$RABBIT_TLS_PORT/%2f"
 export TEST_RABBITMQ_TLS_CA_FILE="$RABBIT_TLS_DIR/ca.pem"
+export TEST_RABBITMQ_MQTT_URL="mqtt://127.0.0.1:$RABBIT_MQTT_PORT"
 export TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"
-echo "test-services: TEST_RABBITMQ_URL=$TEST_RABBITMQ_URL TEST_RABBITMQ_TLS_URL=$TEST_RABBITMQ_TLS_URL TEST_MONGODB_URL=$TEST_MONGODB_URL"
+echo "test-services: TEST_RABBITMQ_URL=$TEST_RABBITMQ_URL TEST_RABBITMQ_TLS_URL=$TEST_RABBITMQ_TLS_URL TEST_RABBITMQ_MQTT_URL=$TEST_RABBITMQ_MQTT_URL TEST_MONGODB_URL=$TEST_MONGODB_URL"

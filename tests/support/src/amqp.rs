@@ -30,6 +30,8 @@ pub struct Received {
     pub content_type: Option<String>,
     pub delivery_mode: Option<u8>,
     pub body: serde_json::Value,
+    /// The body as it came, for byte-for-byte comparisons.
+    pub bytes: Vec<u8>,
 }
 
 impl Received {
@@ -117,6 +119,7 @@ impl Subscriber {
             content_type: properties.content_type().as_ref().map(|t| t.to_string()),
             delivery_mode: *properties.delivery_mode(),
             body: serde_json::from_slice(&delivery.data).expect("a JSON body"),
+            bytes: delivery.data,
         })
     }
 

@@ -12,13 +12,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use booking_logic::model::Event;
 use booking_logic::testing::seed_documents::{
     CREATE_BOOKING, GET_BOOKING, GET_USER_BOOKINGS, PROCESS_PAYMENT,
 };
 use booking_peers::{PaymentBehaviour, PeersConfig, RunningPeers};
 use e2e_tests::{Api, component, error_code, target_dir};
 use serde_json::json;
+use test_support::amqp::Subscriber;
 use test_support::spin::{self, Manifest};
+use test_support::{service_url, unique};
 
 /// What a test changes of the shipped configuration.
 #[derive(Default)]
@@ -76,10 +79,19 @@ impl SpinService {
         })
         .await
         .expect("starting the reference peers");
-        let urls = [&peers.cinema_url, &peers.users_url, &peers.payments_url];
-        let allowed = options
-            .allowed_outbound_hosts
-            .unwrap_or_else(|| urls.iter().map(|url| url.to_string()).collect());
+        let allowed = options.allowed_outbound_hosts.unwrap_or_else(|| {
+            let mut hosts = vec![
+                peers.cinema_url.clone(),
+                peers.users_url.clone(),
+                peers.payments_url.clone(),
+            ];
+            // The broker a test names, without the query (`client_id`).
+            hosts.extend(options.variables.iter().filter_map(|(name, value)| {
+                let broker = value.split('?').next()?;
+                (*name == "mqtt_address" && !broker.is_empty()).then(|| broker.to_owned())
+            }));
+            hosts
+        });
         let manifest = Manifest::of_workspace()
             .and_then(|manifest| {
                 manifest.with_components(
@@ -416,4 +428,63 @@ async fn a_url_off_the_allow_list_is_a_prompt_dependency_error_naming_the_cause(
     // operator's log says why.
     let log = service.log();
     assert!(log.contains("HttpRequestDenied"), "{log}");
+}
+
+/// Events leave Spin over MQTT (RabbitMQ's plugin, which publishes to
+/// `amq.topic`: topic `booking/created` becomes routing key
+/// `booking.created`) and reach an AMQP consumer in commit order, each
+/// body byte for byte what the host's relay publishes for that event
+/// (`serde_json` of the shared `Event` record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_rabbitmq_over_mqtt_in_order_encoded_as_the_host_encodes_them() {
+    let (Some(mqtt_url), Some(rabbitmq_url)) = (
+        service_url("TEST_RABBITMQ_MQTT_URL"),
+        service_url("TEST_RABBITMQ_URL"),
+    ) else {
+        return;
+    };
+    let mut subscriber = Subscriber::bind(&rabbitmq_url, "amq.topic", "booking.#").await;
+    // A client id of its own: MQTT lets one session per id live.
+    let address = format!("{mqtt_url}?client_id={}", unique("booking-spin"));
+    let Some(service) = SpinService::start(SpinOptions {
+        variables: vec![("mqtt_address", address)],
+        ..SpinOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+
+    let booking = service
+        .paid_booking("user_123", "showtime_456", &["E1", "E2"])
+        .await;
+    let stored = service.events(&booking).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    let mut arrived = Vec::new();
+    while arrived.len() < stored.len() {
+        let message = subscriber
+            .next(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "the events arrive over MQTT: {:?}\n{}",
+                    arrived,
+                    service.log()
+                )
+            });
+        // amq.topic is shared: other runs' events pass by.
+        if message.body["bookingId"] == booking.as_str() {
+            arrived.push(message);
+        }
+    }
+    for ((id, kind), message) in stored.iter().zip(&arrived) {
+        assert_eq!(message.body["id"], id.as_str(), "in commit order");
+        assert_eq!(&message.routing_key, kind);
+        let event: Event = serde_json::from_slice(&message.bytes).expect("an event record");
+        assert_eq!(
+            serde_json::to_vec(&event).expect("encodes"),
+            message.bytes,
+            "byte-identical to the host's encoding"
+        );
+    }
 }
