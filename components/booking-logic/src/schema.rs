@@ -164,14 +164,17 @@ fn coded(error: BookingError) -> async_graphql::Error {
 async fn readable_booking(ctx: &Context<'_>, booking_id: &str) -> Result<Option<Booking>> {
     let principal = principal(ctx)?;
     principal.require().map_err(coded)?;
-    let booking = workflow(ctx)?
-        .get_booking(booking_id)
+    let workflow = workflow(ctx)?;
+    let Some(booking) = workflow.get_booking(booking_id).await.map_err(coded)? else {
+        return Ok(None);
+    };
+    principal.may_read(&booking.user_id).map_err(coded)?;
+    // Only once the caller may see it may the read expire it.
+    workflow
+        .expire_if_lapsed(booking)
         .await
-        .map_err(coded)?;
-    if let Some(booking) = &booking {
-        principal.may_read(&booking.user_id).map_err(coded)?;
-    }
-    Ok(booking)
+        .map(Some)
+        .map_err(coded)
 }
 
 /// The owner of a booking the caller wants to change, once checked that

@@ -52,6 +52,10 @@ pub struct Settings {
     /// sets from its request deadline; short enough that a client retrying
     /// after a crash is not locked out for long.
     pub idempotency_lease_seconds: u32,
+    /// How often, at most, requests also run a bounded sweep
+    /// (`SWEEP_ON_REQUESTS_SECONDS`; unset: never), for hosts with no
+    /// timer of their own such as Spin (`Workflow::sweep_if_due`).
+    pub sweep_on_requests_seconds: Option<u32>,
 }
 
 /// Upper bounds that keep a typo (an extra zero) from locking seats for
@@ -67,6 +71,7 @@ const MAX_BATCH_LIMIT: u32 = 100;
 const MIN_RETENTION_HOURS: u32 = 24;
 const MAX_RETENTION_HOURS: u32 = 720;
 const MAX_LEASE_SECONDS: u32 = 3_605;
+const MAX_SWEEP_INTERVAL_SECONDS: u32 = 86_400;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -93,6 +98,7 @@ impl Default for Settings {
             max_batch_operations: 10,
             idempotency_retention_hours: 24,
             idempotency_lease_seconds: 65,
+            sweep_on_requests_seconds: None,
         }
     }
 }
@@ -202,6 +208,15 @@ impl Settings {
                 defaults.idempotency_lease_seconds,
                 MAX_LEASE_SECONDS,
             )?,
+            sweep_on_requests_seconds: match lookup("SWEEP_ON_REQUESTS_SECONDS") {
+                None => None,
+                Some(_) => Some(bounded(
+                    &lookup,
+                    "SWEEP_ON_REQUESTS_SECONDS",
+                    1,
+                    MAX_SWEEP_INTERVAL_SECONDS,
+                )?),
+            },
         })
     }
 }

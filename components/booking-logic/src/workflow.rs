@@ -46,8 +46,8 @@ use std::collections::HashSet;
 
 use crate::error::BookingError;
 use crate::model::{
-    Booking, BookingPage, BookingStatus, ChargeRequest, Event, EventKind, PageRequest, Seat,
-    Showtime, SweepReport,
+    Booking, BookingPage, BookingStatus, ChargeRequest, Event, EventKind, IdempotencyRecord,
+    PageRequest, Seat, Showtime, SweepReport,
 };
 use crate::ports::{PortError, Ports};
 use crate::settings::Settings;
@@ -59,6 +59,13 @@ const USER_SERVICE: &str = "user service";
 const PAYMENT_SERVICE: &str = "payment service";
 const BOOKING_STORE: &str = "booking store";
 const EVENT_LOG: &str = "event log";
+
+/// Owner of the sweep claims (`Workflow::sweep_if_due`): user ids have no
+/// spaces (`validation::id`), so no client's key can take a claim.
+pub const SWEEP_CLAIMS_USER: &str = "sweep claims";
+/// Most bookings a request's sweep expires, and most it settles: it runs
+/// after the request's answer, so it stays short.
+pub const REQUEST_SWEEP_LIMIT: u32 = 20;
 
 /// Failure reasons stored on bookings, for people.
 const REASON_EXPIRED: &str = "seat lock expired before payment";
@@ -453,6 +460,70 @@ impl Workflow {
             .get(booking_id)
             .await
             .map_err(|error| dependency(BOOKING_STORE, error))
+    }
+
+    /// A booking as a client should see it: a PENDING booking read past
+    /// its seat lock expires now (seats released, `booking.expired`), as
+    /// the sweep would have made it, so a host without a timer (Spin)
+    /// never shows a hold the Cinema has already let go.
+    pub async fn expire_if_lapsed(&self, booking: Booking) -> Result<Booking, BookingError> {
+        if booking.status != BookingStatus::Pending
+            || self.ports.env.now() < booking.lock_expires_at
+        {
+            return Ok(booking);
+        }
+        let id = booking.id.clone();
+        match self
+            .transition(booking, BookingStatus::Expired, REASON_EXPIRED)
+            .await
+        {
+            Ok(expired) => Ok(expired),
+            // A payment or a sweeper moved it first: show what they left.
+            Err(BookingError::ConcurrentModification(_) | BookingError::InvalidState(_)) => {
+                self.load(&id).await
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The bounded sweep a request runs after its answer when
+    /// `SWEEP_ON_REQUESTS_SECONDS` is set (hosts without a timer): only the
+    /// first request of each interval runs it, the one whose claim on the
+    /// interval the store accepts. The claim is an idempotency record of
+    /// [`SWEEP_CLAIMS_USER`]: the store lets exactly one insert of a key
+    /// through, across instances and hosts. `None` when off or claimed.
+    pub async fn sweep_if_due(&self) -> Result<Option<SweepReport>, BookingError> {
+        let Some(interval_seconds) = self.settings.sweep_on_requests_seconds else {
+            return Ok(None);
+        };
+        let now = self.ports.env.now();
+        let interval_ms = u64::from(interval_seconds) * 1_000;
+        let key = format!("sweep/{interval_seconds}s/{}", now / interval_ms);
+        // Most requests find the interval claimed: a read, not a write.
+        let claimed = self
+            .ports
+            .storage
+            .get_idempotency_record(SWEEP_CLAIMS_USER, &key)
+            .await
+            .map_err(|error| dependency(BOOKING_STORE, error))?;
+        if claimed.is_some() {
+            return Ok(None);
+        }
+        let claim = IdempotencyRecord {
+            user_id: SWEEP_CLAIMS_USER.to_owned(),
+            key,
+            fingerprint: String::new(),
+            response: Some(String::new()),
+            lease_expires_at: now,
+            // The purge forgets claims of past intervals.
+            expires_at: now + 2 * interval_ms,
+            version: 0,
+        };
+        match self.ports.storage.insert_idempotency_record(&claim).await {
+            Ok(()) => self.sweep_expired(REQUEST_SWEEP_LIMIT).await.map(Some),
+            Err(PortError::Conflict(_)) => Ok(None),
+            Err(error) => Err(dependency(BOOKING_STORE, error)),
+        }
     }
 
     /// One page of a user's bookings, newest first.

@@ -55,15 +55,26 @@ impl incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let responder = wstd::http::server::Responder::new(response_out);
         wstd::runtime::block_on(async move {
-            let response = answer(request).await;
+            let workflow = workflow().map(Arc::new);
+            let response = answer(request, &workflow).await;
             if let Err(error) = responder.respond(into_wstd(response)).await {
                 eprintln!("booking component: sending the response failed: {error:?}");
+            }
+            // The client has its whole answer: the request's share of the
+            // sweep, where the host has no timer for it, costs it nothing.
+            if let Ok(workflow) = workflow
+                && let Err(error) = workflow.sweep_if_due().await
+            {
+                eprintln!("booking component: the request's sweep failed: {error}");
             }
         });
     }
 }
 
-async fn answer(request: IncomingRequest) -> graphql_http::HttpResponse {
+async fn answer(
+    request: IncomingRequest,
+    workflow: &Result<Arc<Workflow>, String>,
+) -> graphql_http::HttpResponse {
     if let Err(message) = hash_keys::renew() {
         return graphql_http::error_response(500, "INTERNAL", message);
     }
@@ -71,9 +82,9 @@ async fn answer(request: IncomingRequest) -> graphql_http::HttpResponse {
         Ok(request) => request,
         Err(message) => return graphql_http::error_response(400, "BAD_REQUEST", &message),
     };
-    match workflow() {
-        Ok(workflow) => graphql_http::handle(Arc::new(workflow), request).await,
-        Err(message) => graphql_http::error_response(500, "CONFIGURATION_INVALID", &message),
+    match workflow {
+        Ok(workflow) => graphql_http::handle(workflow.clone(), request).await,
+        Err(message) => graphql_http::error_response(500, "CONFIGURATION_INVALID", message),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Helpers shared by the tests of several crates (a dev-dependency of
-//! `booking-adapters` and `e2e-tests`): where the real test servers are
+//! `booking-adapters` and `e2e-tests`, and used by `booking-bench`): where the real test servers are
 //! and a proxy to cut them off (`servers`), throwaway TLS CAs and a TLS
 //! front (`tls`), a consumer of the events on RabbitMQ (`amqp`), and the
 //! Spin CLI with `spin.toml` rewritten for a run of its own (`spin`).

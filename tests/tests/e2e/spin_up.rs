@@ -34,6 +34,9 @@ struct SpinOptions {
     /// Whether requests need tokens (the component's default); off, as in
     /// the host's suites, where a test is about the workflow.
     auth_required: bool,
+    /// `spin up --env NAME=value`: the component's environment beyond
+    /// the manifest's.
+    environment: Vec<(&'static str, &'static str)>,
     /// `allowed_outbound_hosts`; unset: the three peers.
     allowed_outbound_hosts: Option<Vec<String>>,
     payments: PaymentBehaviour,
@@ -133,6 +136,9 @@ impl SpinService {
         }
         if !options.auth_required {
             command.args(["--env", "AUTH_MODE=disabled"]);
+        }
+        for (name, value) in &options.environment {
+            command.args(["--env", &format!("{name}={value}")]);
         }
         let log = std::fs::File::create(dir.path().join("spin-up.log")).expect("a log file");
         let child = command
@@ -487,4 +493,76 @@ async fn events_reach_rabbitmq_over_mqtt_in_order_encoded_as_the_host_encodes_th
             "byte-identical to the host's encoding"
         );
     }
+}
+
+/// A one-second lock, and a sweep on requests every second.
+fn short_locks() -> SpinOptions {
+    SpinOptions {
+        environment: vec![
+            ("SEAT_LOCK_DURATION", "1"),
+            ("SWEEP_ON_REQUESTS_SECONDS", "1"),
+        ],
+        ..SpinOptions::default()
+    }
+}
+
+/// Spin has no timer: a PENDING booking read past its lock expires then,
+/// with its seats released and its event, as the host's sweeper would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_spin_a_booking_read_past_its_lock_expires() {
+    let Some(service) = SpinService::start(short_locks()).await else {
+        return;
+    };
+    let booking = service
+        .create_booking("user_123", "showtime_456", &["E3", "E4"])
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    assert_eq!(service.booking(&booking).await["status"], "EXPIRED");
+    assert!(service.peers.cinema.live_locks("showtime_456").is_empty());
+    let available = service.seats_with_status("showtime_456", "AVAILABLE").await;
+    assert!(available.iter().any(|seat| seat == "E3"), "{available:?}");
+    assert_eq!(
+        service.event_types(&booking).await,
+        vec!["booking.created", "booking.expired"]
+    );
+}
+
+/// Nobody reads the booking: other requests' sweep expires it, and pays
+/// back what a crashed attempt might have charged, once per interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_spin_other_requests_sweep_lapsed_bookings() {
+    let Some(service) = SpinService::start(short_locks()).await else {
+        return;
+    };
+    let booking = service
+        .create_booking("user_123", "showtime_456", &["E5"])
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    // Unrelated requests; the listing below does not expire on read.
+    let listed = "query { getUserBookings(userId: \"user_123\") { id status } }";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        service.data("{ logicVersion }", json!({})).await;
+        let bookings = service.data(listed, json!({})).await;
+        let status = bookings["getUserBookings"]
+            .as_array()
+            .and_then(|all| all.iter().find(|b| b["id"] == booking.as_str()))
+            .map(|b| b["status"].clone());
+        if status == Some(json!("EXPIRED")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not swept: {bookings}\n{}",
+            service.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(service.peers.cinema.live_locks("showtime_456").is_empty());
+    assert_eq!(
+        service.event_types(&booking).await,
+        vec!["booking.created", "booking.expired"]
+    );
 }

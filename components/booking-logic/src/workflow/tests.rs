@@ -1068,6 +1068,79 @@ fn the_sweeper_expires_only_overdue_bookings() {
 }
 
 #[test]
+fn reading_a_pending_booking_past_its_lock_expires_it_as_the_sweep_would() {
+    let (fakes, workflow) = setup();
+    let lapsed = create(&workflow, &["A1"]);
+    fakes.env.advance_ms(LOCK_SECONDS * 1000 + 1);
+    let fresh = create(&workflow, &["A2"]);
+
+    // The plain read changes nothing; the client's read expires it.
+    let plain = run(workflow.get_booking(&lapsed.id)).unwrap().unwrap();
+    assert_eq!(plain.status, BookingStatus::Pending);
+    let plain_copy = plain.clone();
+    let read = run(workflow.expire_if_lapsed(plain)).unwrap();
+    assert_eq!(read.status, BookingStatus::Expired);
+    assert_eq!(stored(&fakes, &lapsed.id).status, BookingStatus::Expired);
+    assert_eq!(
+        fakes.seats.lock_state(&lapsed.lock_id),
+        Some(LockState::Released)
+    );
+    assert_eq!(
+        kinds(&fakes, &lapsed.id),
+        [EventKind::BookingCreated, EventKind::BookingExpired]
+    );
+    // Read again: once only.
+    run(workflow.expire_if_lapsed(stored(&fakes, &lapsed.id))).unwrap();
+    assert_eq!(kinds(&fakes, &lapsed.id).len(), 2);
+    // A stale copy (another reader expired it first): the stored state.
+    let stale = run(workflow.expire_if_lapsed(plain_copy)).unwrap();
+    assert_eq!(stale.status, BookingStatus::Expired);
+    assert_eq!(kinds(&fakes, &lapsed.id).len(), 2);
+    let fresh_read = run(workflow.expire_if_lapsed(fresh)).unwrap();
+    assert_eq!(fresh_read.status, BookingStatus::Pending);
+}
+
+#[test]
+fn requests_sweep_once_per_interval_when_asked_to() {
+    let (fakes, workflow) = setup();
+    assert_eq!(
+        run(workflow.sweep_if_due()).unwrap(),
+        None,
+        "off by default"
+    );
+
+    let workflow = Workflow::new(
+        fakes.ports(),
+        Settings {
+            sweep_on_requests_seconds: Some(10),
+            ..Settings::default()
+        },
+    );
+    let lapsed = create(&workflow, &["A1"]);
+    fakes.env.advance_ms(LOCK_SECONDS * 1000 + 1);
+    let first = run(workflow.sweep_if_due()).unwrap();
+    assert_eq!(first.map(|report| report.expired), Some(1));
+    assert_eq!(stored(&fakes, &lapsed.id).status, BookingStatus::Expired);
+
+    // The interval is claimed: later requests in it do not sweep.
+    assert_eq!(run(workflow.sweep_if_due()).unwrap(), None, "claimed");
+
+    // A later interval: its first request sweeps, the next does not.
+    let second = create(&workflow, &["A2"]);
+    fakes.env.advance_ms(LOCK_SECONDS * 1000 + 1);
+    assert_eq!(
+        run(workflow.sweep_if_due()).unwrap().map(|r| r.expired),
+        Some(1)
+    );
+    assert_eq!(run(workflow.sweep_if_due()).unwrap(), None, "claimed");
+    assert_eq!(stored(&fakes, &second.id).status, BookingStatus::Expired);
+
+    // The next interval is free again.
+    fakes.env.advance_secs(10);
+    assert!(run(workflow.sweep_if_due()).unwrap().is_some());
+}
+
+#[test]
 fn the_sweeper_respects_its_limit() {
     let (fakes, workflow) = setup();
     for number in ["A1", "A2", "A3"] {
