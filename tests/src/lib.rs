@@ -4,6 +4,7 @@
 //! process instead.
 
 pub mod process;
+pub mod scenarios;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

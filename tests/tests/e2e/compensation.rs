@@ -5,33 +5,12 @@
 use std::time::Duration;
 
 use booking_peers::PaymentBehaviour;
-use e2e_tests::{Options, TestService, args, error_code, slow_payments};
+use e2e_tests::{Options, TestService, args, error_code, scenarios, slow_payments};
 
 #[tokio::test]
 async fn a_declined_card_fails_the_booking_and_releases_its_seats() {
     let service = TestService::start(Options::default()).await;
-    let booking = service
-        .create_booking("user_123", "showtime_456", &["B1", "B2"])
-        .await;
-
-    let outcome = service.pay_failing(&booking, "card_declined").await;
-    assert_eq!(outcome["code"], "PAYMENT_DECLINED");
-    assert_eq!(outcome["booking"]["status"], "PAYMENT_FAILED");
-
-    let available = service.seats_with_status("showtime_456", "AVAILABLE").await;
-    assert!(available.contains(&"B1".to_owned()) && available.contains(&"B2".to_owned()));
-    assert_eq!(
-        service.event_types(&booking).await,
-        vec!["booking.created", "booking.payment_failed"]
-    );
-    assert!(
-        service.peers.payments.charges_for_key(&booking).is_empty(),
-        "a declined card takes no money"
-    );
-
-    // A failed booking cannot be paid again.
-    let (_, again) = service.pay(&booking, "card_token_xyz").await;
-    assert_eq!(error_code(&again), Some("INVALID_STATE"), "{again}");
+    scenarios::a_declined_card_releases_the_seats(&service, &service.peers).await;
     service.stop().await;
 }
 
@@ -46,31 +25,8 @@ async fn a_lost_payment_reply_leaves_the_booking_retryable_and_never_charges_twi
         ..Options::default()
     })
     .await;
-    let booking = service
-        .create_booking("user_123", "showtime_456", &["C1"])
+    scenarios::a_lost_payment_reply_is_retried_without_a_second_charge(&service, &service.peers)
         .await;
-
-    let (status, body) = service.pay(&booking, "card_lost_reply").await;
-    assert!(status < 500, "{body}");
-    assert_eq!(error_code(&body), Some("PAYMENT_TIMEOUT"), "{body}");
-    assert_eq!(service.booking(&booking).await["status"], "PENDING");
-
-    // The retry replays the same idempotency key: the charge that did
-    // happen is found, not repeated.
-    let (_, retried) = service.pay(&booking, "card_lost_reply").await;
-    let outcome = &retried["data"]["processPayment"];
-    assert_eq!(outcome["success"], true, "{retried}");
-    assert_eq!(outcome["booking"]["status"], "CONFIRMED");
-    let charges = service.peers.payments.charges_for_key(&booking);
-    assert_eq!(charges.len(), 1, "one charge, not two: {charges:?}");
-    assert_eq!(
-        outcome["booking"]["paymentTransactionId"],
-        charges[0].transaction_id.as_str()
-    );
-    assert_eq!(
-        service.event_types(&booking).await,
-        vec!["booking.created", "booking.confirmed"]
-    );
     service.stop().await;
 }
 

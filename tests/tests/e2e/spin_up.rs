@@ -17,7 +17,7 @@ use booking_logic::testing::seed_documents::{
     CREATE_BOOKING, GET_BOOKING, GET_USER_BOOKINGS, PROCESS_PAYMENT,
 };
 use booking_peers::{PaymentBehaviour, PeersConfig, RunningPeers};
-use e2e_tests::{Api, component, error_code, target_dir};
+use e2e_tests::{Api, component, error_code, scenarios, target_dir};
 use serde_json::json;
 use test_support::amqp::Subscriber;
 use test_support::spin::{self, Manifest};
@@ -254,24 +254,7 @@ async fn a_declined_card_under_spin_releases_the_seats() {
     let Some(service) = SpinService::start(SpinOptions::default()).await else {
         return;
     };
-    let booking = service
-        .create_booking("user_123", "showtime_456", &["B1", "B2"])
-        .await;
-    let outcome = service.pay_failing(&booking, "card_declined").await;
-    assert_eq!(outcome["code"], "PAYMENT_DECLINED", "{outcome}");
-    assert_eq!(outcome["booking"]["status"], "PAYMENT_FAILED", "{outcome}");
-    let available = service.seats_with_status("showtime_456", "AVAILABLE").await;
-    assert!(
-        ["B1", "B2"]
-            .iter()
-            .all(|seat| available.iter().any(|free| free == seat)),
-        "{available:?}"
-    );
-    assert!(service.peers.cinema.live_locks("showtime_456").is_empty());
-    assert_eq!(
-        service.event_types(&booking).await,
-        vec!["booking.created", "booking.payment_failed"]
-    );
+    scenarios::a_declined_card_releases_the_seats(&service, &service.peers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,24 +271,8 @@ async fn a_lost_payment_reply_under_spin_is_retried_without_a_second_charge() {
     else {
         return;
     };
-    let booking = service
-        .create_booking("user_123", "showtime_456", &["C1"])
+    scenarios::a_lost_payment_reply_is_retried_without_a_second_charge(&service, &service.peers)
         .await;
-
-    let (status, body) = service.pay(&booking, "card_lost_reply").await;
-    assert!(status < 500, "{body}");
-    assert_eq!(error_code(&body), Some("PAYMENT_TIMEOUT"), "{body}");
-    assert_eq!(service.booking(&booking).await["status"], "PENDING");
-
-    let (_, retried) = service.pay(&booking, "card_lost_reply").await;
-    let outcome = &retried["data"]["processPayment"];
-    assert_eq!(outcome["success"], true, "{retried}");
-    let charges = service.peers.payments.charges_for_key(&booking);
-    assert_eq!(charges.len(), 1, "one charge, not two: {charges:?}");
-    assert_eq!(
-        outcome["booking"]["paymentTransactionId"],
-        charges[0].transaction_id.as_str()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
