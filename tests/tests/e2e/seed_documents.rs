@@ -7,89 +7,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use booking_logic::testing::seed_documents::{
-    CREATE_BOOKING, GET_BOOKING, GET_USER_BOOKINGS, PROCESS_PAYMENT,
-};
-use e2e_tests::{Options, TestService};
+use e2e_tests::{Options, TestService, scenarios};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn the_seed_readme_documents_run_the_whole_workflow() {
     let service = TestService::start(Options::default()).await;
-
-    let created = service.data(CREATE_BOOKING, json!({})).await["createBooking"].clone();
-    assert_eq!(created["success"], true, "{created}");
-    assert!(created["lockId"].as_str().is_some_and(|id| !id.is_empty()));
-    let booking = &created["booking"];
-    assert_eq!(booking["userId"], "user_123");
-    assert_eq!(booking["showtimeId"], "showtime_456");
-    assert_eq!(booking["seats"], json!(["A1", "A2"]));
-    assert_eq!(booking["status"], "PENDING");
-    // Row A costs 15.00 a seat in the demo catalog.
-    assert_eq!(booking["totalAmount"], "30.00");
-    let booking_id = booking["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        service.seats_with_status("showtime_456", "LOCKED").await,
-        vec!["A1", "A2"]
-    );
-
-    let paid = service
-        .data(
-            &PROCESS_PAYMENT.replace("booking_123", &booking_id),
-            json!({}),
-        )
-        .await;
-    let paid = &paid["processPayment"];
-    assert_eq!(paid["success"], true, "{paid}");
-    assert_eq!(paid["booking"]["status"], "CONFIRMED");
-    let transaction = paid["booking"]["paymentTransactionId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        service.seats_with_status("showtime_456", "BOOKED").await,
-        vec!["A1", "A2"]
-    );
-
-    let fetched = service
-        .data(&GET_BOOKING.replace("booking_123", &booking_id), json!({}))
-        .await;
-    let fetched = &fetched["getBooking"];
-    assert_eq!(fetched["id"], booking_id.as_str());
-    assert_eq!(fetched["status"], "CONFIRMED");
-    assert!(
-        fetched["updatedAt"]
-            .as_str()
-            .is_some_and(|t| t.ends_with('Z')),
-        "{fetched}"
-    );
-
-    let listed = service.data(GET_USER_BOOKINGS, json!({})).await;
-    let listed = listed["getUserBookings"].as_array().unwrap();
-    assert!(
-        listed
-            .iter()
-            .any(|b| b["id"] == booking_id.as_str() && b["status"] == "CONFIRMED"),
-        "{listed:?}"
-    );
-
-    assert_eq!(
-        service.event_types(&booking_id).await,
-        vec!["booking.created", "booking.confirmed"]
-    );
-    let charge = service.peers.payments.charges_for_key(&booking_id);
-    assert_eq!(charge.len(), 1, "exactly one charge");
-    assert_eq!(charge[0].transaction_id, transaction);
-    assert_eq!(charge[0].amount_cents, 3000);
-
-    // Paying again is an idempotent replay, not a second charge.
-    let (_, replay) = service.pay(&booking_id, "card_token_xyz").await;
-    assert_eq!(
-        replay["data"]["processPayment"]["booking"]["status"], "CONFIRMED",
-        "{replay}"
-    );
-    assert_eq!(service.peers.payments.charges_for_key(&booking_id).len(), 1);
+    scenarios::the_seed_documents_run_the_whole_workflow(&service, &service.peers).await;
     service.stop().await;
 }
 

@@ -13,9 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use booking_logic::model::Event;
-use booking_logic::testing::seed_documents::{
-    CREATE_BOOKING, GET_BOOKING, GET_USER_BOOKINGS, PROCESS_PAYMENT,
-};
 use booking_peers::{PaymentBehaviour, PeersConfig, RunningPeers};
 use e2e_tests::{Api, component, error_code, scenarios, target_dir};
 use serde_json::json;
@@ -200,53 +197,7 @@ async fn the_seed_documents_run_under_spin_up() {
         return;
     };
 
-    let created = service.data(CREATE_BOOKING, json!({})).await["createBooking"].clone();
-    assert_eq!(created["success"], true, "{created}");
-    assert_eq!(created["booking"]["status"], "PENDING");
-    assert_eq!(created["booking"]["totalAmount"], "30.00");
-    let booking_id = created["booking"]["id"].as_str().unwrap().to_owned();
-    // Only the adapter's gRPC-Web call can have locked them.
-    let locks = service.peers.cinema.live_locks("showtime_456");
-    assert_eq!(locks.len(), 1, "{locks:?}");
-    assert_eq!(locks[0].seats, ["A1", "A2"]);
-    assert_eq!(created["lockId"], locks[0].id.as_str());
-
-    let paid = service
-        .data(
-            &PROCESS_PAYMENT.replace("booking_123", &booking_id),
-            json!({}),
-        )
-        .await;
-    let paid = &paid["processPayment"];
-    assert_eq!(paid["success"], true, "{paid}");
-    assert_eq!(paid["booking"]["status"], "CONFIRMED");
-    let charges = service.peers.payments.charges_for_key(&booking_id);
-    assert_eq!(charges.len(), 1, "{charges:?}");
-    assert_eq!(
-        paid["booking"]["paymentTransactionId"],
-        charges[0].transaction_id.as_str()
-    );
-    assert_eq!(
-        service.seats_with_status("showtime_456", "BOOKED").await,
-        vec!["A1", "A2"]
-    );
-
-    let fetched = service
-        .data(&GET_BOOKING.replace("booking_123", &booking_id), json!({}))
-        .await;
-    assert_eq!(fetched["getBooking"]["status"], "CONFIRMED", "{fetched}");
-    let listed = service.data(GET_USER_BOOKINGS, json!({})).await;
-    assert!(
-        listed["getUserBookings"]
-            .as_array()
-            .is_some_and(|bookings| bookings.iter().any(|b| b["id"] == booking_id.as_str())),
-        "{listed}"
-    );
-    // The events, from Spin's SQLite log.
-    assert_eq!(
-        service.event_types(&booking_id).await,
-        vec!["booking.created", "booking.confirmed"]
-    );
+    scenarios::the_seed_documents_run_the_whole_workflow(&service, &service.peers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
