@@ -487,8 +487,9 @@ impl Workflow {
     }
 
     /// The bounded sweep a request runs after its answer when
-    /// `SWEEP_ON_REQUESTS_SECONDS` is set (hosts without a timer): only the
-    /// first request of each interval runs it, the one whose claim on the
+    /// `SWEEP_ON_REQUESTS_SECONDS` is set (hosts without a timer; which
+    /// requests ask is the component's choice): only the first request
+    /// of each interval that asks runs it, the one whose claim on the
     /// interval the store accepts. The claim is an idempotency record of
     /// [`SWEEP_CLAIMS_USER`]: the store lets exactly one insert of a key
     /// through, across instances and hosts. `None` when off or claimed.

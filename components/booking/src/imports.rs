@@ -3,6 +3,7 @@
 //! (`booking_model::wit_conversions!`), every decision stays in
 //! `booking-logic`.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -30,6 +31,17 @@ pub fn ports() -> Ports {
         events: Arc::new(WitEvents),
         env: Arc::new(WasiEnvironment),
     }
+}
+
+thread_local! {
+    /// Whether this instance (so this request) called `storage` or
+    /// `events`: under Spin the first such call opens the database.
+    static STORE_USED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// See `STORE_USED`.
+pub fn store_used() -> bool {
+    STORE_USED.get()
 }
 
 fn wit_events(events: &[Event]) -> Vec<storage::Event> {
@@ -106,6 +118,7 @@ struct WitStorage;
 #[async_trait]
 impl ports::Storage for WitStorage {
     async fn insert(&self, booking: &Booking, events: &[Event]) -> PortResult<()> {
+        STORE_USED.set(true);
         Ok(storage::insert(
             &booking.clone().into(),
             &wit_events(events),
@@ -113,6 +126,7 @@ impl ports::Storage for WitStorage {
     }
 
     async fn get(&self, booking_id: &str) -> PortResult<Option<Booking>> {
+        STORE_USED.set(true);
         Ok(storage::get(booking_id)?.map(Into::into))
     }
 
@@ -122,6 +136,7 @@ impl ports::Storage for WitStorage {
         expected_version: u64,
         events: &[Event],
     ) -> PortResult<u64> {
+        STORE_USED.set(true);
         Ok(storage::update_if_version(
             &booking.clone().into(),
             expected_version,
@@ -130,18 +145,22 @@ impl ports::Storage for WitStorage {
     }
 
     async fn list_by_user(&self, user_id: &str, page: &PageRequest) -> PortResult<BookingPage> {
+        STORE_USED.set(true);
         Ok(storage::list_by_user(user_id, &page.clone().into())?.into())
     }
 
     async fn list_expired_pending(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
+        STORE_USED.set(true);
         Ok(model(storage::list_expired_pending(now, limit)?))
     }
 
     async fn list_unsettled(&self, now: Timestamp, limit: u32) -> PortResult<Vec<Booking>> {
+        STORE_USED.set(true);
         Ok(model(storage::list_unsettled(now, limit)?))
     }
 
     async fn insert_idempotency_record(&self, record: &IdempotencyRecord) -> PortResult<()> {
+        STORE_USED.set(true);
         Ok(storage::insert_idempotency_record(&record.clone().into())?)
     }
 
@@ -150,6 +169,7 @@ impl ports::Storage for WitStorage {
         user_id: &str,
         key: &str,
     ) -> PortResult<Option<IdempotencyRecord>> {
+        STORE_USED.set(true);
         Ok(storage::get_idempotency_record(user_id, key)?.map(Into::into))
     }
 
@@ -158,6 +178,7 @@ impl ports::Storage for WitStorage {
         record: &IdempotencyRecord,
         expected_version: u64,
     ) -> PortResult<u64> {
+        STORE_USED.set(true);
         Ok(storage::update_idempotency_record(
             &record.clone().into(),
             expected_version,
@@ -165,6 +186,7 @@ impl ports::Storage for WitStorage {
     }
 
     async fn purge_idempotency_records(&self, now: Timestamp, limit: u32) -> PortResult<u32> {
+        STORE_USED.set(true);
         Ok(storage::purge_idempotency_records(now, limit)?)
     }
 }
@@ -174,6 +196,7 @@ struct WitEvents;
 #[async_trait]
 impl ports::Events for WitEvents {
     async fn history(&self, booking_id: &str) -> PortResult<Vec<Event>> {
+        STORE_USED.set(true);
         Ok(model(events::history(booking_id)?))
     }
 }

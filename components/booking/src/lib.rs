@@ -63,12 +63,26 @@ impl incoming_handler::Guest for Component {
             // The client has its whole answer: the request's share of the
             // sweep, where the host has no timer for it, costs it nothing.
             if let Ok(workflow) = workflow
+                && workflow.settings().sweep_on_requests_seconds.is_some()
+                && checks_sweep_claim()
                 && let Err(error) = workflow.sweep_if_due().await
             {
                 eprintln!("booking component: the request's sweep failed: {error}");
             }
         });
     }
+}
+
+/// Requests that did not touch the store check the sweep's claim one
+/// time in this many, so reads alone still sweep.
+const SWEEP_CHECK_SAMPLE: u64 = 16;
+
+/// Whether this request reads the sweep's claim. Where the store is a
+/// database opened per instance (Spin), the read costs a request that
+/// already used it one statement, and any other the open as well.
+fn checks_sweep_claim() -> bool {
+    imports::store_used()
+        || wasip2::random::random::get_random_u64().is_multiple_of(SWEEP_CHECK_SAMPLE)
 }
 
 async fn answer(

@@ -178,6 +178,23 @@ impl SpinService {
         }
     }
 
+    /// A booking's status as Spin's SQLite file (the manifest's
+    /// `default` database, under the state directory) has it.
+    fn stored_status(&self, booking_id: &str) -> String {
+        let path = self.dir.path().join(".spin/sqlite_db.db");
+        let db = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap_or_else(|error| panic!("opening {}: {error}", path.display()));
+        db.query_row(
+            "SELECT status FROM bookings WHERE id = ?",
+            [booking_id],
+            |row| row.get(0),
+        )
+        .unwrap_or_else(|error| panic!("booking {booking_id} in {}: {error}", path.display()))
+    }
+
     /// What `spin up` printed, and the component's own stdio logs.
     fn log(&self) -> String {
         let mut text =
@@ -479,6 +496,37 @@ async fn under_spin_other_requests_sweep_lapsed_bookings() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(service.peers.cinema.live_locks("showtime_456").is_empty());
+    assert_eq!(
+        service.event_types(&booking).await,
+        vec!["booking.created", "booking.expired"]
+    );
+}
+
+/// Requests that never touch the store skip the sweep's claim check
+/// except for a random one in 16, so a stream of them alone still sweeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_spin_requests_that_skip_the_store_still_sweep_now_and_then() {
+    let Some(service) = SpinService::start(short_locks()).await else {
+        return;
+    };
+    let booking = service
+        .create_booking("user_123", "showtime_456", &["E6"])
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    // Read behind Spin's back: any booking query would sweep by itself.
+    let mut requests = 0;
+    while service.stored_status(&booking) != "EXPIRED" {
+        assert!(
+            requests < 800,
+            "not swept after {requests} requests that skip the store:\n{}",
+            service.log()
+        );
+        for _ in 0..20 {
+            service.data("{ logicVersion }", json!({})).await;
+        }
+        requests += 20;
+    }
     assert_eq!(
         service.event_types(&booking).await,
         vec!["booking.created", "booking.expired"]

@@ -1,7 +1,9 @@
 //! The schema, and how a database of any earlier release — the host's or
 //! Spin's — is brought up to it in place. [`migrate`] is idempotent and
 //! safe to run from any number of instances at once (Spin runs it in
-//! every instance; the host once per start, in a transaction).
+//! every instance; the host once per start, in a transaction). A database
+//! already at [`SCHEMA_VERSION`] costs it one statement: under Spin every
+//! request that uses the store pays for it.
 
 use booking_model::PortResult;
 
@@ -125,8 +127,23 @@ const AFTER: &[&str] = &[
     ),
 ];
 
+/// The number of migration steps (a test holds it to that), recorded in
+/// SQLite's `user_version` once all have run. Steps are only ever
+/// appended, so a database at this version or above (a newer release's)
+/// needs none of them. A macro, because PRAGMA takes no parameters.
+macro_rules! schema_version {
+    () => {
+        18
+    };
+}
+pub const SCHEMA_VERSION: i64 = schema_version!();
+const RECORD_VERSION: &str = concat!("PRAGMA user_version = ", schema_version!());
+
 /// Creates the schema or brings an existing database up to it.
 pub fn migrate(db: &impl Database) -> PortResult<()> {
+    if schema_version(db)? >= SCHEMA_VERSION {
+        return Ok(());
+    }
     for sql in CREATE {
         db.run(Statement::plain(sql))?;
     }
@@ -151,7 +168,22 @@ pub fn migrate(db: &impl Database) -> PortResult<()> {
     for sql in AFTER {
         db.run(Statement::plain(sql))?;
     }
+    db.run(Statement::plain(RECORD_VERSION))?;
     Ok(())
+}
+
+/// What `migrate` last recorded; 0 for a new database or one of a release
+/// before versions were recorded.
+pub fn schema_version(db: &impl Database) -> PortResult<i64> {
+    let outcome = db.run(Statement::plain(
+        "SELECT user_version FROM pragma_user_version",
+    ))?;
+    match outcome.rows.first().and_then(|row| row.first()) {
+        Some(Value::Integer(version)) => Ok(*version),
+        other => Err(super::unavailable(format!(
+            "the schema version is not a number: {other:?}"
+        ))),
+    }
 }
 
 fn has_column(db: &impl Database, added: &Added) -> PortResult<bool> {
@@ -170,6 +202,15 @@ fn has_column(db: &impl Database, added: &Added) -> PortResult<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_version_counts_the_steps() {
+        assert_eq!(
+            SCHEMA_VERSION as usize,
+            CREATE.len() + ADDED.len() + AFTER.len(),
+            "a step was added: raise schema_version!"
+        );
+    }
 
     #[test]
     fn added_columns_are_named_by_their_statements() {

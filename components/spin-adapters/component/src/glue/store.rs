@@ -13,7 +13,8 @@
 //! the rest wait for the next one. A relay failure never fails the write
 //! that preceded it. With no `mqtt_address` set, the log is the only sink.
 
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use booking_adapters_core::sqlite::{self as store, Database, Outcome, Statement, Value};
 use booking_model::{Event, PortError, PortResult};
@@ -33,8 +34,10 @@ const MQTT_PASSWORD: (&str, &str) = ("mqtt_password", "MQTT_PASSWORD");
 const DRAIN_BATCH: u32 = 32;
 
 thread_local! {
-    /// The schema is migrated once per instance (instances are per request).
-    static SCHEMA_READY: Cell<bool> = const { Cell::new(false) };
+    /// One connection per instance (instances are per request), opened
+    /// and migrated by the first call that needs it: a Spin SQLite open
+    /// and a statement each cost a host call.
+    static CONNECTION: RefCell<Option<Rc<Db>>> = const { RefCell::new(None) };
 }
 
 fn db_error(error: sqlite::Error) -> PortError {
@@ -44,13 +47,16 @@ fn db_error(error: sqlite::Error) -> PortError {
 struct Db(sqlite::Connection);
 
 impl Db {
-    fn open() -> PortResult<Db> {
+    /// The instance's connection.
+    fn open() -> PortResult<Rc<Db>> {
+        if let Some(db) = CONNECTION.with_borrow(Option::clone) {
+            return Ok(db);
+        }
         let name = config::required(DATABASE).unwrap_or_else(|_| "default".into());
         let db = Db(sqlite::Connection::open(&name).map_err(db_error)?);
-        if !SCHEMA_READY.get() {
-            store::migrate(&db)?;
-            SCHEMA_READY.set(true);
-        }
+        store::migrate(&db)?;
+        let db = Rc::new(db);
+        CONNECTION.set(Some(db.clone()));
         Ok(db)
     }
 }
@@ -160,7 +166,7 @@ impl storage::Guest for Adapters {
     }
 
     fn get(booking_id: String) -> WitResult<Option<storage::Booking>> {
-        (|| store::get_booking(&Db::open()?, &booking_id))()
+        (|| store::get_booking(&*Db::open()?, &booking_id))()
             .map(|found| found.map(Into::into))
             .map_err(Into::into)
     }
@@ -180,7 +186,7 @@ impl storage::Guest for Adapters {
         page: storage::PageRequest,
     ) -> WitResult<storage::BookingPage> {
         wit((|| {
-            store::list_by_user(&Db::open()?, &user_id, &page.into())
+            store::list_by_user(&*Db::open()?, &user_id, &page.into())
         })())
     }
 
@@ -189,17 +195,17 @@ impl storage::Guest for Adapters {
         wit_list((|| {
             let db = Db::open()?;
             relay(&db);
-            store::list_expired_pending(&db, now, limit)
+            store::list_expired_pending(&*db, now, limit)
         })())
     }
 
     fn list_unsettled(now: u64, limit: u32) -> WitResult<Vec<storage::Booking>> {
-        wit_list((|| store::list_unsettled(&Db::open()?, now, limit))())
+        wit_list((|| store::list_unsettled(&*Db::open()?, now, limit))())
     }
 
     fn insert_idempotency_record(record: storage::IdempotencyRecord) -> WitResult<()> {
         wit((|| {
-            store::insert_idempotency_record(&Db::open()?, &record.into())
+            store::insert_idempotency_record(&*Db::open()?, &record.into())
         })())
     }
 
@@ -207,7 +213,7 @@ impl storage::Guest for Adapters {
         user_id: String,
         key: String,
     ) -> WitResult<Option<storage::IdempotencyRecord>> {
-        (|| store::get_idempotency_record(&Db::open()?, &user_id, &key))()
+        (|| store::get_idempotency_record(&*Db::open()?, &user_id, &key))()
             .map(|found| found.map(Into::into))
             .map_err(Into::into)
     }
@@ -217,19 +223,19 @@ impl storage::Guest for Adapters {
         expected_version: u64,
     ) -> WitResult<u64> {
         wit((|| {
-            store::update_idempotency_record(&Db::open()?, &record.into(), expected_version)
+            store::update_idempotency_record(&*Db::open()?, &record.into(), expected_version)
         })())
     }
 
     fn purge_idempotency_records(now: u64, limit: u32) -> WitResult<u32> {
         wit((|| {
-            store::purge_idempotency_records(&Db::open()?, now, limit)
+            store::purge_idempotency_records(&*Db::open()?, now, limit)
         })())
     }
 }
 
 impl events::Guest for Adapters {
     fn history(booking_id: String) -> WitResult<Vec<WitEvent>> {
-        wit_list((|| store::event_history(&Db::open()?, &booking_id))())
+        wit_list((|| store::event_history(&*Db::open()?, &booking_id))())
     }
 }

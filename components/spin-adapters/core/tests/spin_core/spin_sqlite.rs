@@ -452,6 +452,49 @@ fn a_migration_outrun_by_another_instance_succeeds_but_a_failed_one_does_not() {
     assert!(block_on(db.list_unsettled(0, 10)).unwrap().is_empty());
 }
 
+/// Counts the statements it runs.
+struct Counted<'a>(&'a SpinSqlite, std::cell::Cell<usize>);
+
+impl Database for Counted<'_> {
+    fn run(&self, statement: Statement) -> PortResult<Outcome> {
+        self.1.set(self.1.get() + 1);
+        self.0.run(statement)
+    }
+}
+
+/// Spin migrates in every instance, so a current database must cost one
+/// read of its version, and an older one the whole migration again.
+#[test]
+fn a_current_database_is_checked_with_one_statement_and_an_older_one_migrated() {
+    let (_dir, path) = database();
+    let db = SpinSqlite::unmigrated(&path);
+    db.raw().execute_batch(PREVIOUS_RELEASE).unwrap();
+    assert_eq!(store::schema::schema_version(&db).unwrap(), 0);
+
+    let first = Counted(&db, 0.into());
+    store::migrate(&first).unwrap();
+    assert!(first.1.get() > 10, "{} statements", first.1.get());
+    assert_eq!(
+        store::schema::schema_version(&db).unwrap(),
+        store::schema::SCHEMA_VERSION
+    );
+
+    let again = Counted(&db, 0.into());
+    store::migrate(&again).unwrap();
+    assert_eq!(again.1.get(), 1);
+    assert_eq!(block_on(db.list_unsettled(0, 10)).unwrap().len(), 1);
+
+    // A database a release with fewer steps recorded is brought up again.
+    db.raw().execute_batch("PRAGMA user_version = 3").unwrap();
+    let older = Counted(&db, 0.into());
+    store::migrate(&older).unwrap();
+    assert!(older.1.get() > 1);
+    assert_eq!(
+        store::schema::schema_version(&db).unwrap(),
+        store::schema::SCHEMA_VERSION
+    );
+}
+
 /// An event as the outbox hands it over: (kind, payload).
 fn wire(event: &Event) -> (EventKind, String) {
     (event.kind, event.to_json())
