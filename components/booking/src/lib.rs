@@ -49,7 +49,9 @@ impl Guest for Component {
         hash_keys::locate();
         // Allocated and freed: the snapshot's memory is that much larger,
         // and free for the allocator to hand out.
-        drop(std::hint::black_box(Vec::<u8>::with_capacity(HEAP_HEADROOM)));
+        drop(std::hint::black_box(Vec::<u8>::with_capacity(
+            HEAP_HEADROOM,
+        )));
     }
 }
 

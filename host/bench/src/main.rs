@@ -385,7 +385,8 @@ async fn scaling(bin: &HostBinary, dirs: &DataDirs, seconds: Duration) -> anyhow
             levels.push(workflow::book_pay_cancel(&host.api, clients, seconds).await);
         }
         results.push(levels);
-        peaks.push((mode, host.process.peak_rss_mib()?));
+        // Right after the last level: the slots it used keep their pages.
+        peaks.push((mode, host.process.peak_rss_mib()?, host.process.pss_mib()?));
     }
     for (level, clients) in SCALING_CLIENTS.iter().enumerate() {
         let (wasm, native) = (&results[0][level], &results[1][level]);
@@ -400,8 +401,11 @@ async fn scaling(bin: &HostBinary, dirs: &DataDirs, seconds: Duration) -> anyhow
             native.errors,
         );
     }
-    for (mode, peak) in peaks {
-        println!("\n{mode}: host peak RSS over all levels (up to 256 clients): {peak:.1} MiB");
+    for (mode, peak, pss) in peaks {
+        println!(
+            "\n{mode}: host peak RSS over all levels (up to 256 clients): {peak:.1} MiB; \
+             PSS after the last level: {pss:.1} MiB"
+        );
     }
     for (mode, levels) in MODES.iter().zip(&results) {
         if let Some(error) = levels.iter().find_map(|stats| stats.first_error.as_ref()) {

@@ -79,14 +79,27 @@ impl ServerProcess {
     /// Peak resident set size so far (VmHWM), in MiB, summed over the
     /// process tree.
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        self.sum_kib("status", "VmHWM:").map(|kib| kib / 1024.0)
+    }
+
+    /// Proportional set size now, in MiB, summed over the process tree.
+    /// Unlike RSS it counts a page mapped at several addresses once: the
+    /// component's memory image is mapped into every pool slot that ran,
+    /// and RSS counts its pages once per slot.
+    pub fn pss_mib(&self) -> anyhow::Result<f64> {
+        self.sum_kib("smaps_rollup", "Pss:").map(|kib| kib / 1024.0)
+    }
+
+    /// `field` (in kB) of `/proc/<pid>/<file>`, summed over the tree.
+    fn sum_kib(&self, file: &str, field: &str) -> anyhow::Result<f64> {
         let mut kib = 0.0;
         for pid in self.tree() {
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/{file}")) else {
                 continue;
             };
-            kib += status
+            kib += text
                 .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .find_map(|line| line.strip_prefix(field))
                 .and_then(|value| {
                     value
                         .trim()
@@ -95,9 +108,9 @@ impl ServerProcess {
                         .parse::<f64>()
                         .ok()
                 })
-                .context("no VmHWM in /proc/<pid>/status")?;
+                .with_context(|| format!("no {field} in /proc/{pid}/{file}"))?;
         }
-        Ok(kib / 1024.0)
+        Ok(kib)
     }
 
     /// CPU time used so far, user and system, all threads, summed over the
