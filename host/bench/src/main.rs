@@ -157,7 +157,8 @@ async fn main() -> anyhow::Result<()> {
         flash(&bin, &dirs, args.flash_clients).await?;
     }
     if runs(Scenario::Scaling) {
-        scaling(&bin, &dirs, Duration::from_secs(args.scaling_seconds)).await?;
+        let seconds = Duration::from_secs(args.scaling_seconds);
+        scaling(&bin, &dirs, seconds, &args.peers_binary).await?;
     }
     if runs(Scenario::Micro) {
         micro_benchmarks(
@@ -366,9 +367,16 @@ async fn flash(bin: &HostBinary, dirs: &DataDirs, clients: usize) -> anyhow::Res
     Ok(())
 }
 
-async fn scaling(bin: &HostBinary, dirs: &DataDirs, seconds: Duration) -> anyhow::Result<()> {
+/// With standalone peers, fresh for each build, so the host's memory is
+/// the host's alone (in-process peers keep every booking and charge).
+async fn scaling(
+    bin: &HostBinary,
+    dirs: &DataDirs,
+    seconds: Duration,
+    peers_binary: &Path,
+) -> anyhow::Result<()> {
     println!(
-        "\n### 4. Scaling: createBooking → processPayment → cancelBooking, {}s per level\n",
+        "\n### 4. Scaling: createBooking → processPayment → cancelBooking, {}s per level, standalone peers\n",
         seconds.as_secs()
     );
     println!(
@@ -378,8 +386,9 @@ async fn scaling(bin: &HostBinary, dirs: &DataDirs, seconds: Duration) -> anyhow
     let mut results: Vec<Vec<Stats>> = Vec::new();
     let mut peaks = Vec::new();
     for mode in MODES {
+        let peers = StandalonePeers::start(peers_binary).await?;
         let dir = dirs.fresh()?;
-        let host = Host::start(bin, mode, dir.path()).await?;
+        let host = Host::start_with(bin, mode, dir.path(), Some(&peers)).await?;
         let mut levels = Vec::new();
         for clients in SCALING_CLIENTS {
             levels.push(workflow::book_pay_cancel(&host.api, clients, seconds).await);
