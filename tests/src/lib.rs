@@ -432,7 +432,12 @@ impl Api {
 
     /// The public `GET /health`, status only: (HTTP status, JSON body).
     pub async fn health(&self) -> (u16, Value) {
-        let response = self.get("/health").await;
+        self.health_at("/health").await
+    }
+
+    /// A health endpoint's status and JSON body (`/health/live`, …).
+    pub async fn health_at(&self, path: &str) -> (u16, Value) {
+        let response = self.get(path).await;
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON body"))
     }

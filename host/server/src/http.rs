@@ -1,4 +1,5 @@
-//! The HTTP front: `/health` and GraphiQL's scripts and styles
+//! The HTTP front: `/health` (and `/health/live`, `/health/ready`) and
+//! GraphiQL's scripts and styles
 //! (`/graphiql/<file>`) are answered by the host; everything else goes
 //! to a fresh instance of the booking component (or, with `--logic
 //! native`, to the logic compiled into the host).
@@ -25,7 +26,10 @@ use crate::app::AppState;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let mut router = Router::new().route("/health", crate::health::public_route());
+    let mut router = Router::new()
+        .route("/health", crate::health::public_route())
+        .route("/health/live", crate::health::live_route())
+        .route("/health/ready", crate::health::ready_route());
     if state.graphiql_assets {
         router = router.route("/graphiql/{file}", get(graphiql_asset));
     }

@@ -338,6 +338,15 @@ async fn a_dead_database_is_dependency_unavailable_and_the_host_recovers_by_itse
     assert_eq!(status, 503, "{health}");
     assert_eq!(health["checks"]["storage"]["status"], "down", "{health}");
     assert!(health["checks"]["storage"]["error"].is_string(), "{health}");
+    // Out of the balancer, but not restarted: the process still serves.
+    assert_eq!(
+        service.health_at("/health/ready").await,
+        (503, json!({"status": "not ready"}))
+    );
+    assert_eq!(
+        service.health_at("/health/live").await,
+        (200, json!({"status": "live"}))
+    );
 
     db_link.restore();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -351,6 +360,12 @@ async fn a_dead_database_is_dependency_unavailable_and_the_host_recovers_by_itse
     }
     let (status, health) = service.admin_health().await;
     assert_eq!(status, 200, "{health}");
+    // Ready again once its report (at most a second old) catches up.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while service.health_at("/health/ready").await.0 != 200 {
+        assert!(Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     service.stop().await;
 }
 

@@ -1,8 +1,8 @@
 //! The original service's README documents
 //! (`booking_logic::testing::seed_documents`), sent as written (only the
 //! booking id replaced by the real one), must work end to end. Also: the
-//! public and admin health reports, GraphiQL, and starting with and
-//! without `--reference-peers`.
+//! public and admin health reports, liveness and readiness, GraphiQL, and
+//! starting with and without `--reference-peers`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +15,32 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn the_seed_readme_documents_run_the_whole_workflow() {
     let service = TestService::start(Options::default()).await;
     scenarios::the_seed_documents_run_the_whole_workflow(&service, &service.peers).await;
+    service.stop().await;
+}
+
+/// A shared service's outage makes `/health` 503 but must not take the
+/// replica out of the balancer (`/health/ready`) nor get it restarted
+/// (`/health/live`); the store's outage is `real_backends`'.
+#[tokio::test]
+async fn a_dead_user_service_degrades_health_but_not_readiness_or_liveness() {
+    let service = TestService::start(Options {
+        // Nothing listens on port 1.
+        user_service_url: Some("http://127.0.0.1:1".to_owned()),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        service.health().await,
+        (503, json!({"status": "degraded", "referencePeers": []}))
+    );
+    assert_eq!(
+        service.health_at("/health/ready").await,
+        (200, json!({"status": "ready"}))
+    );
+    assert_eq!(
+        service.health_at("/health/live").await,
+        (200, json!({"status": "live"}))
+    );
     service.stop().await;
 }
 
