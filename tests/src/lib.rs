@@ -180,6 +180,8 @@ async fn start_host(peers: &RunningPeers, options: Options) -> (RunningService, 
         "127.0.0.1:0",
         "--admin-listen",
         "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
     ]
     .map(String::from)
     .to_vec();
@@ -267,6 +269,8 @@ pub struct Api {
 pub struct TestService {
     api: Api,
     pub admin_url: String,
+    /// `http://…/metrics`.
+    pub metrics_url: String,
     pub peers: RunningPeers,
     pub component_sha256: String,
     /// The token the host generated in its data directory (none when the
@@ -303,6 +307,7 @@ impl TestService {
                 peers.users_url.clone(),
             ),
             admin_url: format!("http://{}/admin", service.admin_address),
+            metrics_url: format!("http://{}/metrics", service.metrics_address),
             component_sha256: service.component_sha256.clone(),
             admin_token,
             peers,

@@ -88,6 +88,11 @@ pub enum BookingError {
 }
 
 impl BookingError {
+    /// The codes of a refused idempotency key: reused with other
+    /// arguments, and still in use by its first request.
+    pub const IDEMPOTENCY_CONFLICT_CODES: [&'static str; 2] =
+        ["IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_KEY_IN_USE"];
+
     /// The stable code clients see in `extensions.code` and payloads.
     pub fn code(&self) -> &'static str {
         match self {
@@ -109,8 +114,8 @@ impl BookingError {
             BookingError::DependencyTimeout { .. } => "DEPENDENCY_TIMEOUT",
             BookingError::Unauthenticated(_) => "UNAUTHENTICATED",
             BookingError::Forbidden(_) => "FORBIDDEN",
-            BookingError::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
-            BookingError::IdempotencyKeyInUse(_) => "IDEMPOTENCY_KEY_IN_USE",
+            BookingError::IdempotencyKeyReused(_) => Self::IDEMPOTENCY_CONFLICT_CODES[0],
+            BookingError::IdempotencyKeyInUse(_) => Self::IDEMPOTENCY_CONFLICT_CODES[1],
             BookingError::HoldLimitExceeded(_) => "HOLD_LIMIT_EXCEEDED",
             BookingError::Internal(_) => "INTERNAL",
         }

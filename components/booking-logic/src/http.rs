@@ -25,9 +25,13 @@
 //! carries `extensions.code`; a bad request gets a 4xx, never a 5xx.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Name, PathSegment, Request, Response, ServerError, Value};
+use booking_model::report::{
+    IdempotencyOutcome, OperationType as ReportedType, REPORT_HEADER, RequestReport,
+};
 use serde_json::json;
 
 use crate::access::{self, Principal};
@@ -108,6 +112,8 @@ pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The code of a refusal made without running GraphQL, for the report.
+    refusal_code: Option<String>,
 }
 
 impl HttpResponse {
@@ -120,6 +126,7 @@ impl HttpResponse {
             status,
             headers: vec![("content-type".to_string(), content_type.to_string())],
             body,
+            refusal_code: None,
         }
     }
 
@@ -134,7 +141,9 @@ impl HttpResponse {
 /// Transports use it too, e.g. when the body cannot be read.
 pub fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    HttpResponse::json(status, body.to_string().into_bytes())
+    let mut response = HttpResponse::json(status, body.to_string().into_bytes());
+    response.refusal_code = Some(code.to_string());
+    response
 }
 
 /// A refusal as a GraphQL error with its code and whether to retry.
@@ -144,11 +153,37 @@ fn booking_error_response(status: u16, error: &BookingError) -> HttpResponse {
         "message": error.to_string(),
         "extensions": { "code": error.code(), "retryable": error.retryable() },
     }] });
-    HttpResponse::json(status, body.to_string().into_bytes())
+    let mut response = HttpResponse::json(status, body.to_string().into_bytes());
+    response.refusal_code = Some(error.code().to_string());
+    response
 }
 
-/// Answers one HTTP request with `workflow` serving its resolvers.
+/// Answers one HTTP request with `workflow` serving its resolvers; with
+/// `host_report` set, the answer carries its `RequestReport` header.
 pub async fn handle(workflow: Arc<Workflow>, request: HttpRequest) -> HttpResponse {
+    let mut report = RequestReport::default();
+    let mut response = answer(&workflow, request, &mut report).await;
+    if workflow.settings().host_report {
+        report.error_codes.extend(response.refusal_code.take());
+        if report
+            .error_codes
+            .iter()
+            .any(|code| BookingError::IDEMPOTENCY_CONFLICT_CODES.contains(&code.as_str()))
+        {
+            report.idempotency = Some(IdempotencyOutcome::Conflict);
+        }
+        response
+            .headers
+            .push((REPORT_HEADER.to_string(), report.to_header()));
+    }
+    response
+}
+
+async fn answer(
+    workflow: &Arc<Workflow>,
+    request: HttpRequest,
+    report: &mut RequestReport,
+) -> HttpResponse {
     if request.path != GRAPHQL_PATH {
         return error_response(
             404,
@@ -187,14 +222,16 @@ pub async fn handle(workflow: Arc<Workflow>, request: HttpRequest) -> HttpRespon
         Ok(operations) => operations,
         Err(refusal) => return refusal,
     };
-    let context = match request_context(&workflow, &request.headers).await {
+    let context = match request_context(workflow, &request.headers).await {
         Ok(context) => context,
         Err(refusal) => return refusal,
     };
 
     match operations {
         Operations::Single(graphql) => {
-            match execute(&workflow, &context, *graphql, read_only).await {
+            let executed = execute(workflow, &context, *graphql, read_only, report).await;
+            note_replays(&context, report);
+            match executed {
                 Executed::Ran(body) => HttpResponse::typed(200, media.content_type(), body),
                 Executed::RequestError(body) => {
                     let status = match media {
@@ -208,12 +245,19 @@ pub async fn handle(workflow: Arc<Workflow>, request: HttpRequest) -> HttpRespon
         }
         Operations::Batch(batch) => {
             let mut answers = Vec::with_capacity(batch.len());
+            let mut batch_type = ReportedType::Query;
             for graphql in batch {
-                match execute(&workflow, &context, graphql, read_only).await {
+                let executed = execute(workflow, &context, graphql, read_only, report).await;
+                if let Some((ReportedType::Mutation, _)) = report.operation {
+                    batch_type = ReportedType::Mutation;
+                }
+                match executed {
                     Executed::Ran(body) | Executed::RequestError(body) => answers.push(body),
                     Executed::Refused(response) => return response,
                 }
             }
+            report.operation = Some((batch_type, "batch".to_string()));
+            note_replays(&context, report);
             let mut body = b"[".to_vec();
             body.extend(answers.join(&b","[..]));
             body.push(b']');
@@ -394,12 +438,14 @@ async fn request_context(
         return Ok(RequestContext {
             principal: Principal::Unchecked,
             idempotency_key,
+            idempotency_replays: Arc::default(),
         });
     }
     let Some(authorization) = header(headers, "authorization") else {
         return Ok(RequestContext {
             principal: Principal::Anonymous,
             idempotency_key,
+            idempotency_replays: Arc::default(),
         });
     };
     let token = access::bearer_token(authorization).map_err(unauthenticated)?;
@@ -408,6 +454,7 @@ async fn request_context(
         Ok(caller) => Ok(RequestContext {
             principal: Principal::Caller(caller),
             idempotency_key,
+            idempotency_replays: Arc::default(),
         }),
         Err(error @ BookingError::Unauthenticated(_)) => Err(unauthenticated(error)),
         Err(error) => Err(booking_error_response(503, &error)),
@@ -436,31 +483,45 @@ async fn execute(
     context: &RequestContext,
     mut graphql: Request,
     read_only: bool,
+    report: &mut RequestReport,
 ) -> Executed {
     let operation_name = graphql.operation_name.clone();
     if let Err(message) = query_cost::check_nesting(&graphql.query) {
         return Executed::RequestError(graphql_error(
             ServerError::new(message, None),
             "GRAPHQL_PARSE_FAILED",
+            report,
         ));
     }
     let document = match graphql.parsed_query() {
         Ok(document) => document,
-        Err(error) => return Executed::RequestError(graphql_error(error, "GRAPHQL_PARSE_FAILED")),
+        Err(error) => {
+            return Executed::RequestError(graphql_error(error, "GRAPHQL_PARSE_FAILED", report));
+        }
     };
     if let Err(message) = query_cost::check(document) {
         return Executed::RequestError(graphql_error(
             ServerError::new(message, None),
             "GRAPHQL_VALIDATION_FAILED",
+            report,
         ));
     }
     if !workflow.settings().introspection && asks_for_introspection(document) {
         return Executed::RequestError(graphql_error(
             ServerError::new("introspection is switched off on this server", None),
             "GRAPHQL_VALIDATION_FAILED",
+            report,
         ));
     }
     let mutation = selects_mutation(document, operation_name.as_deref());
+    report.operation = Some((
+        if mutation {
+            ReportedType::Mutation
+        } else {
+            ReportedType::Query
+        },
+        root_field(document, operation_name.as_deref()),
+    ));
     if read_only && mutation {
         return Executed::Refused(
             error_response(
@@ -479,6 +540,13 @@ async fn execute(
     let mut response = schema().execute(graphql).await;
     for error in &mut response.errors {
         label(error);
+        if let Some(Value::String(code)) = error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+        {
+            report.error_codes.push(code.clone());
+        }
     }
     // Errors without data or a path come from validation (including
     // variables that do not fit their types): nothing ran.
@@ -535,12 +603,43 @@ fn null_failed_root_fields(response: &mut Response) {
 
 /// The body of a request error: no `data` entry, as the spec asks when
 /// execution did not start.
-fn graphql_error(mut error: ServerError, code: &str) -> Vec<u8> {
+fn graphql_error(mut error: ServerError, code: &str, report: &mut RequestReport) -> Vec<u8> {
+    report.error_codes.push(code.to_string());
     error
         .extensions
         .get_or_insert_with(Default::default)
         .set("code", code);
     json!({ "errors": [error] }).to_string().into_bytes()
+}
+
+/// The root field of the operation that runs, the metrics' operation
+/// label: bounded by the schema, unlike client-chosen operation names.
+/// `multiple` for several root fields or fragments at the root.
+fn root_field(document: &ExecutableDocument, operation_name: Option<&str>) -> String {
+    let operation = match operation_name {
+        Some(wanted) => document
+            .operations
+            .iter()
+            .find(|(name, _)| name.is_some_and(|name| name.as_str() == wanted)),
+        None => document.operations.iter().next(),
+    };
+    let items = operation.map_or(&[][..], |(_, operation)| {
+        operation.node.selection_set.node.items.as_slice()
+    });
+    match items {
+        [item] => match &item.node {
+            Selection::Field(field) => field.node.name.node.to_string(),
+            _ => "multiple".to_string(),
+        },
+        _ => "multiple".to_string(),
+    }
+}
+
+/// Records idempotent replays the resolvers counted.
+fn note_replays(context: &RequestContext, report: &mut RequestReport) {
+    if context.idempotency_replays.load(Ordering::Relaxed) > 0 {
+        report.idempotency = Some(IdempotencyOutcome::Replay);
+    }
 }
 
 /// Whether the operation that would run is a mutation. With no name and

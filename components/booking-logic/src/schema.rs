@@ -146,6 +146,8 @@ pub struct RequestContext {
     /// The `Idempotency-Key` header, for a mutation sent without an
     /// `idempotencyKey` argument.
     pub idempotency_key: Option<String>,
+    /// Mutations answered from their key's stored answer (for the report).
+    pub idempotency_replays: Arc<std::sync::atomic::AtomicU32>,
 }
 
 fn workflow<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Workflow>> {
@@ -234,8 +236,14 @@ where
         .await
         .map_err(coded)?
     {
-        Claim::Replay(Ok(value)) => Ok(value),
-        Claim::Replay(Err(error)) => Err(replayed(error)),
+        Claim::Replay(answer) => {
+            if let Ok(context) = ctx.data::<RequestContext>() {
+                context
+                    .idempotency_replays
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            answer.map_err(replayed)
+        }
         Claim::Run(lease) => {
             let outcome = run().await;
             keys.finish(lease, &outcome).await;

@@ -56,6 +56,11 @@ pub struct Settings {
     /// (`SWEEP_ON_REQUESTS_SECONDS`; unset: never), for hosts with no
     /// timer of their own such as Spin (`Workflow::sweep_if_due`).
     pub sweep_on_requests_seconds: Option<u32>,
+    /// Whether every answer carries a `booking_model::report` header for
+    /// the host's metrics (`HOST_REPORT`, default false; our host sets it
+    /// and removes the header, a host that does not would show it to
+    /// clients).
+    pub host_report: bool,
 }
 
 /// Upper bounds that keep a typo (an extra zero) from locking seats for
@@ -99,6 +104,7 @@ impl Default for Settings {
             idempotency_retention_hours: 24,
             idempotency_lease_seconds: 65,
             sweep_on_requests_seconds: None,
+            host_report: false,
         }
     }
 }
@@ -217,6 +223,7 @@ impl Settings {
                     MAX_SWEEP_INTERVAL_SECONDS,
                 )?),
             },
+            host_report: flag(&lookup, "HOST_REPORT", defaults.host_report)?,
         })
     }
 }

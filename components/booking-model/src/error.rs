@@ -20,6 +20,20 @@ pub enum PortError {
 
 pub type PortResult<T> = Result<T, PortError>;
 
+impl PortError {
+    /// The kind as a metric label: `not_found`, `rejected`, `conflict`,
+    /// `unavailable` or `timeout`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PortError::NotFound(_) => "not_found",
+            PortError::Rejected(_) => "rejected",
+            PortError::Conflict(_) => "conflict",
+            PortError::Unavailable(_) => "unavailable",
+            PortError::Timeout(_) => "timeout",
+        }
+    }
+}
+
 impl fmt::Display for PortError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (kind, message) = match self {

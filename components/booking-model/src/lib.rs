@@ -15,6 +15,7 @@ mod event;
 mod maintenance;
 pub mod paging;
 mod payments;
+pub mod report;
 mod seats;
 mod storage;
 mod users;

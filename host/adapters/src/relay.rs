@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use booking_model::Event;
+use booking_telemetry::metrics::RelayMetrics;
 use tokio::sync::watch;
 
 use crate::outbox::Outbox;
@@ -57,6 +58,7 @@ pub async fn run(
     outbox: Arc<dyn Outbox>,
     publisher: Arc<RabbitPublisher>,
     config: RelayConfig,
+    metrics: RelayMetrics,
     mut stop: watch::Receiver<bool>,
 ) {
     let written = outbox.written();
@@ -65,6 +67,7 @@ pub async fn run(
     loop {
         let (pause, wake_on_write) = match round(outbox.as_ref(), &publisher, config.batch).await {
             Ok(published) => {
+                metrics.published.inc_by(published as u64);
                 if failing {
                     tracing::info!(exchange = publisher.exchange(), "event relay recovered");
                     failing = false;
@@ -78,6 +81,7 @@ pub async fn run(
                 }
             }
             Err(error) => {
+                metrics.failures.inc();
                 // Log a failing streak once, not every retry.
                 if !failing {
                     tracing::warn!(

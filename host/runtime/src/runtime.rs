@@ -13,6 +13,10 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use booking_logic::ports::Ports;
+use booking_model::report::{REPORT_HEADER, RequestReport};
+use booking_telemetry::Metrics;
+use booking_telemetry::metrics::{TrapCause, TrapLabels};
+use booking_telemetry::prometheus_client::metrics::gauge::Gauge;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
@@ -67,6 +71,41 @@ pub struct Runtime {
     guest_env: Vec<(String, String)>,
     /// Hosts the guest may send HTTP to (none unless `with_outbound_http`).
     outbound_http: Arc<OutboundHttpAllowlist>,
+    /// Where the sandbox, its imports and version changes are counted
+    /// (a private set unless `with_metrics`).
+    metrics: Arc<Metrics>,
+}
+
+/// A slot of the instance pool; request slots count in
+/// `booking_sandbox_instances_in_use` while held.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    in_use: Option<Gauge>,
+}
+
+impl Slot {
+    fn request(permit: OwnedSemaphorePermit, in_use: &Gauge) -> Slot {
+        in_use.inc();
+        Slot {
+            _permit: permit,
+            in_use: Some(in_use.clone()),
+        }
+    }
+
+    fn maintenance(permit: OwnedSemaphorePermit) -> Slot {
+        Slot {
+            _permit: permit,
+            in_use: None,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(in_use) = &self.in_use {
+            in_use.dec();
+        }
+    }
 }
 
 impl Runtime {
@@ -108,6 +147,7 @@ impl Runtime {
             ports,
             guest_env,
             outbound_http: Arc::default(),
+            metrics: Arc::default(),
         };
         runtime.smoke_test(&first).await?;
         Ok(runtime)
@@ -120,6 +160,17 @@ impl Runtime {
         self
     }
 
+    /// Counts into `metrics` from now on (the one set the host exports).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        metrics
+            .sandbox
+            .slots
+            .set(i64::from(self.engine.limits.max_concurrent_instances));
+        self.metrics = metrics;
+        self.publish_deployment(&self.deployment.load());
+        self
+    }
+
     fn new_store(&self, component: &LogicComponent) -> Store<RequestState> {
         let limits = &self.engine.limits;
         let state = RequestState::new(
@@ -128,13 +179,16 @@ impl Runtime {
             &component.sha256,
             limits.memory_bytes,
             self.outbound_http.clone(),
+            self.metrics.ports.clone(),
         );
+        self.metrics.sandbox.instantiations.inc();
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limits);
         let cpu_time = limits.cpu_time;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut store| {
             if store.data_mut().count_running_tick(EPOCH_TICK) > cpu_time {
+                store.data_mut().exhaust_cpu();
                 return Err(wasmtime::format_err!(
                     "the request ran guest code for longer than the {cpu_time:?} limit"
                 ));
@@ -170,9 +224,15 @@ impl Runtime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let queue_wait = self.engine.limits.queue_wait;
-        let slot = tokio::time::timeout(queue_wait, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| Overloaded(queue_wait))??;
+        let sandbox = &self.metrics.sandbox;
+        sandbox.waiting.inc();
+        let waited = tokio::time::timeout(queue_wait, self.slots.clone().acquire_owned()).await;
+        sandbox.waiting.dec();
+        let Ok(permit) = waited else {
+            sandbox.shed.inc();
+            return Err(Overloaded(queue_wait).into());
+        };
+        let slot = Slot::request(permit?, &sandbox.in_use);
         let draw = roll(self.requests.fetch_add(1, Ordering::Relaxed));
         let component = self.deployment.load().pick(draw).clone();
         let mut response = self
@@ -188,7 +248,7 @@ impl Runtime {
         &self,
         component: &LogicComponent,
         request: hyper::Request<B>,
-        slot: OwnedSemaphorePermit,
+        slot: Slot,
         deadline: Instant,
     ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>>
     where
@@ -205,23 +265,32 @@ impl Runtime {
         let proxy = component.proxy_pre.instantiate_async(&mut store).await?;
 
         // The guest keeps streaming the body after it hands over the
-        // response head, so it runs on its own task. Past the deadline the
-        // call is dropped where it stands, as if the process had died.
-        let guest = tokio::spawn(async move {
+        // response head, so it runs on its own task (in the request's
+        // span). Past the deadline the call is dropped where it stands,
+        // as if the process had died.
+        let traps = self.metrics.sandbox.traps.clone();
+        let guest = tokio::spawn(tracing::Instrument::in_current_span(async move {
             let call = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam);
-            let handled = tokio::time::timeout_at(deadline, call)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(wasmtime::format_err!("the request ran past its deadline"))
-                });
+            let handled = match tokio::time::timeout_at(deadline, call).await {
+                Ok(handled) => handled.map_err(|trap| (store.data().trap_cause(), trap)),
+                Err(_) => Err((
+                    TrapCause::deadline,
+                    wasmtime::format_err!("the request ran past its deadline"),
+                )),
+            };
+            let handled = handled.map_err(|(cause, trap)| {
+                traps.get_or_create(&TrapLabels { cause }).inc();
+                tracing::warn!(?cause, "the sandbox stopped the request: {trap:#}");
+                trap
+            });
             // The pool gets the instance's slot back when the store goes:
             // only then may the permit let the next request in.
             drop(store);
             drop(slot);
             handled
-        });
+        }));
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(anyhow::anyhow!(
@@ -275,5 +344,13 @@ pub fn error_response(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
     );
+    // Reported as the logic reports its own errors, for the metrics.
+    let report = RequestReport {
+        error_codes: vec![code.to_string()],
+        ..RequestReport::default()
+    };
+    if let Ok(report) = hyper::header::HeaderValue::from_str(&report.to_header()) {
+        response.headers_mut().insert(REPORT_HEADER, report);
+    }
     response
 }

@@ -9,10 +9,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use booking_logic::ports::Ports;
+use booking_telemetry::metrics::{PortMetrics, TrapCause};
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -26,9 +27,13 @@ pub struct RequestState {
     http: WasiHttpCtx,
     http_hooks: SandboxHttpHooks,
     table: ResourceTable,
-    pub limits: StoreLimits,
+    pub limits: MemoryBudget,
     pub ports: Ports,
+    /// Where the imports count their calls.
+    pub port_metrics: PortMetrics,
     running_ticks: u32,
+    /// Set when the CPU budget ran out (the epoch callback's trap).
+    cpu_exhausted: bool,
 }
 
 impl RequestState {
@@ -38,6 +43,7 @@ impl RequestState {
         component_sha256: &str,
         memory_bytes: usize,
         outbound_http: Arc<OutboundHttpAllowlist>,
+        port_metrics: PortMetrics,
     ) -> RequestState {
         // No files, no sockets, no inherited environment: the guest sees only
         // its settings (and its own identity) and reaches the world through
@@ -52,12 +58,34 @@ impl RequestState {
             http: WasiHttpCtx::new(),
             http_hooks: SandboxHttpHooks { outbound_http },
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: MemoryBudget {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(memory_bytes)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                exhausted: false,
+            },
             ports,
+            port_metrics,
             running_ticks: 0,
+            cpu_exhausted: false,
+        }
+    }
+
+    /// Notes that the guest ran out of CPU time; its trap follows.
+    pub fn exhaust_cpu(&mut self) {
+        self.cpu_exhausted = true;
+    }
+
+    /// Why this instance's call failed: a budget it ran out of, else a
+    /// trap of its own.
+    pub fn trap_cause(&self) -> TrapCause {
+        if self.cpu_exhausted {
+            TrapCause::cpu_limit
+        } else if self.limits.exhausted {
+            TrapCause::memory_limit
+        } else {
+            TrapCause::trap
         }
     }
 
@@ -69,6 +97,53 @@ impl RequestState {
     pub fn count_running_tick(&mut self, tick: Duration) -> Duration {
         self.running_ticks = self.running_ticks.saturating_add(1);
         tick.saturating_mul(self.running_ticks)
+    }
+}
+
+/// wasmtime's limits, remembering whether a growth was refused (then
+/// trapped), so the trap is counted as a memory-limit kill.
+pub struct MemoryBudget {
+    limits: StoreLimits,
+    exhausted: bool,
+}
+
+impl ResourceLimiter for MemoryBudget {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grown = self.limits.memory_growing(current, desired, maximum);
+        if !matches!(grown, Ok(true)) {
+            self.exhausted = true;
+        }
+        grown
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grown = self.limits.table_growing(current, desired, maximum);
+        if !matches!(grown, Ok(true)) {
+            self.exhausted = true;
+        }
+        grown
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 

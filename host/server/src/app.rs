@@ -16,6 +16,7 @@ use booking_adapters::outbox::{Delivery, LogConfig};
 use booking_adapters::sqlite::SqliteEventLog;
 use booking_logic::ports::Events;
 use booking_runtime::{CacheLocation, EngineLimits, Runtime, SandboxEngine};
+use booking_telemetry::Metrics;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -46,6 +47,8 @@ pub(crate) struct AppState {
     pub body_read_timeout: Duration,
     /// Per-IP and per-token request rates (`rate_limit::enforce`).
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// Every series `/metrics` exports (`metrics.rs`).
+    pub metrics: Arc<Metrics>,
 }
 
 /// A started service: its address and a handle to stop it.
@@ -53,6 +56,8 @@ pub struct RunningService {
     pub address: std::net::SocketAddr,
     /// Where the admin API listens.
     pub admin_address: std::net::SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_address: std::net::SocketAddr,
     pub component_sha256: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -96,6 +101,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let mut guest_env = config.guest_env();
     guest_env.extend(config.outbound_guest_env(&dependencies.urls));
     let admin_token = crate::admin::AdminToken::resolve(&config)?;
+    let metrics = Arc::new(Metrics::new());
     let runtime = Runtime::new(
         engine,
         Some(CacheLocation {
@@ -108,7 +114,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         &config.component.display().to_string(),
     )
     .await?
-    .with_outbound_http(outbound_http);
+    .with_outbound_http(outbound_http)
+    .with_metrics(metrics.clone());
     let active = runtime.active();
     tracing::info!(
         sha256 = %active.sha256,
@@ -135,6 +142,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         request_timeout: config.request_timeout(),
         body_read_timeout: config.body_read_timeout(),
         rate_limits: Arc::new(crate::rate_limit::RateLimits::from_config(&config)),
+        metrics,
     });
     // `stopping` ends the listeners, the sweeper and the watch at once;
     // `relay_stop` comes after the requests drained, to send their events.
@@ -145,7 +153,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         Duration::from_secs(config.sweep_interval.max(1)),
         stopping.subscribe(),
     ));
-    let relay = state.dependencies.start_relay(relay_stopped);
+    let relay = state
+        .dependencies
+        .start_relay(state.metrics.relay.clone(), relay_stopped);
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -156,6 +166,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let admin =
         crate::admin::start(&config, &admin_token, state.clone(), stopping.subscribe()).await?;
     let admin_address = admin.address;
+    let metrics_server =
+        crate::metrics::start(config.metrics_listen, state.clone(), stopping.subscribe()).await?;
+    let metrics_address = metrics_server.address;
     let watcher = config.watch_dir.clone().map(|dir| {
         crate::watch::start(
             state.clone(),
@@ -192,6 +205,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         let background = async {
             let _ = sweeper.await;
             let _ = admin.task.await;
+            let _ = metrics_server.task.await;
             if let Some(watcher) = watcher {
                 let _ = watcher.await;
             }
@@ -209,6 +223,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     Ok(RunningService {
         address,
         admin_address,
+        metrics_address,
         component_sha256,
         shutdown: Some(shutdown),
         task,

@@ -58,6 +58,16 @@ pub struct Config {
     #[arg(long, env = "ADMIN_LISTEN", default_value = "127.0.0.1:9000")]
     pub admin_listen: SocketAddr,
 
+    /// Address of the Prometheus endpoint (`GET /metrics`), apart from the
+    /// public API.
+    #[arg(long, env = "METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: SocketAddr,
+
+    /// Log lines as `text` or `json` (one object per line, with the
+    /// request's `request_id` and `trace_id`).
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: booking_telemetry::LogFormat,
+
     /// Bearer token the admin API requires (`Authorization: Bearer …`), at
     /// least 32 characters. Unset: a random one generated at first start
     /// into `<data dir>/admin-token` (0600) and reused.
@@ -428,6 +438,9 @@ impl Config {
                 "IDEMPOTENCY_RETENTION_HOURS",
                 self.idempotency_retention_hours.to_string(),
             ),
+            // Each answer reports its operation and error codes to
+            // `http::observe`, which removes the header.
+            ("HOST_REPORT", "true".to_string()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))

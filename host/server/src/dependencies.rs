@@ -22,6 +22,7 @@ use booking_adapters::{Adapter, HealthCheck};
 use booking_logic::model::Timestamp;
 use booking_logic::ports::{Environment, Events, PortResult, Ports, Storage};
 use booking_peers::{PeersConfig, RunningPeers};
+use booking_telemetry::metrics::RelayMetrics;
 
 use crate::config::{Config, ServiceUrls};
 
@@ -29,6 +30,12 @@ use crate::config::{Config, ServiceUrls};
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Every adapter, each registered once: as its port and as a health check.
+/// The outbox as the metrics see it.
+pub struct OutboxStatus {
+    pub backlog: u64,
+    pub oldest_at: Option<Timestamp>,
+}
+
 pub struct Dependencies {
     /// What the logic talks to: one adapter behind each port trait.
     ports: Ports,
@@ -249,6 +256,7 @@ impl Dependencies {
     /// runs until `stop` turns true, then ends after its current round.
     pub fn start_relay(
         &self,
+        metrics: RelayMetrics,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let broker = self.broker.clone()?;
@@ -257,8 +265,25 @@ impl Dependencies {
             self.outbox.clone(),
             broker,
             RelayConfig::default(),
+            metrics,
             stop,
         )))
+    }
+
+    /// How many events wait for the broker and when the oldest of them
+    /// happened (the first the relay would send).
+    pub async fn outbox_status(&self) -> PortResult<OutboxStatus> {
+        let backlog = self.outbox.backlog().await?;
+        let oldest_at = match backlog {
+            0 => None,
+            _ => self
+                .outbox
+                .unpublished(1)
+                .await?
+                .first()
+                .map(|event| event.occurred_at),
+        };
+        Ok(OutboxStatus { backlog, oldest_at })
     }
 
     /// Events stored but not yet confirmed by the broker.

@@ -17,8 +17,11 @@ use axum::routing::get;
 use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::Instant;
 
+use booking_logic::model::report::{REPORT_HEADER, RequestReport};
 use booking_runtime::runtime::error_response;
 use booking_runtime::{LOGIC_VERSION_HEADER, Overloaded};
+use booking_telemetry::metrics::short_version;
+use tracing::Instrument;
 
 use crate::app::AppState;
 
@@ -47,7 +50,63 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             count_in_flight,
         ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Names a request for its logs, and the client: the client's
+/// `x-request-id` when it is short and printable, else a new one.
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Runs the request in its span (a child of the client's `traceparent`)
+/// and counts it: `booking_http_*`, `booking_graphql_errors_total`,
+/// idempotency. The operation and error codes come from the logic's
+/// report (or the host's own error answers), which is removed here.
+/// Health and GraphiQL files are not counted: probes would drown the
+/// API's numbers.
+async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|id| id.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    let counted = !(request.uri().path().starts_with("/health")
+        || request.uri().path().starts_with("/graphiql/"));
+    let span = booking_telemetry::traces::request_span(
+        request.method().as_str(),
+        request.uri().path(),
+        request.headers(),
+        &request_id,
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let report = response
+        .headers_mut()
+        .remove(REPORT_HEADER)
+        .and_then(|report| report.to_str().ok().map(RequestReport::from_header))
+        .unwrap_or_default();
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, id);
+    }
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if let Some((kind, field)) = &report.operation {
+        span.record("graphql.operation.name", field.as_str());
+        span.record("graphql.operation.type", kind.as_str());
+    }
+    if counted {
+        let version = response
+            .headers()
+            .get(LOGIC_VERSION_HEADER)
+            .and_then(|version| version.to_str().ok())
+            .map(short_version)
+            .unwrap_or_default();
+        state
+            .metrics
+            .record_request(&report, status, version, started.elapsed());
+    }
+    response
 }
 
 /// Keeps `AppState::in_flight` up to date, so a shutdown can tell how many
@@ -156,7 +215,7 @@ async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> R
             tracing::warn!("shedding a request: {error}");
             let mut response = error_response(
                 503,
-                "OVERLOADED",
+                booking_telemetry::metrics::OVERLOADED,
                 "the service is at capacity; retry shortly",
             );
             response

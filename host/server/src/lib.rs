@@ -9,24 +9,21 @@ pub mod config;
 mod dependencies;
 mod health;
 mod http;
+mod metrics;
 pub mod native_twin;
 mod rate_limit;
 mod sweeper;
 mod watch;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// The `booking-host` command line: parses it, sets up logging, runs the
 /// command (by default: serve until SIGTERM/SIGINT).
 pub async fn main() -> anyhow::Result<()> {
     let cli = config::Cli::parse();
     let default_level = if cli.config.debug { "debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .init();
+    // Flushes the last spans when `main` returns.
+    let _telemetry = booking_telemetry::traces::init(cli.config.log_format, default_level)?;
 
     match cli.command.unwrap_or(config::Command::Serve) {
         config::Command::Serve => app::serve(cli.config).await,

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use booking_telemetry::metrics::{RunLabels, RunOutcome};
 use tokio::sync::watch;
 
 use crate::app::AppState;
@@ -30,8 +31,21 @@ pub async fn run(state: Arc<AppState>, interval: Duration, mut stop: watch::Rece
                 Some(native) => native.sweep_expired(BATCH).await,
                 None => state.runtime.sweep_expired(BATCH).await,
             };
+            let metrics = &state.metrics.sweeper;
+            let outcome = if swept.is_ok() {
+                RunOutcome::ok
+            } else {
+                RunOutcome::failed
+            };
+            metrics.runs.get_or_create(&RunLabels { outcome }).inc();
             match swept {
                 Ok(report) => {
+                    metrics.expired.inc_by(report.expired.into());
+                    metrics.settled.inc_by(report.settled.into());
+                    metrics.retried.inc_by(report.unsettled.into());
+                    metrics
+                        .idempotency_purged
+                        .inc_by(report.idempotency_purged.into());
                     let settlements = report.settled + report.unsettled;
                     if report.expired > 0
                         || report.skipped > 0

@@ -93,6 +93,18 @@ const RULES: &[Rule] = &[
         Check::NeverReaches(&["booking-runtime", "booking-host"]),
     ),
     rule("booking-host", Check::OnlyDependedOnBy(&["e2e-tests"])),
+    // Metrics and traces are a leaf every host crate may use: they know
+    // the model's report, never the logic, the sandbox or a backend.
+    rule(
+        "booking-telemetry",
+        Check::NeverReaches(&[
+            "booking-logic",
+            "booking-runtime",
+            "booking-adapters",
+            "booking-host",
+            "wasmtime",
+        ]),
+    ),
 ];
 
 /// The resolved dependency graph of the workspace.

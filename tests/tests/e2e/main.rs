@@ -8,6 +8,7 @@ mod contention;
 mod graphiql_browser;
 mod hot_swap;
 mod native_twin;
+mod observability;
 mod preinit;
 mod quotas;
 mod real_backends;

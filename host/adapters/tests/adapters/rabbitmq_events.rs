@@ -59,7 +59,13 @@ fn spawn_relay(
         min_backoff: Duration::from_millis(50),
         max_backoff,
     };
-    let relay = tokio::spawn(relay::run(outbox, publisher, config, stop));
+    let relay = tokio::spawn(relay::run(
+        outbox,
+        publisher,
+        config,
+        booking_telemetry::metrics::RelayMetrics::default(),
+        stop,
+    ));
     (stop_relay, relay)
 }
 

@@ -7,6 +7,10 @@ use crate::state::RequestState;
 
 impl Host for RequestState {
     async fn history(&mut self, booking_id: String) -> Result<Vec<Event>, Error> {
-        Ok(wit(self.ports.events.history(&booking_id).await?))
+        Ok(wit(self
+            .call("events", "history", |ports| {
+                ports.events.history(&booking_id)
+            })
+            .await?))
     }
 }

@@ -7,15 +7,28 @@ use crate::state::RequestState;
 
 impl Host for RequestState {
     async fn charge(&mut self, request: ChargeRequest) -> Result<Receipt, Error> {
-        self.ports.payments.charge(&request.into()).await.answer()
+        let request = request.into();
+        self.call("payments", "charge", |ports| {
+            ports.payments.charge(&request)
+        })
+        .await
+        .answer()
     }
 
     async fn refund(&mut self, transaction_id: String) -> Result<RefundReceipt, Error> {
-        self.ports.payments.refund(&transaction_id).await.answer()
+        self.call("payments", "refund", |ports| {
+            ports.payments.refund(&transaction_id)
+        })
+        .await
+        .answer()
     }
 
     async fn void_charge(&mut self, idempotency_key: String) -> Result<Option<Receipt>, Error> {
-        let voided = self.ports.payments.void_charge(&idempotency_key).await?;
+        let voided = self
+            .call("payments", "void_charge", |ports| {
+                ports.payments.void_charge(&idempotency_key)
+            })
+            .await?;
         Ok(voided.map(Into::into))
     }
 }

@@ -7,11 +7,19 @@ use crate::state::RequestState;
 
 impl Host for RequestState {
     async fn get_showtime(&mut self, showtime_id: String) -> Result<Showtime, Error> {
-        self.ports.seats.get_showtime(&showtime_id).await.answer()
+        self.call("seats", "get_showtime", |ports| {
+            ports.seats.get_showtime(&showtime_id)
+        })
+        .await
+        .answer()
     }
 
     async fn seat_map(&mut self, showtime_id: String) -> Result<Vec<Seat>, Error> {
-        Ok(wit(self.ports.seats.seat_map(&showtime_id).await?))
+        Ok(wit(self
+            .call("seats", "seat_map", |ports| {
+                ports.seats.seat_map(&showtime_id)
+            })
+            .await?))
     }
 
     async fn lock_seats(
@@ -21,18 +29,28 @@ impl Host for RequestState {
         holder: String,
         ttl_seconds: u32,
     ) -> Result<SeatLock, Error> {
-        self.ports
-            .seats
-            .lock_seats(&showtime_id, &numbers, &holder, ttl_seconds)
-            .await
-            .answer()
+        self.call("seats", "lock_seats", |ports| {
+            ports
+                .seats
+                .lock_seats(&showtime_id, &numbers, &holder, ttl_seconds)
+        })
+        .await
+        .answer()
     }
 
     async fn confirm_seats(&mut self, lock_id: String) -> Result<(), Error> {
-        Ok(self.ports.seats.confirm_seats(&lock_id).await?)
+        Ok(self
+            .call("seats", "confirm_seats", |ports| {
+                ports.seats.confirm_seats(&lock_id)
+            })
+            .await?)
     }
 
     async fn release_seats(&mut self, lock_id: String) -> Result<(), Error> {
-        Ok(self.ports.seats.release_seats(&lock_id).await?)
+        Ok(self
+            .call("seats", "release_seats", |ports| {
+                ports.seats.release_seats(&lock_id)
+            })
+            .await?)
     }
 }

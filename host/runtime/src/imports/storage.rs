@@ -9,12 +9,19 @@ use crate::state::RequestState;
 
 impl Host for RequestState {
     async fn insert(&mut self, booking: Booking, events: Vec<Event>) -> Result<(), Error> {
-        let events: Vec<model::Event> = wit(events);
-        Ok(self.ports.storage.insert(&booking.into(), &events).await?)
+        let (booking, events): (model::Booking, Vec<model::Event>) = (booking.into(), wit(events));
+        Ok(self
+            .call("storage", "insert", |ports| {
+                ports.storage.insert(&booking, &events)
+            })
+            .await?)
     }
 
     async fn get(&mut self, booking_id: String) -> Result<Option<Booking>, Error> {
-        Ok(self.ports.storage.get(&booking_id).await?.map(Into::into))
+        let booking = self
+            .call("storage", "get", |ports| ports.storage.get(&booking_id))
+            .await?;
+        Ok(booking.map(Into::into))
     }
 
     async fn update_if_version(
@@ -23,11 +30,13 @@ impl Host for RequestState {
         expected_version: u64,
         events: Vec<Event>,
     ) -> Result<u64, Error> {
-        let events: Vec<model::Event> = wit(events);
+        let (booking, events): (model::Booking, Vec<model::Event>) = (booking.into(), wit(events));
         Ok(self
-            .ports
-            .storage
-            .update_if_version(&booking.into(), expected_version, &events)
+            .call("storage", "update_if_version", |ports| {
+                ports
+                    .storage
+                    .update_if_version(&booking, expected_version, &events)
+            })
             .await?)
     }
 
@@ -36,11 +45,12 @@ impl Host for RequestState {
         user_id: String,
         page: PageRequest,
     ) -> Result<BookingPage, Error> {
-        self.ports
-            .storage
-            .list_by_user(&user_id, &page.into())
-            .await
-            .answer()
+        let page = page.into();
+        self.call("storage", "list_by_user", |ports| {
+            ports.storage.list_by_user(&user_id, &page)
+        })
+        .await
+        .answer()
     }
 
     async fn list_expired_pending(
@@ -49,21 +59,26 @@ impl Host for RequestState {
         limit: u32,
     ) -> Result<Vec<Booking>, Error> {
         Ok(wit(self
-            .ports
-            .storage
-            .list_expired_pending(now, limit)
+            .call("storage", "list_expired_pending", |ports| {
+                ports.storage.list_expired_pending(now, limit)
+            })
             .await?))
     }
 
     async fn list_unsettled(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Booking>, Error> {
-        Ok(wit(self.ports.storage.list_unsettled(now, limit).await?))
+        Ok(wit(self
+            .call("storage", "list_unsettled", |ports| {
+                ports.storage.list_unsettled(now, limit)
+            })
+            .await?))
     }
 
     async fn insert_idempotency_record(&mut self, record: IdempotencyRecord) -> Result<(), Error> {
+        let record = record.into();
         Ok(self
-            .ports
-            .storage
-            .insert_idempotency_record(&record.into())
+            .call("storage", "insert_idempotency_record", |ports| {
+                ports.storage.insert_idempotency_record(&record)
+            })
             .await?)
     }
 
@@ -73,9 +88,9 @@ impl Host for RequestState {
         key: String,
     ) -> Result<Option<IdempotencyRecord>, Error> {
         let record = self
-            .ports
-            .storage
-            .get_idempotency_record(&user_id, &key)
+            .call("storage", "get_idempotency_record", |ports| {
+                ports.storage.get_idempotency_record(&user_id, &key)
+            })
             .await?;
         Ok(record.map(Into::into))
     }
@@ -85,10 +100,13 @@ impl Host for RequestState {
         record: IdempotencyRecord,
         expected_version: u64,
     ) -> Result<u64, Error> {
+        let record = record.into();
         Ok(self
-            .ports
-            .storage
-            .update_idempotency_record(&record.into(), expected_version)
+            .call("storage", "update_idempotency_record", |ports| {
+                ports
+                    .storage
+                    .update_idempotency_record(&record, expected_version)
+            })
             .await?)
     }
 
@@ -98,9 +116,9 @@ impl Host for RequestState {
         limit: u32,
     ) -> Result<u32, Error> {
         Ok(self
-            .ports
-            .storage
-            .purge_idempotency_records(now, limit)
+            .call("storage", "purge_idempotency_records", |ports| {
+                ports.storage.purge_idempotency_records(now, limit)
+            })
             .await?)
     }
 }

@@ -7,10 +7,16 @@ use crate::state::RequestState;
 
 impl Host for RequestState {
     async fn get_user(&mut self, user_id: String) -> Result<User, Error> {
-        self.ports.users.get_user(&user_id).await.answer()
+        self.call("users", "get_user", |ports| ports.users.get_user(&user_id))
+            .await
+            .answer()
     }
 
     async fn authenticate(&mut self, token: String) -> Result<Caller, Error> {
-        self.ports.users.authenticate(&token).await.answer()
+        self.call("users", "authenticate", |ports| {
+            ports.users.authenticate(&token)
+        })
+        .await
+        .answer()
     }
 }

@@ -12,6 +12,8 @@ use http_body_util::{BodyExt, Full};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use booking_telemetry::metrics::{VersionLabels, short_version};
+
 use super::Runtime;
 use crate::component::{LogicComponent, Rejection, hex};
 use crate::deployment::{Deployment, DeploymentError};
@@ -110,7 +112,9 @@ impl Runtime {
     }
 
     pub async fn rollback(&self) -> Result<Arc<LogicComponent>, AdminError> {
-        Ok(self.change(Deployment::rollback).await?.active.clone())
+        let active = self.change(Deployment::rollback).await?.active.clone();
+        self.metrics.versions.rollbacks.inc();
+        Ok(active)
     }
 
     pub async fn start_canary(
@@ -190,8 +194,13 @@ impl Runtime {
         next: impl FnOnce(&Deployment) -> Result<Deployment, DeploymentError>,
     ) -> Result<Arc<Deployment>, DeploymentError> {
         let _serialised = self.admin.lock().await;
-        let next = Arc::new(next(&self.deployment.load())?);
+        let current = self.deployment.load_full();
+        let next = Arc::new(next(&current)?);
         self.deployment.store(next.clone());
+        if next.active.sha256 != current.active.sha256 {
+            self.metrics.versions.swaps.inc();
+        }
+        self.publish_deployment(&next);
         tracing::info!(
             active = next.active.short_id(),
             canary =
@@ -201,6 +210,27 @@ impl Runtime {
             "deployment changed"
         );
         Ok(next)
+    }
+
+    /// `booking_logic_version`: 1 for each deployed version and its role.
+    pub(super) fn publish_deployment(&self, deployment: &Deployment) {
+        let info = &self.metrics.versions.info;
+        info.clear();
+        let set = |role: &'static str, component: &LogicComponent| {
+            info.get_or_create(&VersionLabels {
+                role,
+                version: short_version(&component.sha256),
+                label: component.label.get().cloned().unwrap_or_default(),
+            })
+            .set(1);
+        };
+        set(Role::Active.as_str(), &deployment.active);
+        if let Some(canary) = &deployment.canary {
+            set(Role::Canary.as_str(), &canary.candidate);
+        }
+        if let Some(previous) = &deployment.previous {
+            set(Role::Previous.as_str(), previous);
+        }
     }
 
     fn evict_idle(&self, loaded: &mut BTreeMap<String, Arc<LogicComponent>>) {
@@ -246,6 +276,7 @@ impl Runtime {
             .clone()
             .acquire_owned()
             .await
+            .map(super::Slot::maintenance)
             .map_err(|e| Rejection::SmokeTestFailed(e.to_string()))?;
         let deadline = Instant::now() + self.engine.limits.deadline;
         let response = self
