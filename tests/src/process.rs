@@ -27,6 +27,17 @@ impl HostProcess {
         data_dir: &Path,
         args: &[&str],
     ) -> HostProcess {
+        HostProcess::start_with_env(binary, peers, data_dir, args, &[]).await
+    }
+
+    /// The same, with `env` set for the host (e.g. `OTEL_*`).
+    pub async fn start_with_env(
+        binary: &str,
+        peers: &RunningPeers,
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> HostProcess {
         let mut command = Command::new(binary);
         // The booking component unless `args` name another.
         if !args.contains(&"--component") {
@@ -36,6 +47,7 @@ impl HostProcess {
         }
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--cinema-service-url", &peers.cinema_url])
@@ -45,6 +57,7 @@ impl HostProcess {
             .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -21,7 +21,7 @@ use booking_model::{ChargeRequest, Receipt, RefundReceipt};
 use reqwest::{StatusCode, Url};
 
 use crate::Adapter;
-use crate::rest::{Failure, read, url};
+use crate::rest::{Failure, SendTraced, read, url};
 use crate::tls::TlsRoots;
 
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ impl Payments for RestPayments {
             .post(url(&self.base, &["payments"]))
             .timeout(self.charge_timeout)
             .json(&rest_core::ChargeBody::of(request))
-            .send()
+            .send_traced()
             .await
             .map_err(transport_error)?;
         let (status, body) = read(response).await.map_err(read_error)?;
@@ -89,7 +89,7 @@ impl Payments for RestPayments {
             .client
             .post(url(&self.base, &["payments", transaction_id, "refund"]))
             .timeout(self.timeout)
-            .send()
+            .send_traced()
             .await
             .map_err(transport_error)?;
         let (status, body) = read(response).await.map_err(read_error)?;
@@ -106,7 +106,7 @@ impl Payments for RestPayments {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(rest_core::void_charge_json(idempotency_key)?)
             .timeout(self.timeout)
-            .send()
+            .send_traced()
             .await
             .map_err(transport_error)?;
         let (status, body) = read(response).await.map_err(read_error)?;
@@ -146,7 +146,7 @@ impl Adapter for RestPayments {
             .client
             .get(url(&self.base, &["health"]))
             .timeout(self.timeout)
-            .send()
+            .send_traced()
             .await
             .map_err(|e| transport_error(e).to_string())?;
         if response.status().is_success() {

@@ -29,6 +29,22 @@ pub(crate) fn client(
         .connect_timeout(connect_timeout))
 }
 
+/// Sends a request with the current span's trace context (`traceparent`),
+/// so the User and Payment services continue the booking's trace.
+pub(crate) trait SendTraced {
+    fn send_traced(self) -> impl Future<Output = reqwest::Result<Response>> + Send;
+}
+
+impl SendTraced for reqwest::RequestBuilder {
+    fn send_traced(self) -> impl Future<Output = reqwest::Result<Response>> + Send {
+        match booking_telemetry::traceparent() {
+            Some(traceparent) => self.header(booking_telemetry::traces::TRACEPARENT, traceparent),
+            None => self,
+        }
+        .send()
+    }
+}
+
 /// How a request failed, and what happened, for people.
 pub(crate) type Failure = (TransportFailure, String);
 

@@ -11,8 +11,9 @@ use cinema_grpc::{
     ConfirmSeatsRequest, GetSeatMapRequest, GetShowtimeRequest, LockSeatsRequest,
     ReleaseSeatsRequest,
 };
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use tonic::{Code, Status};
+use tonic::{Code, Request, Status};
 
 use crate::Adapter;
 use crate::tls::TlsRoots;
@@ -29,8 +30,23 @@ pub struct SeatsConfig {
     pub tls: TlsRoots,
 }
 
+/// Every call carries the current span's trace context (`traceparent`
+/// metadata), so the Cinema service continues the booking's trace.
+type TracedChannel = InterceptedService<Channel, fn(Request<()>) -> Result<Request<()>, Status>>;
+
+fn with_trace_context(mut request: Request<()>) -> Result<Request<()>, Status> {
+    if let Some(traceparent) = booking_telemetry::traceparent()
+        && let Ok(value) = traceparent.parse()
+    {
+        request
+            .metadata_mut()
+            .insert(booking_telemetry::traces::TRACEPARENT, value);
+    }
+    Ok(request)
+}
+
 pub struct GrpcSeats {
-    client: CinemaServiceClient<Channel>,
+    client: CinemaServiceClient<TracedChannel>,
 }
 
 impl GrpcSeats {
@@ -56,7 +72,10 @@ impl GrpcSeats {
             .tcp_nodelay(true)
             .connect_lazy();
         Ok(GrpcSeats {
-            client: CinemaServiceClient::new(channel),
+            client: CinemaServiceClient::with_interceptor(
+                channel,
+                with_trace_context as fn(_) -> _,
+            ),
         })
     }
 }

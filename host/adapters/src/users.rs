@@ -16,7 +16,7 @@ use reqwest::Url;
 
 use self::auth_cache::{Answer, AuthCache};
 use crate::Adapter;
-use crate::rest::{Failure, read, url};
+use crate::rest::{Failure, SendTraced, read, url};
 use crate::tls::TlsRoots;
 
 /// How long an authenticated token is trusted without asking again (at
@@ -89,7 +89,7 @@ impl RestUsers {
             .client
             .get(url(&self.base, &["auth", "me"]))
             .header(reqwest::header::AUTHORIZATION, authorization)
-            .send()
+            .send_traced()
             .await
             .map_err(transport_error)?;
         let (status, body) = read(response).await.map_err(read_error)?;
@@ -109,7 +109,7 @@ impl Users for RestUsers {
         let response = self
             .client
             .get(url(&self.base, &["users", user_id]))
-            .send()
+            .send_traced()
             .await
             .map_err(transport_error)?;
         let (status, body) = read(response).await.map_err(read_error)?;
@@ -174,7 +174,7 @@ impl Adapter for RestUsers {
         let response = self
             .client
             .get(url(&self.base, &["health"]))
-            .send()
+            .send_traced()
             .await
             .map_err(|e| transport_error(e).to_string())?;
         if response.status().is_success() {

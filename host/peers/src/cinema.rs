@@ -10,10 +10,12 @@ use cinema_grpc::{
     ConfirmSeatsRequest, ConfirmSeatsResponse, GetSeatMapRequest, GetShowtimeRequest,
     LockSeatsRequest, ReleaseSeatsRequest, ReleaseSeatsResponse, SeatLock, SeatMap, Showtime,
 };
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::catalog;
 use crate::clock::now_ms;
+use crate::traces::SeenTraces;
 use inventory::{Inventory, InventoryError};
 
 pub use inventory::Lock;
@@ -52,8 +54,18 @@ impl CinemaState {
 }
 
 /// The tonic service over a `CinemaState`.
-pub fn service(state: CinemaState) -> CinemaServiceServer<Cinema> {
-    CinemaServiceServer::new(Cinema { state })
+/// The Cinema service, noting the trace id each call carries (gRPC
+/// metadata `traceparent`).
+pub fn service(
+    state: CinemaState,
+    traces: SeenTraces,
+) -> InterceptedService<CinemaServiceServer<Cinema>, impl tonic::service::Interceptor + Clone> {
+    let note = move |request: tonic::Request<()>| {
+        let traceparent = request.metadata().get("traceparent");
+        traces.note("cinema", traceparent.and_then(|value| value.to_str().ok()));
+        Ok(request)
+    };
+    CinemaServiceServer::with_interceptor(Cinema { state }, note)
 }
 
 pub struct Cinema {
@@ -156,7 +168,7 @@ mod tests {
         let addr = listener.local_addr().expect("bound");
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(service(state.clone()))
+                .add_service(service(state.clone(), SeenTraces::default()))
                 .serve_with_incoming(TcpIncoming::from(listener)),
         );
         let client = CinemaServiceClient::connect(format!("http://{addr}"))

@@ -9,6 +9,7 @@ pub mod cinema;
 mod clock;
 pub mod payments;
 mod tls;
+mod traces;
 pub mod users;
 
 use std::future::Future;
@@ -29,6 +30,7 @@ use crate::tls::TlsListener;
 pub use cinema::CinemaState;
 pub use payments::{PaymentBehaviour, PaymentsState};
 pub use tls::PeersTls;
+pub use traces::SeenTraces;
 pub use users::UsersState;
 
 /// Where the peers listen. Port 0 picks a free port.
@@ -67,6 +69,8 @@ pub struct RunningPeers {
     pub payments_url: String,
     pub cinema: CinemaState,
     pub payments: PaymentsState,
+    /// The trace ids the three peers received.
+    pub traces: SeenTraces,
     shutdown: watch::Sender<()>,
     /// Aborts the servers when dropped.
     servers: JoinSet<anyhow::Result<()>>,
@@ -96,11 +100,13 @@ pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
     let cinema = CinemaState::new(catalog::showtimes());
     let payments = PaymentsState::new(config.payments);
     let users = UsersState::new(config.token_ttl);
+    let traces = SeenTraces::default();
     let (shutdown, stop) = watch::channel(());
     let mut servers = JoinSet::new();
     servers.spawn(serve_cinema(
         cinema_listener,
         cinema.clone(),
+        traces.clone(),
         config.tls.clone(),
         stopped(stop.clone()),
     ));
@@ -109,6 +115,7 @@ pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
         users_listener,
         acceptor.clone(),
         users::router(users),
+        traces.clone(),
         stopped(stop.clone()),
     ));
     servers.spawn(serve_http(
@@ -116,6 +123,7 @@ pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
         payments_listener,
         acceptor,
         payments::router(payments.clone()),
+        traces.clone(),
         stopped(stop),
     ));
     tracing::info!(%cinema_url, %users_url, %payments_url, "reference peers listening");
@@ -126,6 +134,7 @@ pub async fn start(config: PeersConfig) -> anyhow::Result<RunningPeers> {
         payments_url,
         cinema,
         payments,
+        traces,
         shutdown,
         servers,
     })
@@ -176,6 +185,7 @@ async fn stopped(mut stop: watch::Receiver<()>) {
 async fn serve_cinema(
     listener: TcpListener,
     state: CinemaState,
+    traces: SeenTraces,
     tls: Option<PeersTls>,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -192,7 +202,7 @@ async fn serve_cinema(
     server
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
-        .add_service(cinema::service(state))
+        .add_service(cinema::service(state, traces))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop)
         .await
         .context("cinema peer")
@@ -203,8 +213,13 @@ async fn serve_http(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     router: Router,
+    traces: SeenTraces,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        (name, traces),
+        traces::note_http,
+    ));
     match tls {
         Some(acceptor) => {
             axum::serve(TlsListener::new(listener, acceptor), router)

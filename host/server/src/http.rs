@@ -95,6 +95,7 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
         span.record("graphql.operation.name", field.as_str());
         span.record("graphql.operation.type", kind.as_str());
     }
+    tracing::debug!(parent: &span, status, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "request answered");
     if counted {
         let version = response
             .headers()

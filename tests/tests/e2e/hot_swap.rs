@@ -81,6 +81,8 @@ fn config_on(
         "127.0.0.1:0",
         "--admin-listen",
         admin_listen,
+        "--metrics-listen",
+        "127.0.0.1:0",
         "--component",
         &component,
         "--data-dir",

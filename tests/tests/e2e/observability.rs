@@ -340,3 +340,181 @@ async fn metrics_follow_the_workflow_traps_and_a_hot_swap() {
     }
     service.stop().await;
 }
+
+/// An OTLP/HTTP trace receiver on a free port: every span it was sent.
+struct TraceReceiver {
+    endpoint: String,
+    spans: std::sync::Arc<std::sync::Mutex<Vec<ReceivedSpan>>>,
+}
+
+#[derive(Debug, Clone)]
+struct ReceivedSpan {
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    name: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+impl TraceReceiver {
+    async fn start() -> TraceReceiver {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message;
+
+        let spans = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = spans.clone();
+        let router = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                let mut kept = kept.lock().unwrap();
+                for resource in request.resource_spans {
+                    for scope in resource.scope_spans {
+                        for span in scope.spans {
+                            kept.push(ReceivedSpan {
+                                trace_id: hex(&span.trace_id),
+                                span_id: hex(&span.span_id),
+                                parent_span_id: hex(&span.parent_span_id),
+                                name: span.name,
+                            });
+                        }
+                    }
+                }
+                axum::http::StatusCode::OK
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        TraceReceiver { endpoint, spans }
+    }
+
+    fn of_trace(&self, trace_id: &str) -> Vec<ReceivedSpan> {
+        let spans = self.spans.lock().unwrap();
+        spans
+            .iter()
+            .filter(|span| span.trace_id == trace_id)
+            .cloned()
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_trace_runs_from_the_client_through_the_imports_to_the_peers() {
+    let receiver = TraceReceiver::start().await;
+    let peers = e2e_tests::reference_peers(Default::default()).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let host = e2e_tests::process::HostProcess::start_with_env(
+        env!("CARGO_BIN_EXE_e2e-host"),
+        &peers,
+        data_dir.path(),
+        &["--auth-mode", "disabled"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_SERVICE_NAME", "booking-e2e"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("LOG_FORMAT", "json"),
+            ("RUST_LOG", "info,booking_host::http=debug"),
+        ],
+    )
+    .await;
+    let api = e2e_tests::Api::new(host.base_url.clone(), peers.users_url.clone());
+
+    // The client's own span: the host's request span must be its child.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let traceparent = format!("00-{trace_id}-{client_span}-01");
+    let variables = json!({"u": "user_123", "s": "showtime_456", "n": ["B3"]});
+    let (status, body) = api
+        .graphql_with(
+            &[
+                ("traceparent", &traceparent),
+                ("x-request-id", "req-otel-1"),
+            ],
+            CREATE,
+            variables,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let booking = body["data"]["createBooking"]["booking"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a booking: {body}"))
+        .to_owned();
+    let (status, paid) = api
+        .graphql_with(
+            &[("traceparent", &traceparent)],
+            "mutation($b: String!) { processPayment(bookingId: $b, paymentMethod: \"credit_card\", paymentDetails: \"card_token_xyz\") { success } }",
+            json!({"b": booking}),
+        )
+        .await;
+    assert_eq!(status, 200, "{paid}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let spans = loop {
+        let spans = receiver.of_trace(trace_id);
+        let imports = spans.iter().filter(|span| span.name.contains('.')).count();
+        if spans
+            .iter()
+            .filter(|span| span.name == "POST /graphql")
+            .count()
+            == 2
+            && imports >= 5
+        {
+            break spans;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no complete trace arrived: {spans:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let requests: Vec<_> = spans
+        .iter()
+        .filter(|span| span.name == "POST /graphql")
+        .collect();
+    for request in &requests {
+        assert_eq!(
+            request.parent_span_id, client_span,
+            "the request continues the client's span"
+        );
+    }
+    let by_name = |name: &str| {
+        spans
+            .iter()
+            .find(|span| span.name == name)
+            .unwrap_or_else(|| panic!("no {name} span in {spans:#?}"))
+    };
+    for import in [
+        "seats.lock_seats",
+        "users.get_user",
+        "storage.insert",
+        "payments.charge",
+        "storage.update_if_version",
+    ] {
+        let span = by_name(import);
+        assert!(
+            requests
+                .iter()
+                .any(|request| request.span_id == span.parent_span_id),
+            "{import} is a child of a request span: {spans:#?}"
+        );
+    }
+    for peer in ["cinema", "users", "payments"] {
+        assert!(
+            peers.traces.saw(peer, trace_id),
+            "the {peer} peer got the trace"
+        );
+    }
+
+    // JSON log lines carry the request's id and its trace id.
+    let log = host.log();
+    let answered = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["span"]["request_id"] == "req-otel-1")
+        .unwrap_or_else(|| panic!("no JSON line of the request:\n{log}"));
+    assert_eq!(answered["span"]["trace_id"], trace_id, "{answered}");
+}

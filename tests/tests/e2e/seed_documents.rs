@@ -184,6 +184,7 @@ async fn start_host_with(
         "booking-host".to_owned(),
         "--listen=127.0.0.1:0".to_owned(),
         "--admin-listen=127.0.0.1:0".to_owned(),
+        "--metrics-listen=127.0.0.1:0".to_owned(),
         format!("--component={}", component.display()),
         format!("--data-dir={}", data_dir.path().display()),
     ];
