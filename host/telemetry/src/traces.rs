@@ -14,6 +14,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -70,14 +71,18 @@ impl Drop for Telemetry {
 }
 
 /// Installs the process's subscriber: `RUST_LOG` (else `default_filter`)
-/// chooses what is logged and traced. Fails on an OTLP setting it cannot
+/// chooses what is logged; spans are exported at INFO and above. Fails on an OTLP setting it cannot
 /// honour rather than running untraced by surprise.
 pub fn init(format: LogFormat, default_filter: &str) -> anyhow::Result<Telemetry> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let provider = otlp_provider()?;
-    let spans = provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("booking")));
+    // Spans are exported at INFO whatever `RUST_LOG` says: the log's
+    // level must not switch tracing off.
+    let spans = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("booking"))
+            .with_filter(LevelFilter::INFO)
+    });
     let log = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -86,12 +91,14 @@ pub fn init(format: LogFormat, default_filter: &str) -> anyhow::Result<Telemetry
             .with_span_list(false)
             .boxed(),
     };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // The request's span stays on at any level: every line logged during
+    // a request carries its `request_id` and `trace_id`.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter))
+        .add_directive(concat!(module_path!(), "=info").parse()?);
     tracing_subscriber::registry()
         .with(spans)
-        .with(log)
-        .with(filter)
+        .with(log.with_filter(filter))
         .try_init()
         .context("installing the log subscriber")?;
     Ok(Telemetry { provider })

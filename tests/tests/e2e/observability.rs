@@ -417,7 +417,11 @@ async fn one_trace_runs_from_the_client_through_the_imports_to_the_peers() {
             ("OTEL_SERVICE_NAME", "booking-e2e"),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
             ("LOG_FORMAT", "json"),
-            ("RUST_LOG", "info,booking_host::http=debug"),
+            // A quiet log must not quiet the traces.
+            (
+                "RUST_LOG",
+                "warn,booking_host=info,booking_host::http=debug",
+            ),
         ],
     )
     .await;
