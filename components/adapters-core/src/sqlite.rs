@@ -37,7 +37,7 @@ use booking_model::{PortError, PortResult};
 
 pub use events::{
     Unpublished, backlog, event_history, event_tail, mark_all_published, mark_published,
-    unpublished,
+    set_trace_parent, unpublished,
 };
 pub use schema::migrate;
 pub use storage::{

@@ -31,11 +31,35 @@ pub struct LogConfig<D> {
     pub delivery: Delivery,
 }
 
+/// An event waiting for the broker, with the W3C `traceparent` of the
+/// request that stored it (when that request was traced), which the
+/// relay sends along so a consumer continues the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsent {
+    pub event: Event,
+    pub traceparent: Option<String>,
+}
+
+impl From<Event> for Unsent {
+    fn from(event: Event) -> Unsent {
+        Unsent {
+            event,
+            traceparent: None,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// Unpublished events, at most `limit`, oldest bookings first and each
-    /// booking's in commit order.
-    async fn unpublished(&self, limit: u32) -> PortResult<Vec<Event>>;
+    /// booking's in commit order, with their trace context.
+    async fn unsent(&self, limit: u32) -> PortResult<Vec<Unsent>>;
+
+    /// [`Outbox::unsent`]'s events alone.
+    async fn unpublished(&self, limit: u32) -> PortResult<Vec<Event>> {
+        let unsent = self.unsent(limit).await?;
+        Ok(unsent.into_iter().map(|unsent| unsent.event).collect())
+    }
 
     /// Records that the broker confirmed these events (whole events: a
     /// store may file them under their booking). Marking one again is

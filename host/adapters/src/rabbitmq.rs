@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use booking_model::Event;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
@@ -39,6 +38,7 @@ use lapin::{
 use tokio::sync::Mutex;
 
 use crate::Adapter;
+use crate::outbox::Unsent;
 use crate::tls::TlsRoots;
 
 /// The exchange used when none is configured.
@@ -132,7 +132,8 @@ impl RabbitPublisher {
     /// the broker has the message in a queue (a subscriber's or the
     /// alternate exchange's). A failure that breaks the connection drops
     /// it and fails the events not yet sent, so the next call starts afresh.
-    pub async fn publish(&self, events: &[Event]) -> Vec<Result<(), PublishError>> {
+    /// Each message carries its event's `traceparent` as a header.
+    pub async fn publish(&self, events: &[Unsent]) -> Vec<Result<(), PublishError>> {
         let mut link = self.link.lock().await;
         let channel = match self.connected(&mut link).await {
             Ok(channel) => channel,
@@ -185,11 +186,11 @@ impl RabbitPublisher {
     async fn publish_window(
         &self,
         channel: &Channel,
-        events: &[Event],
+        events: &[Unsent],
     ) -> Vec<Result<(), PublishError>> {
         let mut sent = Vec::with_capacity(events.len());
-        for event in events {
-            sent.push(self.send(channel, event).await);
+        for unsent in events {
+            sent.push(self.send(channel, unsent).await);
         }
         let mut confirmations = Vec::with_capacity(events.len());
         for confirm in sent {
@@ -232,6 +233,7 @@ impl RabbitPublisher {
             .collect();
         events
             .iter()
+            .map(|unsent| &unsent.event)
             .zip(acked)
             .map(|(event, acked)| match acked? {
                 _ if returned.contains(event.id.as_str()) => {
@@ -246,8 +248,9 @@ impl RabbitPublisher {
     async fn send(
         &self,
         channel: &Channel,
-        event: &Event,
+        unsent: &Unsent,
     ) -> Result<PublisherConfirm, PublishError> {
+        let event = &unsent.event;
         let body = serde_json::to_vec(event)
             .map_err(|error| PublishError::Encoding(event.id.clone(), error.to_string()))?;
         let properties = BasicProperties::default()
@@ -256,7 +259,8 @@ impl RabbitPublisher {
             .with_type(event.kind.as_str().into())
             .with_app_id("booking-host".into())
             .with_timestamp(event.occurred_at / 1000)
-            .with_delivery_mode(PERSISTENT);
+            .with_delivery_mode(PERSISTENT)
+            .with_headers(trace_headers(unsent.traceparent.as_deref()));
         channel
             .basic_publish(
                 self.config.exchange.as_str().into(),
@@ -400,4 +404,16 @@ impl Adapter for RabbitPublisher {
             )),
         }
     }
+}
+
+/// The AMQP headers of a message: its W3C trace context, if any.
+fn trace_headers(traceparent: Option<&str>) -> FieldTable {
+    let mut headers = FieldTable::default();
+    if let Some(traceparent) = traceparent {
+        headers.insert(
+            booking_telemetry::traces::TRACEPARENT.into(),
+            AMQPValue::LongString(traceparent.into()),
+        );
+    }
+    headers
 }

@@ -12,11 +12,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use booking_model::Event;
 use booking_telemetry::metrics::RelayMetrics;
 use tokio::sync::watch;
 
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Unsent};
 use crate::rabbitmq::RabbitPublisher;
 
 #[derive(Debug, Clone)]
@@ -110,16 +109,16 @@ async fn round(
     publisher: &RabbitPublisher,
     batch: u32,
 ) -> Result<usize, RoundError> {
-    let heads = oldest_per_booking(outbox.unpublished(batch).await?);
+    let heads = oldest_per_booking(outbox.unsent(batch).await?);
     if heads.is_empty() {
         return Ok(0);
     }
     let results = publisher.publish(&heads).await;
     let mut confirmed = Vec::with_capacity(heads.len());
     let mut first_failure = None;
-    for (event, result) in heads.into_iter().zip(results) {
+    for (unsent, result) in heads.into_iter().zip(results) {
         match result {
-            Ok(()) => confirmed.push(event),
+            Ok(()) => confirmed.push(unsent.event),
             Err(error) => {
                 first_failure.get_or_insert(error);
             }
@@ -135,10 +134,10 @@ async fn round(
 }
 
 /// The first event of each booking, keeping the outbox's order.
-fn oldest_per_booking(events: Vec<Event>) -> Vec<Event> {
+fn oldest_per_booking(events: Vec<Unsent>) -> Vec<Unsent> {
     let mut seen = HashSet::new();
     events
         .into_iter()
-        .filter(|event| seen.insert(event.booking_id.clone()))
+        .filter(|unsent| seen.insert(unsent.event.booking_id.clone()))
         .collect()
 }

@@ -29,6 +29,8 @@ pub struct Received {
     pub message_id: Option<String>,
     pub content_type: Option<String>,
     pub delivery_mode: Option<u8>,
+    /// The `traceparent` header (W3C trace context), if any.
+    pub traceparent: Option<String>,
     pub body: serde_json::Value,
     /// The body as it came, for byte-for-byte comparisons.
     pub bytes: Vec<u8>,
@@ -118,6 +120,14 @@ impl Subscriber {
             message_id: properties.message_id().as_ref().map(|id| id.to_string()),
             content_type: properties.content_type().as_ref().map(|t| t.to_string()),
             delivery_mode: *properties.delivery_mode(),
+            traceparent: properties
+                .headers()
+                .as_ref()
+                .and_then(|headers| headers.inner().get("traceparent"))
+                .and_then(|value| match value {
+                    lapin::types::AMQPValue::LongString(text) => Some(text.to_string()),
+                    _ => None,
+                }),
             body: serde_json::from_slice(&delivery.data).expect("a JSON body"),
             bytes: delivery.data,
         })

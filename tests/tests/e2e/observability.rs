@@ -522,3 +522,102 @@ async fn one_trace_runs_from_the_client_through_the_imports_to_the_peers() {
         .unwrap_or_else(|| panic!("no JSON line of the request:\n{log}"));
     assert_eq!(answered["span"]["trace_id"], trace_id, "{answered}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumed_event_carries_the_trace_of_the_request_that_stored_it() {
+    let (Some(mongodb_url), Some(rabbitmq_url)) = (
+        test_support::service_url("TEST_MONGODB_URL"),
+        test_support::service_url("TEST_RABBITMQ_URL"),
+    ) else {
+        return;
+    };
+    let receiver = TraceReceiver::start().await;
+    let peers = e2e_tests::reference_peers(Default::default()).await;
+    let database = test_support::unique("e2e_traces");
+    // The outbox of each store: SQLite's events table, MongoDB's booking
+    // documents.
+    for (store, store_args) in [
+        ("sqlite", vec![]),
+        (
+            "mongodb",
+            vec![
+                "--mongodb-url",
+                mongodb_url.as_str(),
+                "--mongodb-database",
+                database.as_str(),
+            ],
+        ),
+    ] {
+        let exchange = test_support::unique("e2e.traced.events");
+        let mut subscriber =
+            test_support::amqp::Subscriber::declare_and_bind(&rabbitmq_url, &exchange, "booking.#")
+                .await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--auth-mode",
+            "disabled",
+            "--rabbitmq-url",
+            rabbitmq_url.as_str(),
+            "--rabbitmq-exchange",
+            exchange.as_str(),
+        ];
+        args.extend(store_args);
+        let host = e2e_tests::process::HostProcess::start_with_env(
+            env!("CARGO_BIN_EXE_e2e-host"),
+            &peers,
+            data_dir.path(),
+            &args,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+                ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ],
+        )
+        .await;
+        let api = e2e_tests::Api::new(host.base_url.clone(), peers.users_url.clone());
+        let trace_id = if store == "sqlite" {
+            "0af7651916cd43dd8448eb211c80319c"
+        } else {
+            "5b8efff798038103d269b633813fc60c"
+        };
+        let traceparent = format!("00-{trace_id}-b7ad6b7169203331-01");
+        let seat = if store == "sqlite" { "C5" } else { "C6" };
+        let (status, body) = api
+            .graphql_with(
+                &[("traceparent", &traceparent)],
+                CREATE,
+                json!({"u": "user_123", "s": "showtime_456", "n": [seat]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["createBooking"]["success"], true, "{body}");
+        let received = subscriber
+            .next(std::time::Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("{store}: the event arrives"));
+        assert_eq!(received.routing_key, "booking.created");
+        let carried = received
+            .traceparent
+            .unwrap_or_else(|| panic!("{store}: the message carries a traceparent"));
+        assert_eq!(
+            carried.split('-').nth(1),
+            Some(trace_id),
+            "{store}: the consumer continues the request's trace ({carried})"
+        );
+        // Its parent is a span the host exported: the store write's.
+        let parent = carried.split('-').nth(2).unwrap_or_default().to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !receiver
+            .of_trace(trace_id)
+            .iter()
+            .any(|span| span.span_id == parent && span.name == "storage.insert")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{store}: no storage.insert span {parent}: {:#?}",
+                receiver.of_trace(trace_id)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        drop(host);
+    }
+}

@@ -5,7 +5,7 @@
 
 use booking_model::{Event, EventKind, PortResult, Timestamp};
 
-use super::rows::{corrupt, get_text, get_u64};
+use super::rows::{corrupt, get_optional_text, get_text, get_u64};
 use super::{Database, Statement, Value};
 
 /// Decodes the `payload` column of every row.
@@ -46,6 +46,8 @@ pub struct Unpublished {
     pub kind: EventKind,
     /// The event JSON ([`Event::to_json`]), byte for byte as written.
     pub payload: String,
+    /// The W3C `traceparent` of the write, when the writer traced it.
+    pub trace_parent: Option<String>,
 }
 
 impl Unpublished {
@@ -57,7 +59,8 @@ impl Unpublished {
 /// The oldest unpublished events, at most `limit`, in commit order.
 pub fn unpublished(db: &impl Database, limit: u32) -> PortResult<Vec<Unpublished>> {
     let statement = Statement::new(
-        "SELECT id, kind, payload FROM events WHERE published_at IS NULL ORDER BY seq LIMIT ?",
+        "SELECT id, kind, payload, trace_parent FROM events WHERE published_at IS NULL \
+         ORDER BY seq LIMIT ?",
         vec![Value::Integer(i64::from(limit))],
     );
     db.run(statement)?
@@ -69,9 +72,25 @@ pub fn unpublished(db: &impl Database, limit: u32) -> PortResult<Vec<Unpublished
                 id: get_text(row, 0, "event id")?,
                 kind: EventKind::parse(&kind).ok_or_else(|| corrupt("event kind", &kind))?,
                 payload: get_text(row, 2, "payload")?,
+                trace_parent: get_optional_text(row, 3, "trace parent")?,
             })
         })
         .collect()
+}
+
+/// Records the trace context of the write that stored these events.
+pub fn set_trace_parent<'a>(
+    db: &impl Database,
+    ids: impl IntoIterator<Item = &'a str>,
+    trace_parent: &str,
+) -> PortResult<()> {
+    for id in ids {
+        db.run(Statement::new(
+            "UPDATE events SET trace_parent = ? WHERE id = ?",
+            vec![Value::text(trace_parent), Value::text(id)],
+        ))?;
+    }
+    Ok(())
 }
 
 /// Marks these events delivered at `at`; one marked already keeps its mark.

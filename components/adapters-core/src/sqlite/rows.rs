@@ -34,7 +34,11 @@ pub(crate) fn get_text(row: &[Value], at: usize, column: &str) -> PortResult<Str
     }
 }
 
-fn get_optional_text(row: &[Value], at: usize, column: &str) -> PortResult<Option<String>> {
+pub(crate) fn get_optional_text(
+    row: &[Value],
+    at: usize,
+    column: &str,
+) -> PortResult<Option<String>> {
     match row.get(at) {
         Some(Value::Null) => Ok(None),
         Some(Value::Text(text)) => Ok(Some(text.clone())),

@@ -92,6 +92,14 @@ const ADDED: &[Added] = &[
         // delivered: a relay started later must not replay the history.
         then: Some("UPDATE events SET published_at = occurred_at"),
     },
+    // The W3C trace context of the request that wrote the event, which
+    // the relay puts on the message (the host's; Spin writes none).
+    Added {
+        table: "events",
+        column: "trace_parent",
+        alter: "ALTER TABLE events ADD COLUMN trace_parent TEXT",
+        then: None,
+    },
 ];
 
 /// Appends the payloads in `NEW.new_events` (a JSON array of event JSON
@@ -133,7 +141,7 @@ const AFTER: &[&str] = &[
 /// needs none of them. A macro, because PRAGMA takes no parameters.
 macro_rules! schema_version {
     () => {
-        18
+        19
     };
 }
 pub const SCHEMA_VERSION: i64 = schema_version!();

@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use crate::Adapter;
 use crate::mongo::storage::COLLECTION;
 use crate::mongo::{MongoConfig, MongoDatabase, Operation};
-use crate::outbox::{Delivery, LogConfig, Outbox};
+use crate::outbox::{Delivery, LogConfig, Outbox, Unsent};
 
 /// The event fields of a booking document.
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +38,9 @@ struct EventFields {
     events: Vec<String>,
     #[serde(default)]
     pending_events: Vec<String>,
+    /// The `traceparent` of the write, by event id, for the relay.
+    #[serde(default)]
+    event_traces: std::collections::HashMap<String, String>,
 }
 
 /// The events of one write as its booking document takes them.
@@ -46,6 +49,8 @@ pub(crate) struct Embedded {
     pub events: Vec<String>,
     /// Appended to `pendingEvents` (and counted in `unpublished`).
     pub pending: Vec<String>,
+    /// Set in `eventTraces`: each pending event's `traceparent`.
+    pub traces: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -88,13 +93,21 @@ impl MongoEventLog {
                 serde_json::to_string(event).map_err(|e| PortError::Rejected(e.to_string()))
             })
             .collect::<PortResult<Vec<_>>>()?;
-        let pending = match self.delivery {
+        let pending: Vec<String> = match self.delivery {
             Delivery::Stored => Vec::new(),
             Delivery::Relayed => events.iter().map(|event| event.id.clone()).collect(),
+        };
+        let traces = match booking_telemetry::traceparent() {
+            Some(traceparent) => pending
+                .iter()
+                .map(|id| (id.clone(), traceparent.clone()))
+                .collect(),
+            None => Vec::new(),
         };
         Ok(Embedded {
             events: json,
             pending,
+            traces,
         })
     }
 
@@ -128,7 +141,7 @@ impl Events for MongoEventLog {
 
 #[async_trait]
 impl Outbox for MongoEventLog {
-    async fn unpublished(&self, limit: u32) -> PortResult<Vec<Event>> {
+    async fn unsent(&self, limit: u32) -> PortResult<Vec<Unsent>> {
         let bookings: Vec<EventFields> = self
             .db
             .run(Operation::Read, async {
@@ -136,18 +149,19 @@ impl Outbox for MongoEventLog {
                     .find(doc! { "unpublished": { "$gt": 0_i64 } })
                     .sort(doc! { "updatedAt": 1, "_id": 1 })
                     .limit(i64::from(limit))
-                    .projection(doc! { "events": 1, "pendingEvents": 1 })
+                    .projection(doc! { "events": 1, "pendingEvents": 1, "eventTraces": 1 })
                     .await?
                     .try_collect()
                     .await
             })
             .await?;
         let mut unpublished = Vec::new();
-        for booking in bookings {
+        for mut booking in bookings {
             for json in &booking.events {
                 let event = decode(json)?;
                 if booking.pending_events.contains(&event.id) {
-                    unpublished.push(event);
+                    let traceparent = booking.event_traces.remove(&event.id);
+                    unpublished.push(Unsent { event, traceparent });
                 }
             }
         }

@@ -65,11 +65,13 @@ struct NewBookingDocument {
     events: Vec<String>,
     pending_events: Vec<String>,
     unpublished: i64,
+    #[serde(skip_serializing_if = "Document::is_empty")]
+    event_traces: Document,
 }
 
 /// The event fields (`events.rs`), left out of booking reads.
 fn booking_fields() -> Document {
-    doc! { "events": 0, "pendingEvents": 0, "unpublished": 0 }
+    doc! { "events": 0, "pendingEvents": 0, "unpublished": 0, "eventTraces": 0 }
 }
 
 /// BSON integers are i64; refuse rather than wrap an absurd value.
@@ -294,6 +296,11 @@ impl Storage for MongoStorage {
         let document = NewBookingDocument {
             booking: BookingDocument::from_booking(booking, 1)?,
             unpublished: embedded.pending.len() as i64,
+            event_traces: embedded
+                .traces
+                .into_iter()
+                .map(|(id, traceparent)| (id, traceparent.into()))
+                .collect(),
             events: embedded.events,
             pending_events: embedded.pending,
         };
@@ -378,6 +385,11 @@ impl Storage for MongoStorage {
         }
         if !push.is_empty() {
             update.insert("$push", push);
+        }
+        if let Ok(set) = update.get_document_mut("$set") {
+            for (id, traceparent) in embedded.traces {
+                set.insert(format!("eventTraces.{id}"), traceparent);
+            }
         }
         let filter = doc! { "_id": &booking.id, "version": int(expected_version, "version")? };
         let previous = self

@@ -14,7 +14,7 @@ use booking_model::Event;
 use tokio::sync::Notify;
 
 use crate::Adapter;
-use crate::outbox::{Delivery, LogConfig, Outbox, now_ms};
+use crate::outbox::{Delivery, LogConfig, Outbox, Unsent, now_ms};
 use crate::sqlite::{Database, unavailable};
 
 #[derive(Clone)]
@@ -69,12 +69,17 @@ impl Events for SqliteEventLog {
 
 #[async_trait]
 impl Outbox for SqliteEventLog {
-    async fn unpublished(&self, limit: u32) -> PortResult<Vec<Event>> {
+    async fn unsent(&self, limit: u32) -> PortResult<Vec<Unsent>> {
         self.db
             .run(move |connection| {
                 sql::unpublished(connection, limit)?
-                    .iter()
-                    .map(sql::Unpublished::event)
+                    .into_iter()
+                    .map(|stored| {
+                        Ok(Unsent {
+                            event: stored.event()?,
+                            traceparent: stored.trace_parent,
+                        })
+                    })
                     .collect()
             })
             .await

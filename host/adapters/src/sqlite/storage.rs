@@ -43,13 +43,18 @@ impl SqliteStorage {
         let events = events.to_vec();
         let announced = !events.is_empty();
         let delivery = self.log.delivery();
+        // Read here: the blocking thread below is outside the request's span.
+        let traceparent = booking_telemetry::traceparent().filter(|_| announced);
         let written = self
             .db
             .run(move |connection| {
                 let transaction = connection.transaction().map_err(unavailable)?;
                 let written = write(&transaction, &events)?;
+                let ids = || events.iter().map(|e| e.id.as_str());
                 if let Some(at) = published_at_on_write(delivery).filter(|_| announced) {
-                    sql::mark_published(&*transaction, events.iter().map(|e| e.id.as_str()), at)?;
+                    sql::mark_published(&*transaction, ids(), at)?;
+                } else if let Some(traceparent) = &traceparent {
+                    sql::set_trace_parent(&*transaction, ids(), traceparent)?;
                 }
                 transaction.commit().map_err(unavailable)?;
                 Ok(written)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use booking_adapters::Adapter;
 use booking_adapters::mongo::events::MongoEventLog;
 use booking_adapters::mongo::storage::MongoStorage;
-use booking_adapters::outbox::{Delivery, Outbox};
+use booking_adapters::outbox::{Delivery, Outbox, Unsent};
 use booking_adapters::rabbitmq::{PublishError, RabbitConfig, RabbitPublisher};
 use booking_adapters::relay::{self, RelayConfig};
 use booking_adapters::sqlite::Database;
@@ -83,10 +83,14 @@ async fn confirmed_events_reach_a_bound_queue_as_json_with_their_id() {
         event("e1", "b1", EventKind::BookingCreated),
         event("e2", "b1", EventKind::BookingPaymentFailed),
     ];
-    let results = publisher.publish(&events).await;
+    // The first carries the trace context of the write that stored it.
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut unsent = untraced(&events);
+    unsent[0].traceparent = Some(traceparent.to_owned());
+    let results = publisher.publish(&unsent).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
 
-    for sent in &events {
+    for (sent, traced) in events.iter().zip([Some(traceparent), None]) {
         let received = subscriber
             .next(Duration::from_secs(5))
             .await
@@ -95,6 +99,7 @@ async fn confirmed_events_reach_a_bound_queue_as_json_with_their_id() {
         assert_eq!(received.message_id.as_deref(), Some(sent.id.as_str()));
         assert_eq!(received.content_type.as_deref(), Some("application/json"));
         assert_eq!(received.delivery_mode, Some(2), "persistent");
+        assert_eq!(received.traceparent.as_deref(), traced);
         assert_eq!(received.body, serde_json::to_value(sent).unwrap());
         assert_eq!(received.body["type"], sent.kind.as_str());
         assert_eq!(received.body["bookingId"], "b1");
@@ -110,7 +115,7 @@ async fn an_event_no_queue_is_bound_for_lands_in_the_unrouted_queue() {
     let exchange = unique("test.booking.events");
     let publisher = publisher(&url, &exchange);
     let results = publisher
-        .publish(&[event("e1", "b1", EventKind::BookingCreated)])
+        .publish(&[event("e1", "b1", EventKind::BookingCreated).into()])
         .await;
     assert!(results[0].is_ok(), "{results:?}");
     assert_eq!(publisher.health().await, Ok(()));
@@ -165,7 +170,7 @@ async fn a_returned_event_stays_in_the_outbox_and_health_reports_it() {
         event("m2", "mb2", EventKind::BookingExpired),
         event("m3", "mb3", EventKind::BookingCreated),
     ];
-    let results = publisher.publish(&mixed).await;
+    let results = publisher.publish(&untraced(&mixed)).await;
     assert!(results[0].is_ok(), "{results:?}");
     assert!(
         matches!(&results[1], Err(PublishError::Unroutable(id)) if id == "m2"),
@@ -260,7 +265,7 @@ async fn five_hundred_events_are_confirmed_in_pipelined_windows() {
             )
         })
         .collect();
-    let results = publisher.publish(&events).await;
+    let results = publisher.publish(&untraced(&events)).await;
     assert_eq!(results.len(), 500);
     let failed: Vec<_> = results.iter().filter(|result| result.is_err()).collect();
     assert!(failed.is_empty(), "{failed:?}");
@@ -287,10 +292,10 @@ async fn an_unreachable_broker_fails_every_event_of_the_batch() {
     proxy.cut();
     let publisher = publisher(&dead, &unique("test.booking.events"));
     let results = publisher
-        .publish(&[
+        .publish(&untraced(&[
             event("e1", "b1", EventKind::BookingCreated),
             event("e2", "b2", EventKind::BookingCreated),
-        ])
+        ]))
         .await;
     assert!(results.iter().all(Result::is_err), "{results:?}");
     assert!(publisher.health().await.is_err());
@@ -313,7 +318,9 @@ async fn events_published_over_amqps_trusting_the_ca_are_consumed() {
     // The same broker, read over its plain listener.
     let mut subscriber = Subscriber::bind(&url, &exchange, "booking.*").await;
     let sent = event("e_tls", "b_tls", EventKind::BookingConfirmed);
-    let results = over_tls.publish(std::slice::from_ref(&sent)).await;
+    let results = over_tls
+        .publish(&untraced(std::slice::from_ref(&sent)))
+        .await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let received = subscriber
         .next(Duration::from_secs(5))
@@ -327,7 +334,9 @@ async fn events_published_over_amqps_trusting_the_ca_are_consumed() {
     // error at once, not a hang.
     let untrusted = publisher(&tls_url, &exchange);
     let started = Instant::now();
-    let results = untrusted.publish(std::slice::from_ref(&sent)).await;
+    let results = untrusted
+        .publish(&untraced(std::slice::from_ref(&sent)))
+        .await;
     assert!(
         matches!(results.as_slice(), [Err(PublishError::Broker(_))]),
         "{results:?}"
@@ -486,4 +495,9 @@ async fn the_relay_drains_the_mongodb_outbox_through_a_broker_outage() {
     let log = MongoEventLog::open(db, Delivery::Relayed).await.unwrap();
     let storage = Arc::new(MongoStorage::open(log.clone()).await.unwrap());
     relay_drains_through_an_outage(&url, storage, Arc::new(log)).await;
+}
+
+/// Events to publish, without trace context.
+fn untraced(events: &[Event]) -> Vec<Unsent> {
+    events.iter().cloned().map(Unsent::from).collect()
 }
