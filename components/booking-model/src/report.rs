@@ -104,11 +104,6 @@ impl RequestReport {
         report.operation = kind.zip(field);
         report
     }
-
-    /// An error code as a label: the code when it has a name's shape.
-    pub fn is_label(name: &str) -> bool {
-        is_name(name)
-    }
 }
 
 #[cfg(test)]

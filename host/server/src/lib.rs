@@ -23,7 +23,10 @@ pub async fn main() -> anyhow::Result<()> {
     let cli = config::Cli::parse();
     let default_level = if cli.config.debug { "debug" } else { "info" };
     // Flushes the last spans when `main` returns.
-    let _telemetry = booking_telemetry::traces::init(cli.config.log_format, default_level)?;
+    let telemetry = booking_telemetry::traces::init(cli.config.log_format, default_level)?;
+    if telemetry.tracing() {
+        tracing::info!("exporting traces over OTLP/HTTP");
+    }
 
     match cli.command.unwrap_or(config::Command::Serve) {
         config::Command::Serve => app::serve(cli.config).await,

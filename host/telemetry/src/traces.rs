@@ -192,12 +192,3 @@ pub fn traceparent() -> Option<String> {
     TraceContextPropagator::new().inject_context(&context, &mut carrier);
     carrier.remove(TRACEPARENT)
 }
-
-/// The trace id in a `traceparent` value, if it is well formed: what the
-/// reference peers log, and what tests compare.
-pub fn trace_id_of(traceparent: &str) -> Option<&str> {
-    let mut parts = traceparent.split('-');
-    let (_version, trace_id) = (parts.next()?, parts.next()?);
-    (trace_id.len() == 32 && trace_id.bytes().all(|byte| byte.is_ascii_hexdigit()))
-        .then_some(trace_id)
-}
