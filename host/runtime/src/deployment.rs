@@ -3,23 +3,45 @@
 //! `Deployment` is immutable; changes build a new one and swap it in
 //! atomically, so a request sees one consistent deployment and keeps the
 //! component it picked until it ends.
+//!
+//! The transitions (activate, roll back, canary) are written once, over
+//! any `Version`: a process deploys loaded components, a fleet agrees on
+//! a `Deployment<String>` of sha256s in its shared store and each replica
+//! resolves it to its own loaded components.
 
 use std::sync::Arc;
 
 use crate::component::LogicComponent;
 
-#[derive(Clone)]
-pub struct Canary {
-    pub candidate: Arc<LogicComponent>,
+/// What a deployment is made of: anything with a version's identity.
+pub trait Version: Clone {
+    fn sha256(&self) -> &str;
+}
+
+impl Version for Arc<LogicComponent> {
+    fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+impl Version for String {
+    fn sha256(&self) -> &str {
+        self
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Canary<V = Arc<LogicComponent>> {
+    pub candidate: V,
     /// Share of requests, 0..=100.
     pub percent: u8,
 }
 
-#[derive(Clone)]
-pub struct Deployment {
-    pub active: Arc<LogicComponent>,
-    pub previous: Option<Arc<LogicComponent>>,
-    pub canary: Option<Canary>,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment<V = Arc<LogicComponent>> {
+    pub active: V,
+    pub previous: Option<V>,
+    pub canary: Option<Canary<V>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,8 +56,8 @@ pub enum DeploymentError {
     AlreadyActive(String),
 }
 
-impl Deployment {
-    pub fn new(active: Arc<LogicComponent>) -> Deployment {
+impl<V: Version> Deployment<V> {
+    pub fn new(active: V) -> Deployment<V> {
         Deployment {
             active,
             previous: None,
@@ -44,16 +66,16 @@ impl Deployment {
     }
 
     /// The component for a request whose uniform random draw is `roll`.
-    pub fn pick(&self, roll: u64) -> &Arc<LogicComponent> {
+    pub fn pick(&self, roll: u64) -> &V {
         match &self.canary {
             Some(canary) if roll % 100 < u64::from(canary.percent) => &canary.candidate,
             _ => &self.active,
         }
     }
 
-    pub fn activate(&self, next: Arc<LogicComponent>) -> Result<Deployment, DeploymentError> {
-        if next.sha256 == self.active.sha256 {
-            return Err(DeploymentError::AlreadyActive(next.sha256.clone()));
+    pub fn activate(&self, next: V) -> Result<Deployment<V>, DeploymentError> {
+        if next.sha256() == self.active.sha256() {
+            return Err(DeploymentError::AlreadyActive(next.sha256().to_owned()));
         }
         Ok(Deployment {
             active: next,
@@ -63,7 +85,7 @@ impl Deployment {
     }
 
     /// Swaps active and previous, so a second rollback undoes the first.
-    pub fn rollback(&self) -> Result<Deployment, DeploymentError> {
+    pub fn rollback(&self) -> Result<Deployment<V>, DeploymentError> {
         let previous = self
             .previous
             .clone()
@@ -77,15 +99,17 @@ impl Deployment {
 
     pub fn with_canary(
         &self,
-        candidate: Arc<LogicComponent>,
+        candidate: V,
         percent: u32,
-    ) -> Result<Deployment, DeploymentError> {
+    ) -> Result<Deployment<V>, DeploymentError> {
         let percent = u8::try_from(percent)
             .ok()
             .filter(|p| *p <= 100)
             .ok_or(DeploymentError::BadPercent(percent))?;
-        if candidate.sha256 == self.active.sha256 {
-            return Err(DeploymentError::AlreadyActive(candidate.sha256.clone()));
+        if candidate.sha256() == self.active.sha256() {
+            return Err(DeploymentError::AlreadyActive(
+                candidate.sha256().to_owned(),
+            ));
         }
         Ok(Deployment {
             canary: Some(Canary { candidate, percent }),
@@ -93,18 +117,49 @@ impl Deployment {
         })
     }
 
-    pub fn promote_canary(&self) -> Result<Deployment, DeploymentError> {
+    pub fn promote_canary(&self) -> Result<Deployment<V>, DeploymentError> {
         let canary = self.canary.clone().ok_or(DeploymentError::NoCanary)?;
         self.activate(canary.candidate)
     }
 
-    pub fn abort_canary(&self) -> Result<Deployment, DeploymentError> {
+    pub fn abort_canary(&self) -> Result<Deployment<V>, DeploymentError> {
         if self.canary.is_none() {
             return Err(DeploymentError::NoCanary);
         }
         Ok(Deployment {
             canary: None,
             ..self.clone()
+        })
+    }
+
+    /// Every version it names: active, canary, previous.
+    pub fn versions(&self) -> impl Iterator<Item = &V> {
+        std::iter::once(&self.active)
+            .chain(self.canary.as_ref().map(|canary| &canary.candidate))
+            .chain(self.previous.as_ref())
+    }
+
+    /// The same deployment by sha256 only, as a fleet stores it.
+    pub fn ids(&self) -> Deployment<String> {
+        self.resolve(|version| Ok::<_, std::convert::Infallible>(version.sha256().to_owned()))
+            .unwrap_or_else(|never| match never {})
+    }
+
+    /// The same deployment of other handles to the same versions.
+    pub fn resolve<W, E>(
+        &self,
+        mut find: impl FnMut(&V) -> Result<W, E>,
+    ) -> Result<Deployment<W>, E> {
+        Ok(Deployment {
+            active: find(&self.active)?,
+            previous: self.previous.as_ref().map(&mut find).transpose()?,
+            canary: match &self.canary {
+                Some(canary) => Some(Canary {
+                    candidate: find(&canary.candidate)?,
+                    percent: canary.percent,
+                }),
+                None => None,
+            },
         })
     }
 }

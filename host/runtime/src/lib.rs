@@ -28,5 +28,6 @@ pub use component::{LogicComponent, Rejection};
 pub use engine::{EngineLimits, SandboxEngine};
 pub use runtime::{
     AdminError, LOGIC_VERSION_HEADER, Overloaded, Role, Runtime, SweepReport, VersionInfo,
+    find_by_prefix,
 };
 pub use state::OutboundHttpAllowlist;

@@ -40,7 +40,7 @@ pub const LOGIC_VERSION_HEADER: &str = "x-logic-version";
 
 /// What a sweep did: the logic's own record, so both builds report alike.
 pub use booking_model::SweepReport;
-pub use versions::{AdminError, Role, VersionInfo};
+pub use versions::{AdminError, Role, VersionInfo, find_by_prefix};
 
 /// No instance slot freed within the queue wait: the request is shed
 /// rather than queued without end.

@@ -43,6 +43,7 @@ use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::config::Config;
+use crate::deploy::{self, Change, DeployError};
 
 /// Name of the generated token's file in the data directory.
 const TOKEN_FILE: &str = "admin-token";
@@ -330,11 +331,19 @@ fn failure(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn admin_failure(error: AdminError) -> Response {
+fn admin_failure(error: DeployError) -> Response {
     let (status, code) = match &error {
-        AdminError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "COMPONENT_REJECTED"),
-        AdminError::Deployment(_) => (StatusCode::CONFLICT, "DEPLOYMENT_CONFLICT"),
-        AdminError::UnknownVersion(_) => (StatusCode::NOT_FOUND, "UNKNOWN_VERSION"),
+        DeployError::Admin(AdminError::Rejected(_)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "COMPONENT_REJECTED")
+        }
+        DeployError::Admin(AdminError::Deployment(_)) | DeployError::Contended => {
+            (StatusCode::CONFLICT, "DEPLOYMENT_CONFLICT")
+        }
+        DeployError::Admin(AdminError::UnknownVersion(_)) => {
+            (StatusCode::NOT_FOUND, "UNKNOWN_VERSION")
+        }
+        DeployError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "FLEET_STORE_UNAVAILABLE"),
+        DeployError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "FLEET_NOT_READY"),
     };
     failure(status, code, &error.to_string())
 }
@@ -355,7 +364,13 @@ async fn list(State(state): State<Arc<AppState>>) -> Response {
         .iter()
         .map(|version| describe(&version.component, Some(version.role)))
         .collect();
-    Json(json!({"versions": versions})).into_response()
+    let Some(fleet) = &state.fleet else {
+        return Json(json!({"versions": versions})).into_response();
+    };
+    match fleet.describe().await {
+        Ok(fleet) => Json(json!({"versions": versions, "fleet": fleet})).into_response(),
+        Err(error) => admin_failure(error),
+    }
 }
 
 #[derive(Deserialize)]
@@ -390,14 +405,15 @@ async fn upload(
     };
     let source = options.source.unwrap_or_else(|| "admin upload".to_owned());
     let started = Instant::now();
-    let loaded = match state.runtime.load(&body, &source).await {
+    let loaded = match deploy::upload(&state, &body, &source).await {
         Ok(component) => component,
         Err(error) => return admin_failure(error),
     };
     let load_ms = started.elapsed().as_secs_f64() * 1000.0;
     if options.activate && state.runtime.active().sha256 != loaded.sha256 {
         let activated = Instant::now();
-        if let Err(error) = state.runtime.activate(&loaded.sha256).await {
+        let change = Change::Activate(loaded.sha256.clone());
+        if let Err(error) = deploy::change(&state, change).await {
             return admin_failure(error);
         }
         let activate_ms = activated.elapsed().as_secs_f64() * 1000.0;
@@ -414,9 +430,9 @@ async fn activate(
     UrlPath(version): UrlPath<String>,
 ) -> Response {
     let started = Instant::now();
-    match state.runtime.activate(&version).await {
-        Ok(active) => Json(json!({
-            "active": describe(&active, Some(Role::Active)),
+    match deploy::change(&state, Change::Activate(version)).await {
+        Ok(()) => Json(json!({
+            "active": describe(&state.runtime.active(), Some(Role::Active)),
             "activateMs": started.elapsed().as_secs_f64() * 1000.0,
         }))
         .into_response(),
@@ -424,13 +440,17 @@ async fn activate(
     }
 }
 
-async fn rollback(State(state): State<Arc<AppState>>) -> Response {
-    match state.runtime.rollback().await {
-        Ok(active) => {
-            Json(json!({"active": describe(&active, Some(Role::Active))})).into_response()
-        }
+/// Makes `change` and answers with the active version.
+async fn change_active(state: &AppState, change: Change) -> Response {
+    match deploy::change(state, change).await {
+        Ok(()) => Json(json!({"active": describe(&state.runtime.active(), Some(Role::Active))}))
+            .into_response(),
         Err(error) => admin_failure(error),
     }
+}
+
+async fn rollback(State(state): State<Arc<AppState>>) -> Response {
+    change_active(&state, Change::Rollback).await
 }
 
 #[derive(Deserialize)]
@@ -443,33 +463,31 @@ async fn canary(
     State(state): State<Arc<AppState>>,
     Json(request): Json<CanaryRequest>,
 ) -> Response {
-    match state
-        .runtime
-        .start_canary(&request.version, request.percent)
-        .await
-    {
-        Ok(candidate) => Json(json!({
-            "canary": describe(&candidate, Some(Role::Canary)),
-            "percent": request.percent,
+    let change = Change::Canary {
+        version: request.version,
+        percent: request.percent,
+    };
+    if let Err(error) = deploy::change(&state, change).await {
+        return admin_failure(error);
+    }
+    match state.runtime.deployment().canary.as_ref() {
+        Some(canary) => Json(json!({
+            "canary": describe(&canary.candidate, Some(Role::Canary)),
+            "percent": canary.percent,
         }))
         .into_response(),
-        Err(error) => admin_failure(error),
+        None => failure(
+            StatusCode::CONFLICT,
+            "DEPLOYMENT_CONFLICT",
+            "another change ended the canary already",
+        ),
     }
 }
 
 async fn promote(State(state): State<Arc<AppState>>) -> Response {
-    match state.runtime.promote_canary().await {
-        Ok(active) => {
-            Json(json!({"active": describe(&active, Some(Role::Active))})).into_response()
-        }
-        Err(error) => admin_failure(error),
-    }
+    change_active(&state, Change::Promote).await
 }
 
 async fn abort(State(state): State<Arc<AppState>>) -> Response {
-    match state.runtime.abort_canary().await {
-        Ok(()) => Json(json!({"active": describe(&state.runtime.active(), Some(Role::Active))}))
-            .into_response(),
-        Err(error) => admin_failure(error),
-    }
+    change_active(&state, Change::Abort).await
 }

@@ -49,6 +49,9 @@ pub(crate) struct AppState {
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// Every series `/metrics` exports (`metrics.rs`).
     pub metrics: Arc<Metrics>,
+    /// The fleet this host is a replica of (with MongoDB): deployment
+    /// changes go there, and it follows the fleet's.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// A started service: its address and a handle to stop it.
@@ -125,6 +128,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         "booking component loaded"
     );
 
+    let fleet = match dependencies.fleet.clone() {
+        Some(store) => Some(Arc::new(
+            crate::fleet::Fleet::join(store, config.replica_id(), &runtime, &bytes).await?,
+        )),
+        None => None,
+    };
+
     let native = match config.logic {
         LogicMode::Wasm => None,
         LogicMode::Native => {
@@ -143,6 +153,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         body_read_timeout: config.body_read_timeout(),
         rate_limits: Arc::new(crate::rate_limit::RateLimits::from_config(&config)),
         metrics,
+        fleet: fleet.clone(),
     });
     // `stopping` ends the listeners, the sweeper and the watch at once;
     // `relay_stop` comes after the requests drained, to send their events.
@@ -153,6 +164,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         Duration::from_secs(config.sweep_interval.max(1)),
         stopping.subscribe(),
     ));
+    let fleet_poll = fleet.map(|fleet| {
+        tokio::spawn(crate::fleet::run(
+            state.clone(),
+            fleet,
+            stopping.subscribe(),
+        ))
+    });
     let relay = state
         .dependencies
         .start_relay(state.metrics.relay.clone(), relay_stopped);
@@ -208,6 +226,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             let _ = metrics_server.task.await;
             if let Some(watcher) = watcher {
                 let _ = watcher.await;
+            }
+            if let Some(fleet_poll) = fleet_poll {
+                let _ = fleet_poll.await;
             }
             if let Some(relay) = relay {
                 let _ = relay.await;

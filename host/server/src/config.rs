@@ -46,10 +46,19 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Exit 0 if the host answers a health check (GET, 2 s timeout), else
+    /// 1: the container image's HEALTHCHECK, which has no shell or curl.
+    Probe(crate::probe::ProbeArgs),
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    /// This host's name in its fleet (hosts sharing one MONGODB_URL share
+    /// one deployment of the logic; `admin list` shows each replica's).
+    /// Unset: `<hostname>-<pid>`. On Kubernetes, the pod's name.
+    #[arg(long, env = "REPLICA_ID")]
+    pub replica_id: Option<String>,
+
     /// Address of the GraphQL endpoint.
     #[arg(long, env = "BOOKING_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
@@ -321,6 +330,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// `REPLICA_ID`, else `<hostname>-<pid>`: unique per process.
+    pub fn replica_id(&self) -> String {
+        self.replica_id.clone().unwrap_or_else(|| {
+            let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_owned())
+                .unwrap_or_else(|_| "host".to_owned());
+            format!("{hostname}-{}", std::process::id())
+        })
+    }
+
     pub fn payment_timeout(&self) -> Duration {
         Duration::from_secs(self.payment_timeout)
     }

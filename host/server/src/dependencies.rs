@@ -10,7 +10,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use booking_adapters::mongo::{MongoConfig, MongoEventLog, MongoStorage};
+use booking_adapters::mongo::{
+    MongoConfig, MongoDatabase, MongoEventLog, MongoFleet, MongoStorage,
+};
 use booking_adapters::outbox::{Delivery, LogConfig, Outbox};
 use booking_adapters::payments::{PaymentsConfig, RestPayments};
 use booking_adapters::rabbitmq::{RabbitConfig, RabbitPublisher};
@@ -52,6 +54,9 @@ pub struct Dependencies {
     pub reference_peers: Vec<&'static str>,
     /// The services' URLs: configured, or the reference peers'.
     pub urls: ServiceUrls,
+    /// Where the fleet's deployment lives: the MongoDB store, when bookings
+    /// are there (the embedded store is one process's).
+    pub fleet: Option<MongoFleet>,
 }
 
 /// The adapters as they are built, each kept for the health report.
@@ -115,6 +120,7 @@ impl Dependencies {
             Delivery::Stored
         };
         let mut registry = Registry::default();
+        let mut fleet = None;
         let store = match &config.mongodb_url {
             None => registry
                 .open_store::<SqliteStorage, SqliteEventLog>(LogConfig {
@@ -138,6 +144,7 @@ impl Dependencies {
                     durability: config.mongodb_durability(),
                     tls: tls.clone(),
                 };
+                fleet = Some(MongoFleet::open(MongoDatabase::connect(&mongo).await?));
                 registry
                     .open_store::<MongoStorage, MongoEventLog>(LogConfig {
                         database: mongo,
@@ -249,6 +256,7 @@ impl Dependencies {
             _peers: peers,
             reference_peers,
             urls,
+            fleet,
         })
     }
 

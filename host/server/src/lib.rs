@@ -7,10 +7,13 @@ pub mod admin_cli;
 pub mod app;
 pub mod config;
 mod dependencies;
+mod deploy;
+mod fleet;
 mod health;
 mod http;
 mod metrics;
 pub mod native_twin;
+pub mod probe;
 mod rate_limit;
 mod sweeper;
 mod watch;
@@ -35,5 +38,6 @@ pub async fn main() -> anyhow::Result<()> {
         config::Command::Events { booking_id, limit } => {
             app::print_events(&cli.config, booking_id, limit).await
         }
+        config::Command::Probe(args) => probe::run(args, cli.config.listen).await,
     }
 }

@@ -69,17 +69,14 @@ async fn deploy(state: &AppState, path: &Path, activate: bool) {
         Ok(Err(error)) => return tracing::warn!("{} was not read: {error}", path.display()),
         Err(error) => return tracing::warn!("reading {} failed: {error}", path.display()),
     };
-    let loaded = match state
-        .runtime
-        .load(&bytes, &path.display().to_string())
-        .await
-    {
+    let loaded = match crate::deploy::upload(state, &bytes, &path.display().to_string()).await {
         Ok(loaded) => loaded,
         Err(error) => return tracing::warn!("{} was not deployed: {error}", path.display()),
     };
     tracing::info!(sha256 = %loaded.sha256, "loaded {} as a candidate", path.display());
     if activate && state.runtime.active().sha256 != loaded.sha256 {
-        match state.runtime.activate(&loaded.sha256).await {
+        let change = crate::deploy::Change::Activate(loaded.sha256.clone());
+        match crate::deploy::change(state, change).await {
             Ok(_) => tracing::info!(sha256 = %loaded.sha256, "activated {}", path.display()),
             Err(error) => tracing::warn!("{} was not activated: {error}", path.display()),
         }

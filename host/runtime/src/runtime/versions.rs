@@ -57,6 +57,21 @@ pub enum AdminError {
     UnknownVersion(String),
 }
 
+/// The one version among `known` that `prefix` names: a unique prefix of
+/// its sha256 is enough, as with git.
+pub fn find_by_prefix<'a>(
+    known: impl IntoIterator<Item = &'a str>,
+    prefix: &str,
+) -> Result<&'a str, AdminError> {
+    let mut matches = known
+        .into_iter()
+        .filter(|sha256| sha256.starts_with(prefix));
+    match (matches.next(), matches.next()) {
+        (Some(sha256), None) if !prefix.is_empty() => Ok(sha256),
+        _ => Err(AdminError::UnknownVersion(prefix.to_owned())),
+    }
+}
+
 impl Runtime {
     /// The version serving requests (canaries aside).
     pub fn active(&self) -> Arc<LogicComponent> {
@@ -179,14 +194,36 @@ impl Runtime {
 
     fn find(&self, sha256: &str) -> Result<Arc<LogicComponent>, AdminError> {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        // A unique prefix is enough, as with git.
-        let mut matches = loaded
-            .range(sha256.to_owned()..)
-            .take_while(|(sha, _)| sha.starts_with(sha256));
-        match (matches.next(), matches.next()) {
-            (Some((_, component)), None) if !sha256.is_empty() => Ok(component.clone()),
-            _ => Err(AdminError::UnknownVersion(sha256.to_owned())),
+        let sha256 = find_by_prefix(loaded.keys().map(String::as_str), sha256)?;
+        Ok(loaded[sha256].clone())
+    }
+
+    /// Whether this version is loaded here (an exact sha256).
+    pub fn is_loaded(&self, sha256: &str) -> bool {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(sha256)
+    }
+
+    /// Serves `desired`, whose versions must all be loaded, unless it
+    /// serves it already: what a fleet replica does when the fleet's
+    /// deployment changes. True if it changed anything.
+    pub async fn apply(&self, desired: &Deployment<String>) -> Result<bool, AdminError> {
+        let next = {
+            let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            desired.resolve(|sha256| {
+                loaded
+                    .get(sha256)
+                    .cloned()
+                    .ok_or_else(|| AdminError::UnknownVersion(sha256.clone()))
+            })?
+        };
+        if self.deployment.load().ids() == *desired {
+            return Ok(false);
         }
+        self.change(|_| Ok(next)).await?;
+        Ok(true)
     }
 
     async fn change(
