@@ -5,7 +5,9 @@
 # plugin on 1883, and nx-27017 (a MongoDB-wire server on SQLite, from
 # PyPI, in .venv/) on 27017. Also installs what the
 # browser test (tests/tests/e2e/graphiql_browser.rs) needs: Debian's chromium
-# and playwright-core (npm ci in tests/browser/). Idempotent: what is
+# and playwright-core (npm ci in tests/browser/), and what the fleet tests
+# (tests/tests/e2e/scale_out.rs) put in front of their hosts: Debian's
+# haproxy (TEST_HAPROXY_BIN). Idempotent: what is
 # installed is not installed again, what answers is not started again.
 #
 # Source it (scripts/test.sh does) to get TEST_MONGODB_URL,
@@ -148,13 +150,26 @@ install_browser() {
     fi
 }
 
+install_haproxy() {
+    if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
+        echo "test-services: installing haproxy"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+    fi
+    # The package starts a service of its own on boot machines; the tests
+    # run their own haproxy processes.
+    TEST_HAPROXY_BIN="$(command -v haproxy || echo /usr/sbin/haproxy)"
+}
+
 start_rabbitmq
 start_mongo
 install_browser
+install_haproxy
 
 export TEST_RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f"
 export TEST_RABBITMQ_TLS_URL="amqps://guest:guest@127.0.0.1:$RABBIT_TLS_PORT/%2f"
 export TEST_RABBITMQ_TLS_CA_FILE="$RABBIT_TLS_DIR/ca.pem"
 export TEST_RABBITMQ_MQTT_URL="mqtt://127.0.0.1:$RABBIT_MQTT_PORT"
 export TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"
-echo "test-services: TEST_RABBITMQ_URL=$TEST_RABBITMQ_URL TEST_RABBITMQ_TLS_URL=$TEST_RABBITMQ_TLS_URL TEST_RABBITMQ_MQTT_URL=$TEST_RABBITMQ_MQTT_URL TEST_MONGODB_URL=$TEST_MONGODB_URL"
+export TEST_HAPROXY_BIN
+echo "test-services: TEST_RABBITMQ_URL=$TEST_RABBITMQ_URL TEST_RABBITMQ_TLS_URL=$TEST_RABBITMQ_TLS_URL TEST_RABBITMQ_MQTT_URL=$TEST_RABBITMQ_MQTT_URL TEST_MONGODB_URL=$TEST_MONGODB_URL TEST_HAPROXY_BIN=$TEST_HAPROXY_BIN"

@@ -13,6 +13,8 @@ use booking_peers::RunningPeers;
 pub struct HostProcess {
     child: Child,
     pub base_url: String,
+    /// `http://<admin address>` (the admin API's routes start `/admin`).
+    pub admin_url: String,
     /// Everything the host logged so far (its stdout).
     log: Arc<Mutex<String>>,
 }
@@ -77,15 +79,22 @@ impl HostProcess {
         let mut host = HostProcess {
             child,
             base_url: String::new(),
+            admin_url: String::new(),
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         // The address is known once the host logs it (it binds port 0).
-        while host.base_url.is_empty() {
-            if let Some((_, rest)) = host.log().split_once("serving GraphQL on ")
+        while host.base_url.is_empty() || host.admin_url.is_empty() {
+            let log = host.log();
+            if let Some((_, rest)) = log.split_once("serving GraphQL on ")
                 && let Some((url, _)) = rest.split_once("/graphql")
             {
                 host.base_url = url.to_owned();
+            }
+            if let Some((_, rest)) = log.split_once("admin API on http://")
+                && let Some((address, _)) = rest.split_once("/admin")
+            {
+                host.admin_url = format!("http://{address}");
             }
             host.assert_running(deadline);
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -14,11 +14,13 @@
 //!   for `admin list` and for an admin change to wait on.
 //!
 //! Flat documents only (strings, numbers, arrays of strings): nx-27017
-//! mangles subdocuments in arrays.
+//! mangles subdocuments in arrays and stores no binary.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::TryStreamExt;
 use mongodb::Collection;
-use mongodb::bson::{Binary, doc, spec::BinarySubtype};
+use mongodb::bson::doc;
 use serde::{Deserialize, Serialize};
 
 use booking_logic::ports::{PortError, PortResult};
@@ -33,7 +35,7 @@ const REPLICAS: &str = "logicReplicas";
 /// The `_id` of the one deployment document.
 const DEPLOYMENT_ID: &str = "fleet";
 
-/// Bytes per chunk of a stored component.
+/// Bytes per chunk of a stored component (base64 makes 5.3 MiB of it).
 const CHUNK_BYTES: usize = 4 << 20;
 
 /// A replica not heard from for this long is forgotten.
@@ -104,7 +106,8 @@ struct ComponentChunk {
     id: String,
     sha256: String,
     index: i64,
-    data: Binary,
+    /// Base64: nx-27017 stores no BSON binary.
+    data: String,
 }
 
 #[derive(Clone)]
@@ -190,10 +193,7 @@ impl MongoFleet {
                 id: id.clone(),
                 sha256: sha256.to_owned(),
                 index: index as i64,
-                data: Binary {
-                    subtype: BinarySubtype::Generic,
-                    bytes: data.to_vec(),
-                },
+                data: BASE64.encode(data),
             };
             self.db
                 .run(
@@ -250,10 +250,16 @@ impl MongoFleet {
                 manifest.chunks
             )));
         }
-        let bytes = chunks
-            .into_iter()
-            .flat_map(|chunk| chunk.data.bytes)
-            .collect();
+        let mut bytes = Vec::with_capacity(usize::try_from(manifest.size_bytes).unwrap_or(0));
+        for chunk in chunks {
+            BASE64
+                .decode_vec(&chunk.data, &mut bytes)
+                .map_err(|error| {
+                    PortError::Unavailable(format!(
+                        "database: a chunk of component {sha256}: {error}"
+                    ))
+                })?;
+        }
         Ok(Some((bytes, manifest.source)))
     }
 
