@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fmt --all --check
+scripts/check-manifests.sh       # Kubernetes + SpinKube manifests: render, validate offline (schemas, policy)
 # Every platform's crates: the architecture test reads the whole locked
 # graph with `cargo metadata --offline`, and a build downloads only this
 # platform's (a fresh machine has no others).
@@ -28,5 +29,6 @@ scripts/build-components.sh      # also installs the wasm32-wasip2 target
 cargo clippy --release --locked --target wasm32-wasip2 \
     -p booking-component -p misbehaving-guest -p spin-adapters -- -D warnings
 scripts/spin-check.sh            # Spin adapters: build, compose, check against Spin's world
+scripts/build-image.sh           # container image from these binaries (buildah), run and checked under podman
 source scripts/test-services.sh  # RabbitMQ and nx-27017 for the real-backend tests
 cargo test --release --locked "$@"
