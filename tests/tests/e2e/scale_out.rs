@@ -163,8 +163,11 @@ const LOGIC_VERSION: &str = "x-logic-version";
 /// that answered are counted.
 struct ReadLoad {
     stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<(usize, usize, HashMap<String, usize>)>>,
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
 }
+
+/// Requests sent, failed, and answered by each version.
+type Tally = (usize, usize, HashMap<String, usize>);
 
 impl ReadLoad {
     fn start(url: &str, clients: usize) -> ReadLoad {
@@ -216,8 +219,7 @@ impl ReadLoad {
         ReadLoad { stop, tasks }
     }
 
-    /// Requests sent, failed, and answered by each version.
-    async fn finish(self) -> (usize, usize, HashMap<String, usize>) {
+    async fn finish(self) -> Tally {
         self.stop.store(true, Ordering::Relaxed);
         let mut totals = (0, 0, HashMap::new());
         for task in self.tasks {
