@@ -55,6 +55,15 @@ pub trait Outbox: Send + Sync {
     /// booking's in commit order, with their trace context.
     async fn unsent(&self, limit: u32) -> PortResult<Vec<Unsent>>;
 
+    /// What the relay sends this round: [`Outbox::unsent`]'s events, of
+    /// bookings no other relay sending the same log holds. A log several
+    /// hosts relay (MongoDB) leases each booking to one relay for a
+    /// while, so their relays divide the work instead of each sending
+    /// every event; a relay that dies leaves its leases to run out.
+    async fn claim(&self, limit: u32) -> PortResult<Vec<Unsent>> {
+        self.unsent(limit).await
+    }
+
     /// [`Outbox::unsent`]'s events alone.
     async fn unpublished(&self, limit: u32) -> PortResult<Vec<Event>> {
         let unsent = self.unsent(limit).await?;

@@ -109,7 +109,7 @@ async fn round(
     publisher: &RabbitPublisher,
     batch: u32,
 ) -> Result<usize, RoundError> {
-    let heads = oldest_per_booking(outbox.unsent(batch).await?);
+    let heads = oldest_per_booking(outbox.claim(batch).await?);
     if heads.is_empty() {
         return Ok(0);
     }

@@ -175,7 +175,54 @@ pub fn roll(counter: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::roll;
+    use super::{Canary, Deployment, DeploymentError, roll};
+
+    fn v(sha256: &str) -> String {
+        sha256.to_owned()
+    }
+
+    #[test]
+    fn the_transitions_over_sha256s_are_the_process_ones() {
+        let first = Deployment::new(v("a"));
+        assert_eq!(
+            first.activate(v("a")),
+            Err(DeploymentError::AlreadyActive(v("a")))
+        );
+        assert_eq!(first.rollback(), Err(DeploymentError::NothingToRollBack));
+        let second = first.activate(v("b")).unwrap();
+        assert_eq!(
+            (second.active.as_str(), second.previous.as_deref()),
+            ("b", Some("a"))
+        );
+        let canary = second.with_canary(v("c"), 20).unwrap();
+        assert_eq!(
+            canary.canary,
+            Some(Canary {
+                candidate: v("c"),
+                percent: 20
+            })
+        );
+        assert_eq!(canary.versions().collect::<Vec<_>>(), ["b", "c", "a"]);
+        assert_eq!(
+            second.with_canary(v("c"), 101),
+            Err(DeploymentError::BadPercent(101))
+        );
+        assert_eq!(canary.abort_canary().unwrap(), second);
+        let promoted = canary.promote_canary().unwrap();
+        assert_eq!(
+            (promoted.active.as_str(), promoted.previous.as_deref()),
+            ("c", Some("b"))
+        );
+        let back = promoted.rollback().unwrap();
+        assert_eq!(
+            (back.active.as_str(), back.previous.as_deref()),
+            ("b", Some("c"))
+        );
+        assert_eq!(back.ids(), back);
+        let missing: Result<Deployment<u8>, String> =
+            canary.resolve(|sha| if sha == "c" { Err(sha.clone()) } else { Ok(0) });
+        assert_eq!(missing, Err(v("c")));
+    }
 
     #[test]
     fn rolls_split_traffic_evenly() {

@@ -54,6 +54,9 @@ pub struct Fleet {
     broken: std::sync::Mutex<BTreeSet<String>>,
     /// Admin changes made through this replica, one at a time.
     changing: tokio::sync::Mutex<()>,
+    /// Polls one at a time (the timer's and a change's own), so an older
+    /// read of the record is never applied after a newer one.
+    syncing: tokio::sync::Mutex<()>,
 }
 
 /// A change to the fleet's deployment, decided on the current one.
@@ -77,6 +80,7 @@ impl Fleet {
             applied: AtomicI64::new(0),
             broken: Default::default(),
             changing: Default::default(),
+            syncing: Default::default(),
         };
         let active = runtime.active();
         fleet
@@ -108,6 +112,7 @@ impl Fleet {
     /// One poll: loads what the fleet's deployment names and serves it,
     /// then reports. True once this replica serves the stored revision.
     pub async fn sync(&self, runtime: &Runtime) -> bool {
+        let _one = self.syncing.lock().await;
         let desired = match self.store.deployment().await {
             Ok(Some(desired)) => desired,
             Ok(None) => return false,
@@ -116,6 +121,10 @@ impl Fleet {
                 return false;
             }
         };
+        // A read from a lagging secondary is older than what is served.
+        if desired.revision < self.applied.load(Ordering::Relaxed) {
+            return true;
+        }
         let deployment = deployment_of(&desired);
         for sha256 in deployment.versions().chain(&desired.candidates) {
             self.ensure_loaded(runtime, sha256).await;

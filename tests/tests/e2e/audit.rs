@@ -16,9 +16,9 @@ use test_support::unique;
 /// What the clients of a crash test share: where the host answers now
 /// (it moves with every restart) and when to stop.
 pub struct Load {
-    pub base_url: std::sync::RwLock<String>,
-    pub stop: std::sync::atomic::AtomicBool,
-    pub client: reqwest::Client,
+    base_url: std::sync::RwLock<String>,
+    stop: std::sync::atomic::AtomicBool,
+    client: reqwest::Client,
 }
 
 impl Load {
@@ -61,11 +61,78 @@ impl Load {
     }
 }
 
+/// The crash tests' customers, `loadtest_user_1` ..= `loadtest_user_<n>`,
+/// each running `crash_test_customer` until stopped.
+pub struct Customers {
+    pub load: Arc<Load>,
+    pub users: Vec<String>,
+    /// Printed, so a failing run can be told from others.
+    pub seed: u64,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Customers {
+    pub fn start(base_url: &str, count: u64) -> Customers {
+        let load = Arc::new(Load {
+            base_url: std::sync::RwLock::new(base_url.to_owned()),
+            stop: std::sync::atomic::AtomicBool::new(false),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("client"),
+        });
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos() as u64
+            | 1;
+        println!("crash test seed {seed}");
+        let users: Vec<String> = (1..=count).map(|n| format!("loadtest_user_{n}")).collect();
+        let tasks = users
+            .iter()
+            .enumerate()
+            .map(|(n, user)| {
+                tokio::spawn(crash_test_customer(
+                    load.clone(),
+                    user.clone(),
+                    seed.wrapping_mul(n as u64 + 1) | 1,
+                ))
+            })
+            .collect();
+        Customers {
+            load,
+            users,
+            seed,
+            tasks,
+        }
+    }
+
+    /// Moves the customers to another host.
+    pub fn redirect(&self, base_url: &str) {
+        *self
+            .load
+            .base_url
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = base_url.to_owned();
+    }
+
+    /// Stops them once their current request is answered or given up.
+    pub async fn stop(self) -> Vec<String> {
+        self.load
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.expect("a customer task");
+        }
+        self.users
+    }
+}
+
 /// One customer: create → pay, over and over, each with its own keys.
 /// Some pay with a slow card (the charge is made, the answer comes 1.5 s
 /// later: a kill then leaves a charge the host never recorded), some walk
 /// away when the host dies, some never pay.
-pub async fn crash_test_customer(load: Arc<Load>, user: String, seed: u64) {
+async fn crash_test_customer(load: Arc<Load>, user: String, seed: u64) {
     let mut rng = seed;
     let mut next = move |below: u64| {
         rng ^= rng << 13;
@@ -242,17 +309,15 @@ pub async fn settle_and_audit(
     let mut received = HashSet::new();
     let mut duplicates = 0;
     let drain_deadline = Instant::now() + Duration::from_secs(30);
-    while !committed.is_subset(&received) && Instant::now() < drain_deadline {
-        if let Some(message) = subscriber.next(Duration::from_millis(500)).await
-            && !received.insert(message.id())
-        {
-            duplicates += 1;
-        }
-    }
-    // Late duplicates of what already arrived.
-    while let Some(message) = subscriber.next(Duration::from_millis(500)).await {
-        if !received.insert(message.id()) {
-            duplicates += 1;
+    loop {
+        let missing = !committed.is_subset(&received) && Instant::now() < drain_deadline;
+        match subscriber.next(Duration::from_millis(500)).await {
+            Some(message) if !received.insert(message.id()) => duplicates += 1,
+            Some(_) => {}
+            // Quiet for half a second with nothing missing: late
+            // duplicates are in too.
+            None if !missing => break,
+            None => {}
         }
     }
 

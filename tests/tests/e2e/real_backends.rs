@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use booking_peers::PaymentBehaviour;
 use e2e_tests::process::HostProcess;
 
-use crate::audit::{self, Load, crash_test_customer};
+use crate::audit;
 use e2e_tests::{Options, TestService, error_code};
 use mongodb::bson::{Bson, Document, doc};
 use serde_json::json;
@@ -383,7 +383,7 @@ async fn two_hosts_on_one_database_never_oversell_and_expire_each_booking_once()
         extra_args: backend_args(&mongodb_url, &database, &rabbitmq_url, &exchange),
         ..Options::default()
     };
-    let first = std::sync::Arc::new(TestService::start(options()).await);
+    let first = Arc::new(TestService::start(options()).await);
     let second = first.second_host(options()).await;
     let hosts = [first.base_url.clone(), second.base_url.clone()];
 
@@ -481,36 +481,9 @@ async fn nothing_is_lost_when_the_host_is_killed_under_load() {
     ];
     let binary = env!("CARGO_BIN_EXE_e2e-host");
     let mut host = HostProcess::start(binary, &peers, data_dir.path(), &args).await;
-    let load = Arc::new(Load {
-        base_url: std::sync::RwLock::new(host.base_url.clone()),
-        stop: std::sync::atomic::AtomicBool::new(false),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("client"),
-    });
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos() as u64
-        | 1;
-    println!("crash test seed {seed}");
-    let users: Vec<String> = (1..=CUSTOMERS)
-        .map(|n| format!("loadtest_user_{n}"))
-        .collect();
-    let customers: Vec<_> = users
-        .iter()
-        .enumerate()
-        .map(|(n, user)| {
-            tokio::spawn(crash_test_customer(
-                load.clone(),
-                user.clone(),
-                seed.wrapping_mul(n as u64 + 1) | 1,
-            ))
-        })
-        .collect();
+    let customers = audit::Customers::start(&host.base_url, CUSTOMERS);
 
-    let mut pause = seed;
+    let mut pause = customers.seed;
     for _ in 0..KILLS {
         pause = pause
             .wrapping_mul(6364136223846793005)
@@ -521,15 +494,9 @@ async fn nothing_is_lost_when_the_host_is_killed_under_load() {
             .await
             .expect("a killed host exits");
         host = HostProcess::start(binary, &peers, data_dir.path(), &args).await;
-        *load
-            .base_url
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = host.base_url.clone();
+        customers.redirect(&host.base_url);
     }
-    load.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for customer in customers {
-        customer.await.expect("a customer task");
-    }
+    let users = customers.stop().await;
 
     let audit = audit::settle_and_audit(&host.base_url, &users, &peers, &mut subscriber).await;
     println!("crash test: {KILLS} SIGKILLs, {audit}");

@@ -17,7 +17,7 @@ use test_support::amqp::Subscriber;
 use test_support::haproxy::Balancer;
 use test_support::{service_url, unique};
 
-use crate::audit::{self, Load, crash_test_customer};
+use crate::audit;
 
 const REPLICAS: usize = 3;
 const ADMIN_TOKEN: &str = "scale-out-test-admin-token-0123456789abcdef";
@@ -461,34 +461,7 @@ async fn a_replica_killed_under_load_loses_nothing_and_duplicate_deliveries_are_
         return;
     };
     const CUSTOMERS: u64 = 8;
-    let load = Arc::new(Load {
-        base_url: std::sync::RwLock::new(fleet.balancer.url.clone()),
-        stop: AtomicBool::new(false),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("client"),
-    });
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos() as u64
-        | 1;
-    println!("fleet crash test seed {seed}");
-    let users: Vec<String> = (1..=CUSTOMERS)
-        .map(|n| format!("loadtest_user_{n}"))
-        .collect();
-    let customers: Vec<_> = users
-        .iter()
-        .enumerate()
-        .map(|(n, user)| {
-            tokio::spawn(crash_test_customer(
-                load.clone(),
-                user.clone(),
-                seed.wrapping_mul(n as u64 + 1) | 1,
-            ))
-        })
-        .collect();
+    let customers = audit::Customers::start(&fleet.balancer.url, CUSTOMERS);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let victim = fleet.hosts.remove(1);
     victim.signal("KILL");
@@ -496,10 +469,7 @@ async fn a_replica_killed_under_load_loses_nothing_and_duplicate_deliveries_are_
     drop(victim);
     // The load goes on through the balancer on the two others.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    load.stop.store(true, Ordering::Relaxed);
-    for customer in customers {
-        customer.await.expect("a customer task");
-    }
+    let users = customers.stop().await;
 
     // Settling the bookings the load left PENDING needs sweeps, and their
     // events need relays: only the two survivors run them now.

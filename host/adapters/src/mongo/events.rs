@@ -12,6 +12,10 @@
 //!
 //! Marking an event published pulls its id with a conditional update,
 //! so marking it again changes nothing.
+//!
+//! Every host sharing the database relays it: a relay leases the bookings
+//! it sends (`relayLease`, `relayLeaseUntil`), so the relays of a fleet
+//! divide the outbox rather than each sending every event.
 
 use std::sync::Arc;
 
@@ -53,12 +57,20 @@ pub(crate) struct Embedded {
     pub traces: Vec<(String, String)>,
 }
 
+/// How long a relay holds the bookings it claimed: longer than a round
+/// (a confirm window waits at most the API timeout, 30 s by default, but
+/// rounds take milliseconds), short enough that a dead relay's bookings
+/// go out soon after. A round that outlasts it may send an event twice.
+const RELAY_LEASE_MS: i64 = 15_000;
+
 #[derive(Clone)]
 pub struct MongoEventLog {
     pub(crate) db: MongoDatabase,
     bookings: Collection<EventFields>,
     delivery: Delivery,
     written: Arc<Notify>,
+    /// This process's relay, as its leases name it.
+    relay_id: String,
 }
 
 impl MongoEventLog {
@@ -81,6 +93,7 @@ impl MongoEventLog {
             bookings,
             delivery,
             written: Arc::new(Notify::new()),
+            relay_id: uuid::Uuid::new_v4().to_string(),
         })
     }
 
@@ -117,6 +130,38 @@ impl MongoEventLog {
     }
 }
 
+impl MongoEventLog {
+    /// The unsent events of the bookings `filter` selects, oldest
+    /// bookings first and each booking's in commit order.
+    async fn unsent_of(&self, filter: Document, limit: u32) -> PortResult<Vec<Unsent>> {
+        let bookings: Vec<EventFields> = self
+            .db
+            .run(Operation::Read, async {
+                self.bookings
+                    .find(filter)
+                    .sort(doc! { "updatedAt": 1, "_id": 1 })
+                    .limit(i64::from(limit))
+                    .projection(doc! { "events": 1, "pendingEvents": 1, "eventTraces": 1 })
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
+        let mut unpublished = Vec::new();
+        for mut booking in bookings {
+            for json in &booking.events {
+                let event = decode(json)?;
+                if booking.pending_events.contains(&event.id) {
+                    let traceparent = booking.event_traces.remove(&event.id);
+                    unpublished.push(Unsent { event, traceparent });
+                }
+            }
+        }
+        unpublished.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(unpublished)
+    }
+}
+
 fn decode(json: &str) -> PortResult<Event> {
     serde_json::from_str(json)
         .map_err(|e| PortError::Unavailable(format!("database: corrupt event in a booking: {e}")))
@@ -142,31 +187,67 @@ impl Events for MongoEventLog {
 #[async_trait]
 impl Outbox for MongoEventLog {
     async fn unsent(&self, limit: u32) -> PortResult<Vec<Unsent>> {
-        let bookings: Vec<EventFields> = self
+        self.unsent_of(doc! { "unpublished": { "$gt": 0_i64 } }, limit)
+            .await
+    }
+
+    /// Leases the oldest bookings with unsent events that no other relay
+    /// holds (a lease of its own is renewed), one compare-and-swap on the
+    /// lease each, so two relays cannot both win one; then reads what this
+    /// relay holds.
+    async fn claim(&self, limit: u32) -> PortResult<Vec<Unsent>> {
+        let now = i64::try_from(crate::outbox::now_ms()).unwrap_or(i64::MAX);
+        let claimable = doc! {
+            "unpublished": { "$gt": 0_i64 },
+            "$or": [
+                { "relayLeaseUntil": { "$exists": false } },
+                { "relayLeaseUntil": { "$lt": now } },
+                { "relayLease": &self.relay_id },
+            ],
+        };
+        let candidates: Vec<Document> = self
             .db
             .run(Operation::Read, async {
                 self.bookings
-                    .find(doc! { "unpublished": { "$gt": 0_i64 } })
+                    .clone_with_type::<Document>()
+                    .find(claimable.clone())
                     .sort(doc! { "updatedAt": 1, "_id": 1 })
                     .limit(i64::from(limit))
-                    .projection(doc! { "events": 1, "pendingEvents": 1, "eventTraces": 1 })
+                    .projection(doc! { "_id": 1, "relayLeaseUntil": 1 })
                     .await?
                     .try_collect()
                     .await
             })
             .await?;
-        let mut unpublished = Vec::new();
-        for mut booking in bookings {
-            for json in &booking.events {
-                let event = decode(json)?;
-                if booking.pending_events.contains(&event.id) {
-                    let traceparent = booking.event_traces.remove(&event.id);
-                    unpublished.push(Unsent { event, traceparent });
-                }
-            }
+        for candidate in candidates {
+            let Some(id) = candidate.get("_id") else {
+                continue;
+            };
+            // A compare-and-swap on the lease as read: of two relays that
+            // read the same, one wins.
+            let lease_as_read: Bson = match candidate.get("relayLeaseUntil") {
+                Some(until) => until.clone(),
+                None => doc! { "$exists": false }.into(),
+            };
+            let filter = doc! { "_id": id.clone(), "relayLeaseUntil": lease_as_read };
+            self.db
+                .run(
+                    Operation::Write,
+                    self.bookings.update_one(
+                        filter,
+                        doc! { "$set": {
+                            "relayLease": &self.relay_id,
+                            "relayLeaseUntil": now + RELAY_LEASE_MS,
+                        } },
+                    ),
+                )
+                .await?;
         }
-        unpublished.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(unpublished)
+        self.unsent_of(
+            doc! { "unpublished": { "$gt": 0_i64 }, "relayLease": &self.relay_id, "relayLeaseUntil": { "$gte": now } },
+            limit,
+        )
+        .await
     }
 
     async fn mark_published(&self, events: &[Event]) -> PortResult<()> {

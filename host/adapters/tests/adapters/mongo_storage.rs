@@ -164,6 +164,61 @@ async fn a_booking_keeps_its_events_as_wire_json_in_its_own_document() {
 }
 
 #[tokio::test]
+async fn the_relays_of_two_hosts_divide_the_outbox_by_leasing_bookings() {
+    let Some(db) = mongo_database().await else {
+        return;
+    };
+    let (storage, first) = open(db.clone(), Delivery::Relayed).await;
+    // Another host's log on the same database: a relay of its own.
+    let (_, second) = open(db.clone(), Delivery::Relayed).await;
+    let mut stored = Vec::new();
+    for n in 0..4 {
+        let created = booking(&format!("b{n}"), "u1", 1);
+        let announced = event(&created, EventKind::BookingCreated, "v1");
+        storage
+            .insert(&created, std::slice::from_ref(&announced))
+            .await
+            .unwrap();
+        stored.push(announced);
+    }
+    let ids = |unsent: Vec<booking_adapters::outbox::Unsent>| -> Vec<String> {
+        unsent.into_iter().map(|u| u.event.id).collect()
+    };
+    // The first relay leases two bookings, the second the other two; a
+    // claim again renews what a relay holds and takes nothing of the other's.
+    let by_first = ids(first.claim(2).await.unwrap());
+    let by_second = ids(second.claim(10).await.unwrap());
+    assert_eq!(by_first.len(), 2, "{by_first:?}");
+    assert_eq!(by_second.len(), 2, "{by_second:?}");
+    assert!(by_first.iter().all(|id| !by_second.contains(id)));
+    assert_eq!(ids(first.claim(10).await.unwrap()), by_first);
+    assert_eq!(ids(second.claim(10).await.unwrap()), by_second);
+    // Everyone still sees the whole backlog.
+    assert_eq!(first.unsent(10).await.unwrap().len(), 4);
+    assert_eq!(second.backlog().await, Ok(4));
+    // Once sent, a booking is no one's to send again.
+    let sent: Vec<_> = stored
+        .iter()
+        .filter(|event| by_first.contains(&event.id))
+        .cloned()
+        .collect();
+    first.mark_published(&sent).await.unwrap();
+    assert!(first.claim(10).await.unwrap().is_empty());
+    assert_eq!(ids(second.claim(10).await.unwrap()), by_second);
+    // A lease that ran out is free again: expire the second's by hand (to
+    // 2001; nx-27017 would store a small number as a 32-bit one, which it
+    // does not compare with the 64-bit clock).
+    db.collection::<Document>(booking_adapters::mongo::storage::COLLECTION)
+        .update_many(
+            doc! {},
+            doc! { "$set": { "relayLeaseUntil": 1_000_000_000_000_i64 } },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(first.claim(10).await.unwrap()), by_second);
+}
+
+#[tokio::test]
 async fn a_booking_stored_before_the_outbox_reads_and_takes_events() {
     let Some(db) = mongo_database().await else {
         return;
