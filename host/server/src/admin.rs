@@ -106,6 +106,12 @@ impl AdminToken {
     pub fn artifact_key(&self) -> ArtifactKey {
         ArtifactKey::derive(self.secret.as_bytes())
     }
+
+    /// The key of a fleet's deployment record: only a holder of the
+    /// fleet's admin token can write a record its replicas follow.
+    pub fn fleet_key(&self) -> crate::fleet::RecordKey {
+        crate::fleet::RecordKey::derive(self.secret.as_bytes())
+    }
 }
 
 /// A token fit to guard the admin API and to go in a header.

@@ -130,7 +130,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
 
     let fleet = match dependencies.fleet.clone() {
         Some(store) => Some(Arc::new(
-            crate::fleet::Fleet::join(store, config.replica_id(), &runtime, &bytes).await?,
+            crate::fleet::Fleet::join(
+                store,
+                config.replica_id(),
+                admin_token.fleet_key(),
+                &runtime,
+                &bytes,
+            )
+            .await?,
         )),
         None => None,
     };

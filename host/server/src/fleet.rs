@@ -11,6 +11,10 @@
 //! loads (compiles, smoke-tests) ahead of their activation, and a change
 //! is stored only once every live replica has loaded what it names:
 //! applying it is then a pointer swap everywhere, within one poll.
+//!
+//! The record carries an HMAC keyed from the fleet's admin token (every
+//! replica's `ADMIN_TOKEN`), so write access to the database alone does
+//! not deploy logic: a replica follows no record without a valid tag.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -22,6 +26,8 @@ use booking_adapters::outbox::now_ms;
 use booking_logic::ports::PortError;
 use booking_runtime::deployment::{Canary, Deployment, DeploymentError};
 use booking_runtime::{LogicComponent, Runtime, find_by_prefix};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -44,8 +50,51 @@ const MAX_CANDIDATES: usize = 8;
 /// Compare-and-swap attempts of one change against concurrent ones.
 const MAX_ATTEMPTS: usize = 10;
 
+type HmacSha256 = Hmac<Sha256>;
+
+/// What vouches for the fleet's deployment record. Whoever can write the
+/// database could otherwise deploy logic; the bytes a record names are
+/// checked against their sha256, so the record is all there is to sign.
+pub struct RecordKey([u8; 32]);
+
+impl RecordKey {
+    /// A key of its own (domain separation from the admin token itself and
+    /// from the artifact cache's key).
+    pub fn derive(admin_secret: &[u8]) -> RecordKey {
+        let mut mac = HmacSha256::new_from_slice(admin_secret).expect("HMAC takes any key length");
+        mac.update(b"booking-host fleet deployment record key v1");
+        RecordKey(mac.finalize().into_bytes().into())
+    }
+
+    fn mac(&self, record: &FleetDeployment) -> HmacSha256 {
+        let unsigned = FleetDeployment {
+            tag: String::new(),
+            ..record.clone()
+        };
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(&serde_json::to_vec(&unsigned).unwrap_or_default());
+        mac
+    }
+
+    fn sign(&self, mut record: FleetDeployment) -> FleetDeployment {
+        let tag = self.mac(&record).finalize().into_bytes();
+        record.tag = tag.iter().map(|b| format!("{b:02x}")).collect();
+        record
+    }
+
+    /// The tag is checked in constant time.
+    fn verify(&self, record: &FleetDeployment) -> bool {
+        let tag: Option<Vec<u8>> = (0..record.tag.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(record.tag.get(i..i + 2)?, 16).ok())
+            .collect();
+        tag.is_some_and(|tag| self.mac(record).verify_slice(&tag).is_ok())
+    }
+}
+
 pub struct Fleet {
     store: MongoFleet,
+    key: RecordKey,
     /// This replica's name in the fleet (`REPLICA_ID`).
     pub replica: String,
     /// The revision of the fleet deployment this replica serves.
@@ -71,11 +120,13 @@ impl Fleet {
     pub async fn join(
         store: MongoFleet,
         replica: String,
+        key: RecordKey,
         runtime: &Runtime,
         seed: &[u8],
     ) -> anyhow::Result<Fleet> {
         let fleet = Fleet {
             store,
+            key,
             replica,
             applied: AtomicI64::new(0),
             broken: Default::default(),
@@ -92,6 +143,12 @@ impl Fleet {
             // Another replica starting now may have written it first.
             fleet.store.replace(None, &first).await?;
         }
+        anyhow::ensure!(
+            fleet.current().await.is_ok(),
+            "the fleet's deployment record in MongoDB is not signed with this ADMIN_TOKEN: every \
+             replica of a fleet needs the same token (a record written under another token, or \
+             by anyone else, is not followed; delete the logicDeployment document to start anew)"
+        );
         fleet.offer(runtime, &active).await?;
         let deadline = Instant::now() + PREPARE_TIMEOUT;
         while !fleet.sync(runtime).await {
@@ -113,9 +170,8 @@ impl Fleet {
     /// then reports. True once this replica serves the stored revision.
     pub async fn sync(&self, runtime: &Runtime) -> bool {
         let _one = self.syncing.lock().await;
-        let desired = match self.store.deployment().await {
-            Ok(Some(desired)) => desired,
-            Ok(None) => return false,
+        let desired = match self.current().await {
+            Ok(desired) => desired,
             Err(error) => {
                 tracing::warn!("fleet: reading the deployment: {error}");
                 return false;
@@ -323,11 +379,18 @@ impl Fleet {
         }
     }
 
+    /// The stored deployment, if its tag is valid.
     async fn current(&self) -> Result<FleetDeployment, DeployError> {
-        self.store
-            .deployment()
-            .await?
-            .ok_or_else(|| DeployError::Store(PortError::NotFound("the fleet deployment".into())))
+        let record = self.store.deployment().await?.ok_or_else(|| {
+            DeployError::Store(PortError::NotFound("the fleet deployment".into()))
+        })?;
+        if !self.key.verify(&record) {
+            return Err(DeployError::Store(PortError::Rejected(format!(
+                "the fleet deployment (revision {}) does not carry this ADMIN_TOKEN's tag: not followed",
+                record.revision
+            ))));
+        }
+        Ok(record)
     }
 
     /// The record after `revision` that stores `deployment`.
@@ -337,7 +400,7 @@ impl Fleet {
         deployment: &Deployment<String>,
         candidates: Vec<String>,
     ) -> FleetDeployment {
-        FleetDeployment {
+        self.key.sign(FleetDeployment {
             revision: revision + 1,
             active: deployment.active.clone(),
             previous: deployment.previous.clone(),
@@ -346,7 +409,8 @@ impl Fleet {
             candidates,
             changed_by: self.replica.clone(),
             changed_at_ms: now(),
-        }
+            tag: String::new(),
+        })
     }
 
     /// The fleet's deployment and what each replica serves, for `admin list`.
@@ -406,5 +470,44 @@ pub async fn run(state: Arc<AppState>, fleet: Arc<Fleet>, mut stop: watch::Recei
             _ = ticker.tick() => {}
         }
         fleet.sync(&state.runtime).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> FleetDeployment {
+        FleetDeployment {
+            revision: 3,
+            active: "a".into(),
+            previous: Some("b".into()),
+            canary: None,
+            canary_percent: 0,
+            candidates: vec!["c".into()],
+            changed_by: "replica0".into(),
+            changed_at_ms: 1,
+            tag: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_record_signed_with_the_fleets_token_is_followed() {
+        let key = RecordKey::derive(b"the fleet's admin token, 32+ chars long");
+        let signed = key.sign(record());
+        assert!(key.verify(&signed));
+        assert!(!key.verify(&record()), "unsigned");
+        let forged = FleetDeployment {
+            active: "evil".into(),
+            ..signed.clone()
+        };
+        assert!(!key.verify(&forged), "a field changed after signing");
+        let other = RecordKey::derive(b"another fleet's admin token, 32+ chars");
+        assert!(!other.verify(&signed), "another token's key");
+        let garbled = FleetDeployment {
+            tag: "zz".repeat(32),
+            ..signed
+        };
+        assert!(!key.verify(&garbled));
     }
 }

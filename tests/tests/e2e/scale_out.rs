@@ -28,6 +28,8 @@ struct Fleet {
     peers: RunningPeers,
     subscriber: Subscriber,
     client: reqwest::Client,
+    /// The fleet's MongoDB database.
+    database: mongodb::Database,
     _data: Vec<tempfile::TempDir>,
 }
 
@@ -76,7 +78,12 @@ impl Fleet {
         let hosts = futures::future::join_all(starts).await;
         let backends: Vec<String> = hosts.iter().map(|host| host.base_url.clone()).collect();
         let balancer = Balancer::start(&backends).await?;
+        let database = mongodb::Client::with_uri_str(&mongodb_url)
+            .await
+            .expect("a MongoDB client")
+            .database(&database);
         Some(Fleet {
+            database,
             hosts,
             balancer,
             peers,
@@ -437,6 +444,28 @@ async fn a_fleet_behind_haproxy_sells_each_seat_once_and_rolls_out_canaries_and_
         .admin_ok(0, fleet.admin(0, reqwest::Method::POST, "/admin/rollback"))
         .await;
     let rollback = fleet.converged(&v1, rolled_back).await;
+
+    // Write access to the database alone deploys nothing: a record changed
+    // without the fleet's admin token is not followed.
+    fleet
+        .database
+        .collection::<mongodb::bson::Document>("logicDeployment")
+        .update_one(
+            mongodb::bson::doc! {},
+            mongodb::bson::doc! { "$set": { "active": &v2, "revision": 1000_i64 } },
+        )
+        .await
+        .expect("the record, tampered with");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for host in &fleet.hosts {
+        for _ in 0..10 {
+            assert_eq!(
+                fleet.serving(&host.base_url).await,
+                v1,
+                "a forged record was followed"
+            );
+        }
+    }
 
     let (sent, failed, versions) = load.finish().await;
     println!(

@@ -59,6 +59,10 @@ pub struct FleetDeployment {
     /// The replica whose admin API made the change, and when.
     pub changed_by: String,
     pub changed_at_ms: i64,
+    /// HMAC-SHA256 (hex) of the fields above, keyed from the fleet's
+    /// admin token: replicas follow no record without it.
+    #[serde(default)]
+    pub tag: String,
 }
 
 /// What one replica serves, as it last reported.
