@@ -112,6 +112,15 @@ pub struct ConfirmSeatsRequest {
 #[derive(Clone, PartialEq, Message)]
 pub struct ConfirmSeatsResponse {}
 
+/// Answered with the [`SeatLock`], ending at its new `expires_at_ms`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ExtendLockRequest {
+    #[prost(string, tag = "1")]
+    pub lock_id: String,
+    #[prost(uint32, tag = "2")]
+    pub ttl_seconds: u32,
+}
+
 #[derive(Clone, PartialEq, Message)]
 pub struct ReleaseSeatsRequest {
     #[prost(string, tag = "1")]
@@ -203,6 +212,14 @@ mod tests {
             cinema_grpc::LockSeatsRequest::decode(ours.encode_to_vec().as_slice()).unwrap();
         assert_eq!(theirs.seat_numbers, ["A1", "A2"]);
         assert_eq!((theirs.holder.as_str(), theirs.ttl_seconds), ("b1", 300));
+
+        let ours = ExtendLockRequest {
+            lock_id: "l".into(),
+            ttl_seconds: 600,
+        };
+        let theirs =
+            cinema_grpc::ExtendLockRequest::decode(ours.encode_to_vec().as_slice()).unwrap();
+        assert_eq!((theirs.lock_id.as_str(), theirs.ttl_seconds), ("l", 600));
 
         let map = cinema_grpc::SeatMap {
             showtime_id: "s".into(),

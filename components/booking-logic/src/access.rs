@@ -17,6 +17,7 @@
 use crate::error::BookingError;
 use crate::model::{Caller, Timestamp};
 use crate::ports::{PortError, Users};
+use crate::workflow::Workflow;
 
 /// The role that may read every user's bookings.
 pub const SUPPORT_ROLE: &str = "support";
@@ -83,6 +84,24 @@ pub fn bearer_token(header: &str) -> Result<&str, BookingError> {
         ));
     }
     Ok(token)
+}
+
+/// Who a request (or a subscription) with `token` runs as: anyone when
+/// auth is off, anonymous without a token, else the caller it stands for.
+pub async fn principal(
+    workflow: &Workflow,
+    token: Option<&str>,
+) -> Result<Principal, BookingError> {
+    if !workflow.settings().auth_required {
+        return Ok(Principal::Unchecked);
+    }
+    let Some(token) = token else {
+        return Ok(Principal::Anonymous);
+    };
+    let ports = workflow.ports();
+    authenticate(ports.users.as_ref(), token, ports.env.now())
+        .await
+        .map(Principal::Caller)
 }
 
 /// The caller behind `token`, asked of the User service.

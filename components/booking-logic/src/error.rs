@@ -81,6 +81,10 @@ pub enum BookingError {
     /// `MAX_SEATS_PER_USER_PER_SHOWTIME`).
     #[error("{0}")]
     HoldLimitExceeded(String),
+    /// The seat lock already runs as long as it may: a PENDING booking
+    /// holds its seats at most `LOCK_MAX_HOLD_SECONDS` after creation.
+    #[error("{0}")]
+    LockExtensionLimit(String),
     /// A dependency answered something the workflow cannot act on; the
     /// detail goes to the log.
     #[error("internal error; the service log has the detail")]
@@ -117,6 +121,7 @@ impl BookingError {
             BookingError::IdempotencyKeyReused(_) => Self::IDEMPOTENCY_CONFLICT_CODES[0],
             BookingError::IdempotencyKeyInUse(_) => Self::IDEMPOTENCY_CONFLICT_CODES[1],
             BookingError::HoldLimitExceeded(_) => "HOLD_LIMIT_EXCEEDED",
+            BookingError::LockExtensionLimit(_) => "LOCK_EXTENSION_LIMIT",
             BookingError::Internal(_) => "INTERNAL",
         }
     }
@@ -247,6 +252,7 @@ mod tests {
             BookingError::IdempotencyKeyReused(String::new()),
             BookingError::IdempotencyKeyInUse(String::new()),
             BookingError::HoldLimitExceeded(String::new()),
+            BookingError::LockExtensionLimit(String::new()),
             BookingError::Internal(String::new()),
         ]
         .iter()

@@ -395,7 +395,7 @@ fn post_operations(request: &HttpRequest, max_batch: u32) -> Result<Operations, 
 /// A JSON object with a `query` string (and optional `variables`,
 /// `operationName`). Checked by hand first because serde would accept
 /// other shapes: every field of `Request` has a default.
-fn graphql_request(value: serde_json::Value) -> Result<Request, String> {
+pub(crate) fn graphql_request(value: serde_json::Value) -> Result<Request, String> {
     match &value {
         serde_json::Value::Object(fields)
             if fields.get("query").is_some_and(|query| query.is_string()) => {}
@@ -449,10 +449,9 @@ async fn request_context(
         });
     };
     let token = access::bearer_token(authorization).map_err(unauthenticated)?;
-    let ports = workflow.ports();
-    match access::authenticate(ports.users.as_ref(), token, ports.env.now()).await {
-        Ok(caller) => Ok(RequestContext {
-            principal: Principal::Caller(caller),
+    match access::principal(workflow, Some(token)).await {
+        Ok(principal) => Ok(RequestContext {
+            principal,
             idempotency_key,
             idempotency_replays: Arc::default(),
         }),
@@ -486,33 +485,13 @@ async fn execute(
     report: &mut RequestReport,
 ) -> Executed {
     let operation_name = graphql.operation_name.clone();
-    if let Err(message) = query_cost::check_nesting(&graphql.query) {
-        return Executed::RequestError(graphql_error(
-            ServerError::new(message, None),
-            "GRAPHQL_PARSE_FAILED",
-            report,
-        ));
-    }
-    let document = match graphql.parsed_query() {
+    let document = match guard(&mut graphql, workflow.settings().introspection) {
         Ok(document) => document,
-        Err(error) => {
-            return Executed::RequestError(graphql_error(error, "GRAPHQL_PARSE_FAILED", report));
+        Err(refused) => {
+            let (error, code) = *refused;
+            return Executed::RequestError(graphql_error(error, code, report));
         }
     };
-    if let Err(message) = query_cost::check(document) {
-        return Executed::RequestError(graphql_error(
-            ServerError::new(message, None),
-            "GRAPHQL_VALIDATION_FAILED",
-            report,
-        ));
-    }
-    if !workflow.settings().introspection && asks_for_introspection(document) {
-        return Executed::RequestError(graphql_error(
-            ServerError::new("introspection is switched off on this server", None),
-            "GRAPHQL_VALIDATION_FAILED",
-            report,
-        ));
-    }
     let mutation = selects_mutation(document, operation_name.as_deref());
     report.operation = Some((
         if mutation {
@@ -567,10 +546,41 @@ async fn execute(
     }
 }
 
+/// The checks every document passes before it runs, whatever carries
+/// it: nesting, syntax, size with fragments inlined, and introspection
+/// when it is off. Refused: the error and its code.
+pub(crate) fn guard(
+    graphql: &mut Request,
+    introspection: bool,
+) -> Result<&ExecutableDocument, Box<(ServerError, &'static str)>> {
+    if let Err(message) = query_cost::check_nesting(&graphql.query) {
+        return Err(Box::new((
+            ServerError::new(message, None),
+            "GRAPHQL_PARSE_FAILED",
+        )));
+    }
+    let document = graphql
+        .parsed_query()
+        .map_err(|error| Box::new((error, "GRAPHQL_PARSE_FAILED")))?;
+    if let Err(message) = query_cost::check(document) {
+        return Err(Box::new((
+            ServerError::new(message, None),
+            "GRAPHQL_VALIDATION_FAILED",
+        )));
+    }
+    if !introspection && asks_for_introspection(document) {
+        return Err(Box::new((
+            ServerError::new("introspection is switched off on this server", None),
+            "GRAPHQL_VALIDATION_FAILED",
+        )));
+    }
+    Ok(document)
+}
+
 /// Gives errors async-graphql produced itself a code like ours: without
 /// a path they come from validation (unknown field, wrong argument type,
 /// limits); with one, from a resolver that failed without a code.
-fn label(error: &mut ServerError) {
+pub(crate) fn label(error: &mut ServerError) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
         let code = if error.path.is_empty() {

@@ -1,5 +1,6 @@
 //! The booking service's logic: the workflow (`workflow`), its GraphQL
 //! schema (`schema`) and the GraphQL-over-HTTP handling (`http`), written
+//! and subscriptions (`live`), written
 //! against the traits in `ports` so the same code runs inside the
 //! `booking` component and natively. The records it handles are
 //! `booking-model`'s (re-exported as `model`).
@@ -10,6 +11,7 @@ pub mod access;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod live;
 pub mod ports;
 mod query_cost;
 mod query_string;

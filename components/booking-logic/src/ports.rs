@@ -26,6 +26,9 @@ pub trait Seats: Send + Sync {
         ttl_seconds: u32,
     ) -> PortResult<SeatLock>;
     async fn confirm_seats(&self, lock_id: &str) -> PortResult<()>;
+    /// Makes a live lock end `ttl_seconds` from now (never earlier than
+    /// it does); returns when it ends.
+    async fn extend_lock(&self, lock_id: &str, ttl_seconds: u32) -> PortResult<Timestamp>;
     async fn release_seats(&self, lock_id: &str) -> PortResult<()>;
 }
 

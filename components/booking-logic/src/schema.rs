@@ -25,13 +25,12 @@
 //! them (never a float); times as RFC 3339 UTC strings.
 
 mod limits;
+pub mod subscription;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use async_graphql::{
-    Context, EmptySubscription, ErrorExtensions, Object, Result, Schema, SimpleObject,
-};
+use async_graphql::{Context, ErrorExtensions, Object, Result, Schema, SimpleObject};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -45,7 +44,9 @@ use crate::query_cost;
 use crate::validation;
 use crate::workflow::Workflow;
 
-pub type BookingSchema = Schema<Query, Mutation, EmptySubscription>;
+pub use subscription::Subscription;
+
+pub type BookingSchema = Schema<Query, Mutation, Subscription>;
 
 /// The model's enums as GraphQL enums (the same names; `remote` makes
 /// the conversion exhaustive).
@@ -133,7 +134,7 @@ pub struct ShowtimeSeatsView {
 pub fn schema() -> &'static BookingSchema {
     static SCHEMA: OnceLock<BookingSchema> = OnceLock::new();
     SCHEMA.get_or_init(|| {
-        Schema::build(Query, Mutation, EmptySubscription)
+        Schema::build(Query, Mutation, Subscription)
             .extension(limits::RequestLimits)
             .finish()
     })
@@ -402,6 +403,16 @@ pub struct PaymentPayload {
 }
 
 #[derive(SimpleObject, Serialize, Deserialize)]
+pub struct LockExtensionPayload {
+    success: bool,
+    message: String,
+    booking: Option<BookingView>,
+    /// Always `null` today, as for `cancelBooking`: a refusal is a
+    /// GraphQL error.
+    code: Option<String>,
+}
+
+#[derive(SimpleObject, Serialize, Deserialize)]
 pub struct CancelBookingPayload {
     success: bool,
     message: String,
@@ -491,6 +502,39 @@ impl Mutation {
                         .as_ref()
                         .map(|error| error.code().to_string()),
                     booking: Some(BookingView(outcome.booking)),
+                }))
+            },
+        )
+        .await
+    }
+
+    /// Extends a PENDING booking's seat lock to `SEAT_LOCK_DURATION` from
+    /// now, never beyond `LOCK_MAX_HOLD_SECONDS` after booking
+    /// (`LOCK_EXTENSION_LIMIT` once there); `booking.lockExpiresAt` is the
+    /// new end.
+    #[graphql(complexity = "query_cost::dependency_call(child_complexity)")]
+    async fn extend_booking_lock(
+        &self,
+        ctx: &Context<'_>,
+        booking_id: String,
+        #[graphql(desc = "Sending the same key again replays the first answer (see README).")]
+        idempotency_key: Option<String>,
+    ) -> Result<Option<LockExtensionPayload>> {
+        let key = effective_key(ctx, idempotency_key)?;
+        let owner = changeable_booking_owner(ctx, &booking_id, key.as_deref()).await?;
+        let workflow = workflow(ctx)?;
+        idempotently(
+            ctx,
+            owner.as_deref(),
+            key,
+            ("extendBookingLock", json!({ "bookingId": booking_id })),
+            || async {
+                let booking = workflow.extend_lock(&booking_id).await?;
+                Ok(Some(LockExtensionPayload {
+                    success: true,
+                    message: "seat lock extended; pay before lockExpiresAt".to_string(),
+                    booking: Some(BookingView(booking)),
+                    code: None,
                 }))
             },
         )

@@ -8,6 +8,11 @@ pub struct Settings {
     /// How long seats stay locked for a PENDING booking
     /// (`SEAT_LOCK_DURATION`, seconds, default 300).
     pub seat_lock_seconds: u32,
+    /// How long a PENDING booking may hold its seats in all, counted from
+    /// its creation, however often its lock is extended
+    /// (`LOCK_MAX_HOLD_SECONDS`, default 900, at least
+    /// `SEAT_LOCK_DURATION`).
+    pub lock_max_hold_seconds: u32,
     /// Most seats one booking may hold (`MAX_SEATS_PER_BOOKING`, default 10).
     pub max_seats_per_booking: u32,
     /// Most PENDING bookings with a running seat lock one user may have
@@ -82,6 +87,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             seat_lock_seconds: 300,
+            lock_max_hold_seconds: 900,
             max_seats_per_booking: 10,
             max_pending_bookings_per_user: 3,
             max_seats_per_user_per_showtime: 10,
@@ -122,6 +128,19 @@ impl Settings {
             defaults.seat_lock_seconds,
             MAX_SEAT_LOCK_SECONDS,
         )?;
+        let lock_max_hold_seconds = match bounded(
+            &lookup,
+            "LOCK_MAX_HOLD_SECONDS",
+            defaults.lock_max_hold_seconds.max(seat_lock_seconds),
+            MAX_SEAT_LOCK_SECONDS,
+        )? {
+            hold if hold < seat_lock_seconds => {
+                return Err(format!(
+                    "LOCK_MAX_HOLD_SECONDS must be at least SEAT_LOCK_DURATION ({seat_lock_seconds}), got {hold}"
+                ));
+            }
+            hold => hold,
+        };
         let max_seats_per_booking = bounded(
             &lookup,
             "MAX_SEATS_PER_BOOKING",
@@ -169,6 +188,7 @@ impl Settings {
         };
         Ok(Settings {
             seat_lock_seconds,
+            lock_max_hold_seconds,
             max_seats_per_booking,
             max_pending_bookings_per_user,
             max_seats_per_user_per_showtime,

@@ -53,6 +53,7 @@ pub enum Op {
     SeatMap,
     LockSeats,
     ConfirmSeats,
+    ExtendLock,
     ReleaseSeats,
     GetUser,
     Authenticate,

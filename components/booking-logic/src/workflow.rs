@@ -429,6 +429,60 @@ impl Workflow {
         }
     }
 
+    /// Extends a PENDING booking's seat lock to `SEAT_LOCK_DURATION` from
+    /// now, never past `LOCK_MAX_HOLD_SECONDS` after its creation. The
+    /// Cinema extends the lock first and the booking stores the end the
+    /// Cinema reports, with `booking.lock_extended`: if the write is lost,
+    /// the booking still expires at its earlier end and releases the
+    /// seats then, so no seat is held past the booking's own lock.
+    pub async fn extend_lock(&self, booking_id: &str) -> Result<Booking, BookingError> {
+        validation::id("bookingId", booking_id)?;
+        let booking = self.expire_if_lapsed(self.load(booking_id).await?).await?;
+        match booking.status {
+            BookingStatus::Pending => {}
+            BookingStatus::Expired => return Err(BookingError::BookingExpired(booking.id)),
+            other => {
+                return Err(BookingError::InvalidState(format!(
+                    "booking {booking_id} is {}; only a PENDING booking's lock can be extended",
+                    other.as_str()
+                )));
+            }
+        }
+        let now = self.ports.env.now();
+        let cap = booking
+            .created_at
+            .saturating_add(u64::from(self.settings.lock_max_hold_seconds) * 1_000);
+        let wanted = now
+            .saturating_add(u64::from(self.settings.seat_lock_seconds) * 1_000)
+            .min(cap);
+        // Whole seconds, rounded down, so the Cinema's end never passes the cap.
+        let ttl_seconds = u32::try_from(wanted.saturating_sub(now) / 1_000).unwrap_or(u32::MAX);
+        if ttl_seconds == 0
+            || now.saturating_add(u64::from(ttl_seconds) * 1_000) <= booking.lock_expires_at
+        {
+            return Err(BookingError::LockExtensionLimit(format!(
+                "booking {booking_id} holds its seats as long as it may: a hold lasts at most {} seconds from booking",
+                self.settings.lock_max_hold_seconds
+            )));
+        }
+        let expires_at = self
+            .ports
+            .seats
+            .extend_lock(&booking.lock_id, ttl_seconds)
+            .await
+            .map_err(|error| match error {
+                PortError::Conflict(_) | PortError::NotFound(_) => {
+                    BookingError::BookingExpired(booking.id.clone())
+                }
+                other => dependency(SEAT_SERVICE, other),
+            })?;
+        let mut next = booking.clone();
+        next.lock_expires_at = expires_at.max(booking.lock_expires_at);
+        next.updated_at = now;
+        self.store(next, booking.version, &[EventKind::BookingLockExtended])
+            .await
+    }
+
     /// Cancels a PENDING booking (seats released, any charge refunded:
     /// CANCELLED) or a CONFIRMED one (refunded, seats released: REFUNDED).
     pub async fn cancel_booking(&self, booking_id: &str) -> Result<Booking, BookingError> {
@@ -554,11 +608,11 @@ impl Workflow {
     }
 
     /// The user's PENDING bookings whose seat lock still runs, newest
-    /// first. Only bookings created within one lock duration can hold a
-    /// lock, so the scan stops at the first older one.
+    /// first. Only bookings created within the longest hold (extensions
+    /// included) can hold a lock, so the scan stops at the first older one.
     async fn live_holds(&self, user_id: &str) -> Result<Vec<Booking>, BookingError> {
         let now = self.ports.env.now();
-        let lock_ms = u64::from(self.settings.seat_lock_seconds) * 1_000;
+        let lock_ms = u64::from(self.settings.lock_max_hold_seconds) * 1_000;
         let mut holds = Vec::new();
         let mut cursor = None;
         for _ in 0..HOLD_SCAN_PAGES {
@@ -588,7 +642,7 @@ impl Workflow {
         }
         Err(BookingError::HoldLimitExceeded(format!(
             "too many bookings were created for this user in the last {} seconds; try again later",
-            self.settings.seat_lock_seconds
+            self.settings.lock_max_hold_seconds
         )))
     }
 

@@ -24,10 +24,12 @@ pub enum EventKind {
     BookingRefunded,
     #[serde(rename = "booking.payment_refunded")]
     PaymentRefunded,
+    #[serde(rename = "booking.lock_extended")]
+    BookingLockExtended,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::BookingCreated,
         EventKind::BookingConfirmed,
         EventKind::BookingPaymentFailed,
@@ -36,6 +38,7 @@ impl EventKind {
         EventKind::BookingExpired,
         EventKind::BookingRefunded,
         EventKind::PaymentRefunded,
+        EventKind::BookingLockExtended,
     ];
 
     /// The event type and AMQP routing key, e.g. `booking.created`.
@@ -49,6 +52,7 @@ impl EventKind {
             EventKind::BookingExpired => "booking.expired",
             EventKind::BookingRefunded => "booking.refunded",
             EventKind::PaymentRefunded => "booking.payment_refunded",
+            EventKind::BookingLockExtended => "booking.lock_extended",
         }
     }
 

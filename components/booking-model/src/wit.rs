@@ -191,6 +191,7 @@ macro_rules! wit_conversions {
             $crate::__wit_enum!(wit::EventKind {
                 BookingCreated, BookingConfirmed, BookingPaymentFailed, BookingFailed,
                 BookingCancelled, BookingExpired, BookingRefunded, PaymentRefunded,
+                BookingLockExtended,
             });
             $crate::__wit_record!(wit::Event {
                 id, kind, occurred_at, booking_id, user_id, showtime_id, seats,

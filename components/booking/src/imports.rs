@@ -78,6 +78,10 @@ impl ports::Seats for WitSeats {
         Ok(seats::confirm_seats(lock_id)?)
     }
 
+    async fn extend_lock(&self, lock_id: &str, ttl_seconds: u32) -> PortResult<Timestamp> {
+        Ok(seats::extend_lock(lock_id, ttl_seconds)?)
+    }
+
     async fn release_seats(&self, lock_id: &str) -> PortResult<()> {
         Ok(seats::release_seats(lock_id)?)
     }

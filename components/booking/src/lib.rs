@@ -31,6 +31,7 @@ wit_bindgen::generate!({
 });
 
 use exports::cinema::booking::maintenance::{self, SweepReport};
+use exports::cinema::booking::subscriptions::{self, SubscribeRequest, Subscription};
 use exports::wasi::http::incoming_handler;
 
 struct Component;
@@ -120,6 +121,53 @@ impl maintenance::Guest for Component {
             .map_err(|error| imports::WitError::Unavailable(error.to_string()))?;
         Ok(report.into())
     }
+}
+
+/// Subscriptions: the host holds the connections and calls these once
+/// per subscriber at the start and once per batch of changes
+/// (`booking_logic::live`).
+impl subscriptions::Guest for Component {
+    fn start(request: SubscribeRequest) -> Result<Subscription, String> {
+        hash_keys::renew().map_err(internal_refusal)?;
+        let workflow = workflow().map_err(|message| internal_refusal(&message))?;
+        let started = futures::executor::block_on(booking_logic::live::start(
+            Arc::new(workflow),
+            &request.request,
+            request.token.as_deref(),
+        ))?;
+        Ok(Subscription {
+            topic: started.topic,
+            projection: started.projection,
+            owner: started.owner,
+            expires_at: started.expires_at,
+            initial: started.initial,
+        })
+    }
+
+    fn project(projection: String, events: Vec<subscriptions::Event>) -> Vec<String> {
+        let workflow = match hash_keys::renew()
+            .map_err(str::to_string)
+            .and_then(|()| workflow())
+        {
+            Ok(workflow) => workflow,
+            Err(message) => return vec![internal_message(&message)],
+        };
+        futures::executor::block_on(booking_logic::live::project(
+            Arc::new(workflow),
+            &projection,
+            events.into_iter().map(Into::into).collect(),
+        ))
+    }
+}
+
+fn internal_refusal(message: &str) -> String {
+    serde_json::json!([{ "message": message, "extensions": { "code": "CONFIGURATION_INVALID" } }])
+        .to_string()
+}
+
+fn internal_message(message: &str) -> String {
+    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "CONFIGURATION_INVALID" } }] })
+        .to_string()
 }
 
 async fn read_request(request: IncomingRequest) -> Result<HttpRequest, String> {

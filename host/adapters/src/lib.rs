@@ -9,6 +9,7 @@
 //! (`relay.rs`) forwards to RabbitMQ (`rabbitmq.rs`).
 
 mod adapter;
+pub mod changes;
 pub mod mongo;
 pub mod outbox;
 pub mod payments;

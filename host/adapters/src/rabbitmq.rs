@@ -24,9 +24,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use booking_model::Event;
+use futures::{FutureExt, StreamExt};
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::tcp::OwnedTLSConfig;
@@ -35,7 +37,9 @@ use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
     DefaultConnectionBuilder, ExchangeKind, PublisherConfirm,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
+
+use crate::changes::Changes;
 
 use crate::Adapter;
 use crate::outbox::Unsent;
@@ -296,6 +300,19 @@ impl RabbitPublisher {
     }
 
     async fn open(&self) -> lapin::Result<Link> {
+        let (connection, channel) = self.declared().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Link {
+            _connection: connection,
+            channel,
+        })
+    }
+
+    /// A new connection and a channel on which the exchange (with its
+    /// alternate exchange) is declared.
+    async fn declared(&self) -> lapin::Result<(Connection, Channel)> {
         // The TLS settings only apply to an `amqps://` URL.
         let tls = OwnedTLSConfig {
             identity: None,
@@ -370,15 +387,104 @@ impl RabbitPublisher {
             }
             Err(error) => return Err(error),
         };
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
+        Ok((connection, channel))
+    }
+
+    /// Follows every event on the exchange, whichever host relayed it, into
+    /// `changes` (live updates for subscribers) until `stop`: a queue of
+    /// this host's own (server-named, exclusive, deleted with the
+    /// connection) bound to every routing key, without acknowledgements —
+    /// a live view, not a delivery. Reconnects with backoff; whatever was
+    /// published while it was away is announced as a gap.
+    pub async fn follow(&self, changes: &Changes, mut stop: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let followed = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => return,
+                followed = self.follow_once(changes) => followed,
+            };
+            changes.gap();
+            if let Err(error) = followed {
+                tracing::warn!(
+                    "following the broker for live updates: {error}; retrying in {backoff:?}"
+                );
+            }
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn follow_once(&self, changes: &Changes) -> Result<(), String> {
+        let (_connection, channel) = tokio::time::timeout(self.config.timeout, self.declared())
+            .await
+            .map_err(|_| format!("no connection within {:?}", self.config.timeout))?
+            .map_err(|error| error.to_string())?;
+        self.consume(&channel, changes)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    async fn consume(&self, channel: &Channel, changes: &Changes) -> lapin::Result<()> {
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
             .await?;
-        Ok(Link {
-            _connection: connection,
-            channel,
-        })
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                self.config.exchange.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "live-updates".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    exclusive: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        // Events published before the queue was bound are not in it.
+        changes.gap();
+        while let Some(delivery) = consumer.next().await {
+            let mut events = Vec::new();
+            let mut next = Some(delivery);
+            // What is already here goes out as one batch.
+            while let Some(delivery) = next.take() {
+                match Event::from_json(&String::from_utf8_lossy(&delivery?.data)) {
+                    Ok(event) => events.push(event),
+                    Err(error) => tracing::warn!("live updates: skipping a message: {error}"),
+                }
+                if events.len() < FOLLOW_BATCH {
+                    next = consumer.next().now_or_never().flatten();
+                }
+            }
+            changes.publish(events);
+        }
+        Ok(())
     }
 }
+
+/// Most events handed to subscribers as one batch.
+const FOLLOW_BATCH: usize = 256;
 
 #[async_trait]
 impl Adapter for RabbitPublisher {

@@ -5,11 +5,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use booking_adapters_core::{cinema, grpc};
 use booking_logic::ports::{PortError, PortResult, Seats};
-use booking_model::{PricedSeat, Seat, SeatLock, Showtime};
+use booking_model::{PricedSeat, Seat, SeatLock, Showtime, Timestamp};
 use cinema_grpc::cinema_service_client::CinemaServiceClient;
 use cinema_grpc::{
-    ConfirmSeatsRequest, GetSeatMapRequest, GetShowtimeRequest, LockSeatsRequest,
-    ReleaseSeatsRequest,
+    ConfirmSeatsRequest, ExtendLockRequest, GetSeatMapRequest, GetShowtimeRequest,
+    LockSeatsRequest, ReleaseSeatsRequest,
 };
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -174,6 +174,21 @@ impl Seats for GrpcSeats {
             .await
             .map_err(port_error)?;
         Ok(())
+    }
+
+    async fn extend_lock(&self, lock_id: &str, ttl_seconds: u32) -> PortResult<Timestamp> {
+        let request = ExtendLockRequest {
+            lock_id: lock_id.to_owned(),
+            ttl_seconds,
+        };
+        let lock = self
+            .client
+            .clone()
+            .extend_lock(request)
+            .await
+            .map_err(port_error)?
+            .into_inner();
+        Ok(lock.expires_at_ms)
     }
 
     async fn release_seats(&self, lock_id: &str) -> PortResult<()> {

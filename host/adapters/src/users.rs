@@ -84,6 +84,20 @@ impl RestUsers {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Signs a user in (`POST /auth/login`), for the host's booking page:
+    /// the service's status and JSON body, passed on as they are.
+    pub async fn login(&self, credentials: &serde_json::Value) -> PortResult<(u16, Vec<u8>)> {
+        let response = self
+            .client
+            .post(url(&self.base, &["auth", "login"]))
+            .json(credentials)
+            .send_traced()
+            .await
+            .map_err(transport_error)?;
+        let (status, body) = read(response).await.map_err(read_error)?;
+        Ok((status.as_u16(), body))
+    }
+
     async fn fetch_caller(&self, authorization: String) -> PortResult<Caller> {
         let response = self
             .client

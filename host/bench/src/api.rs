@@ -27,6 +27,11 @@ impl Api {
         })
     }
 
+    /// The GraphQL endpoint, `http://<host>:<port>/graphql`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// `data`, or an error carrying the first GraphQL error's code.
     async fn call(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
         let response = self

@@ -44,6 +44,18 @@ impl Host {
         data_dir: &Path,
         peers: Option<&StandalonePeers>,
     ) -> anyhow::Result<Host> {
+        Host::start_configured(bin, logic, data_dir, peers, &[]).await
+    }
+
+    /// The same, with `settings` added to the host's environment (its
+    /// configuration variables, e.g. `MAX_CONNECTIONS`).
+    pub async fn start_configured(
+        bin: &HostBinary,
+        logic: &str,
+        data_dir: &Path,
+        peers: Option<&StandalonePeers>,
+        settings: &[(&str, String)],
+    ) -> anyhow::Result<Host> {
         let (port, admin_port) = (free_port()?, free_port()?);
         let started = Instant::now();
         let mut command = Command::new(&bin.binary);
@@ -62,6 +74,7 @@ impl Host {
             // The bench does not log in: every server runs with
             // authentication off, so the comparison stays fair.
             .env("AUTH_MODE", "disabled")
+            .envs(settings.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         match peers {

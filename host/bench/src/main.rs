@@ -7,6 +7,7 @@
 mod api;
 mod flash_sale;
 mod host;
+mod live;
 mod load;
 mod micro;
 mod peers;
@@ -33,6 +34,7 @@ enum Scenario {
     FlashSale,
     Scaling,
     Micro,
+    Live,
 }
 
 #[derive(Debug, Parser)]
@@ -70,6 +72,20 @@ struct Args {
     flash_clients: usize,
     #[arg(long, default_value_t = 10_000)]
     instantiations: u64,
+    /// Scenario 6: WebSocket clients subscribed to the flash showtime's
+    /// seat map.
+    #[arg(long, default_value_t = 5000)]
+    subscribers: usize,
+    /// Scenario 6: subscribers connecting at once.
+    #[arg(long, default_value_t = 200)]
+    live_connect_concurrency: usize,
+    /// Scenario 6: customers buying at once while the subscribers watch.
+    #[arg(long, default_value_t = 50)]
+    live_customers: usize,
+    /// Scenario 6: bookings of 2 seats per customer, one after the other
+    /// (50 × 5 × 2 sells all 500 seats).
+    #[arg(long, default_value_t = 5)]
+    live_rounds: usize,
     /// The standalone reference peers, for the read scenarios.
     #[arg(long, default_value = "target/release/reference-peers")]
     peers_binary: PathBuf,
@@ -168,6 +184,15 @@ async fn main() -> anyhow::Result<()> {
             args.instantiations,
         )
         .await?;
+    }
+    if runs(Scenario::Live) {
+        let config = live::Config {
+            subscribers: args.subscribers,
+            connect_concurrency: args.live_connect_concurrency,
+            customers: args.live_customers,
+            rounds: args.live_rounds,
+        };
+        live_seat_map(&bin, &dirs, &config).await?;
     }
     Ok(())
 }
@@ -469,5 +494,139 @@ async fn micro_benchmarks(
         "| `POST /admin/versions/{{sha}}/activate` | {:.2} ms |",
         ms(starts.activate)
     );
+    Ok(())
+}
+
+/// Scenario 6: the WASM host with `--subscribers` seat-map subscribers
+/// over graphql-transport-ws, its memory per subscriber, and a sale's
+/// delivery latency to all of them.
+async fn live_seat_map(
+    bin: &HostBinary,
+    dirs: &DataDirs,
+    config: &live::Config,
+) -> anyhow::Result<()> {
+    // The host inherits the raised limit; it must also accept more
+    // connections than its default MAX_CONNECTIONS (4096).
+    let open_files = live::raise_open_files_limit(config.open_files())?;
+    let dir = dirs.fresh()?;
+    let settings = [("MAX_CONNECTIONS", config.open_files().to_string())];
+    let host = Host::start_configured(bin, "wasm", dir.path(), None, &settings).await?;
+    let live = live::run(&host.api, &host.process, config).await?;
+    let ms = |histogram: &hdrhistogram::Histogram<u64>, percentile| {
+        histogram.value_at_percentile(percentile) as f64 / 1e3
+    };
+    println!(
+        "\n### 6. Live seat map: {} subscribers (graphql-transport-ws), {} customers × {} bookings of 2 seats of {}\n",
+        config.subscribers,
+        config.customers,
+        config.rounds,
+        workflow::FLASH_SHOWTIME
+    );
+    println!("| measurement | value |");
+    println!("|---|---:|");
+    println!(
+        "| subscribed (snapshot received) / failed | {} / {} of {} ({} connecting at once, open-files limit {open_files}) |",
+        live.subscribed, live.setup_failures, config.subscribers, config.connect_concurrency
+    );
+    println!(
+        "| connect → snapshot p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
+        ms(&live.setup_us, 50.0),
+        ms(&live.setup_us, 99.0),
+        live.setup_us.max() as f64 / 1e3
+    );
+    println!(
+        "| first connection → last snapshot | {:.2} s |",
+        live.all_subscribed_after.as_secs_f64()
+    );
+    println!(
+        "| host VmRSS before → after subscribing | {:.1} → {:.1} MiB |",
+        live.rss_before_mib, live.rss_after_mib
+    );
+    println!(
+        "| **host memory per subscriber** | **{:.1} KiB** |",
+        live.per_subscriber_kib()
+    );
+    let requests = &live.requests;
+    println!(
+        "| sale: bookings paid / seats BOOKED / mutation errors | {} / {} / {} |",
+        live.bookings, live.seats_sold, requests.errors
+    );
+    println!(
+        "| sale: duration; mutation p50 / p99 | {:.2} s; {:.1} / {:.1} ms |",
+        live.sale.as_secs_f64(),
+        requests.percentile_ms(50.0),
+        requests.percentile_ms(99.0)
+    );
+    println!(
+        "| changes (LOCKED + BOOKED) × subscribers delivered | {} × {} → {} pairs |",
+        live.changes,
+        live.subscribed,
+        live.latency_us.len()
+    );
+    println!(
+        "| **delivery latency p50 / p99 / max** | **{:.1} / {:.1} / {:.1} ms** |",
+        ms(&live.latency_us, 50.0),
+        ms(&live.latency_us, 99.0),
+        live.latency_us.max() as f64 / 1e3
+    );
+    println!(
+        "| pairs received before the mutation's answer (counted as 0) | {} |",
+        live.before_answer
+    );
+    println!(
+        "| the same from the mutation's request (upper bound) p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
+        ms(&live.from_request_us, 50.0),
+        ms(&live.from_request_us, 99.0),
+        live.from_request_us.max() as f64 / 1e3
+    );
+    println!(
+        "| LOCKED seen only as BOOKED (one batch held both) | {} |",
+        live.coalesced
+    );
+    println!(
+        "| last mutation answer → last delivery | {:.2} s{} |",
+        live.delivered_after.as_secs_f64(),
+        if live.delivery_timed_out {
+            " (timed out)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "| seat-map messages after the snapshots | {} ({:.1} per subscriber) |",
+        live.messages,
+        live.messages as f64 / live.subscribed.max(1) as f64
+    );
+    println!(
+        "| subscribers that missed a change | {} ({} changes) |",
+        live.missed_subscribers, live.missed_changes
+    );
+    println!(
+        "| subscribers dropped (closed by the server) | {} |",
+        live.dropped
+    );
+    println!(
+        "| subscribers whose final map differs from showtimeSeats | {} |",
+        live.diverged
+    );
+    println!("| seat entries no change explains | {} |", live.unexpected);
+    println!(
+        "| CPU, sale start → last delivery: host / bench | {:.2} s / {:.2} s |",
+        live.host_cpu.as_secs_f64(),
+        live.bench_cpu.as_secs_f64()
+    );
+    println!(
+        "| host peak RSS (VmHWM) | {:.1} MiB |",
+        host.process.peak_rss_mib()?
+    );
+    for (what, error) in [
+        ("subscribing", &live.first_setup_error),
+        ("dropped", &live.first_drop),
+        ("mutations", &requests.first_error),
+    ] {
+        if let Some(error) = error {
+            println!("\n{what}: first error: {error}");
+        }
+    }
     Ok(())
 }

@@ -82,6 +82,12 @@ impl ServerProcess {
         self.sum_kib("status", "VmHWM:").map(|kib| kib / 1024.0)
     }
 
+    /// Resident set size now (VmRSS), in MiB, summed over the process
+    /// tree.
+    pub fn rss_mib(&self) -> anyhow::Result<f64> {
+        self.sum_kib("status", "VmRSS:").map(|kib| kib / 1024.0)
+    }
+
     /// Proportional set size now, in MiB, summed over the process tree.
     /// Unlike RSS it counts a page mapped at several addresses once: the
     /// component's memory image is mapped into every pool slot that ran,

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cinema_grpc::cinema_service_server::{CinemaService, CinemaServiceServer};
 use cinema_grpc::{
-    ConfirmSeatsRequest, ConfirmSeatsResponse, GetSeatMapRequest, GetShowtimeRequest,
-    LockSeatsRequest, ReleaseSeatsRequest, ReleaseSeatsResponse, SeatLock, SeatMap, Showtime,
+    ConfirmSeatsRequest, ConfirmSeatsResponse, ExtendLockRequest, GetSeatMapRequest,
+    GetShowtimeRequest, LockSeatsRequest, ReleaseSeatsRequest, ReleaseSeatsResponse, SeatLock,
+    SeatMap, Showtime,
 };
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
@@ -128,6 +129,22 @@ impl CinemaService for Cinema {
         Ok(Response::new(ConfirmSeatsResponse {}))
     }
 
+    async fn extend_lock(
+        &self,
+        request: Request<ExtendLockRequest>,
+    ) -> Result<Response<SeatLock>, Status> {
+        let req = request.into_inner();
+        let result = self
+            .state
+            .inventory()
+            .extend(&req.lock_id, req.ttl_seconds, now_ms());
+        tracing::debug!(
+            lock_id = %req.lock_id, ttl_seconds = req.ttl_seconds,
+            expires_at_ms = ?result.as_ref().map(|lock| lock.expires_at_ms).ok(), "extend lock"
+        );
+        Ok(Response::new(result?))
+    }
+
     async fn release_seats(
         &self,
         request: Request<ReleaseSeatsRequest>,
@@ -143,7 +160,9 @@ impl From<InventoryError> for Status {
     fn from(error: InventoryError) -> Status {
         let message = error.to_string();
         match error {
-            InventoryError::UnknownShowtime(_) => Status::not_found(message),
+            InventoryError::UnknownShowtime(_) | InventoryError::UnknownLock(_) => {
+                Status::not_found(message)
+            }
             InventoryError::Invalid(_) => Status::invalid_argument(message),
             InventoryError::Conflict(_) => Status::failed_precondition(message),
         }
@@ -264,12 +283,37 @@ mod tests {
             Some(Code::FailedPrecondition)
         );
 
+        let extend = |lock_id: &str, ttl_seconds| ExtendLockRequest {
+            lock_id: lock_id.into(),
+            ttl_seconds,
+        };
+        let extended = client
+            .extend_lock(extend(&lock.lock_id, 120))
+            .await
+            .expect("live")
+            .into_inner();
+        assert!(extended.expires_at_ms > lock.expires_at_ms);
+        let codes = [
+            (extend("nope", 60), Code::NotFound),
+            (extend("", 60), Code::InvalidArgument),
+            (extend(&lock.lock_id, 0), Code::InvalidArgument),
+        ];
+        for (request, code) in codes {
+            let result = client.extend_lock(request).await;
+            assert_eq!(result.map_err(|s| s.code()).err(), Some(code));
+        }
+
         client
             .release_seats(ReleaseSeatsRequest {
-                lock_id: lock.lock_id,
+                lock_id: lock.lock_id.clone(),
             })
             .await
             .expect("release");
+        let released = client.extend_lock(extend(&lock.lock_id, 60)).await;
+        assert_eq!(
+            released.map_err(|s| s.code()).err(),
+            Some(Code::FailedPrecondition)
+        );
         let showtime = client
             .get_showtime(GetShowtimeRequest {
                 showtime_id: "showtime_456".into(),

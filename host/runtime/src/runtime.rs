@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use booking_logic::live::{Refusal, Started};
 use booking_logic::ports::Ports;
+use booking_model::Event;
 use booking_model::report::{REPORT_HEADER, RequestReport};
 use booking_telemetry::Metrics;
 use booking_telemetry::metrics::{TrapCause, TrapLabels};
@@ -28,6 +30,8 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::bindings::Logic;
+use crate::bindings::exports::cinema::booking::subscriptions::SubscribeRequest;
 use crate::cache::{ArtifactCache, CacheLocation};
 use crate::component::LogicComponent;
 use crate::deployment::{Deployment, roll};
@@ -322,6 +326,73 @@ impl Runtime {
             .context("the sweep trapped")?
             .map_err(|error| anyhow::anyhow!("the sweep failed: {error:?}"))?;
         Ok(report.into())
+    }
+}
+
+impl Runtime {
+    /// Starts a subscription (`booking_logic::live::start`) on a fresh
+    /// instance of the active component: the outer error is the sandbox's
+    /// (no slot, a trap, the deadline), the inner the logic's refusal.
+    pub async fn start_subscription(
+        &self,
+        request: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<Result<Started, Refusal>> {
+        let request = SubscribeRequest {
+            request: request.to_owned(),
+            token: token.map(str::to_owned),
+        };
+        let (_slot, mut store, logic) = self.logic_instance().await?;
+        let call = logic
+            .cinema_booking_subscriptions()
+            .call_start(&mut store, &request);
+        let started = self.within_deadline(call).await?;
+        Ok(started.map(|started| Started {
+            topic: started.topic,
+            projection: started.projection,
+            owner: started.owner,
+            expires_at: started.expires_at,
+            initial: started.initial,
+        }))
+    }
+
+    /// What `events` look like to the subscribers of `projection`
+    /// (`booking_logic::live::project`), on a fresh instance.
+    pub async fn project(&self, projection: &str, events: &[Event]) -> anyhow::Result<Vec<String>> {
+        let events: Vec<_> = events.iter().cloned().map(Into::into).collect();
+        let (_slot, mut store, logic) = self.logic_instance().await?;
+        let call = logic
+            .cinema_booking_subscriptions()
+            .call_project(&mut store, projection, &events);
+        self.within_deadline(call).await
+    }
+
+    /// A fresh instance of the active component in a request slot, which
+    /// it waits for at most the queue wait.
+    async fn logic_instance(&self) -> anyhow::Result<(Slot, Store<RequestState>, Logic)> {
+        let queue_wait = self.engine.limits.queue_wait;
+        let Ok(permit) = tokio::time::timeout(queue_wait, self.slots.clone().acquire_owned()).await
+        else {
+            self.metrics.sandbox.shed.inc();
+            return Err(Overloaded(queue_wait).into());
+        };
+        let slot = Slot::request(permit?, &self.metrics.sandbox.in_use);
+        let active = self.active();
+        let mut store = self.new_store(&active);
+        let logic = active.logic_pre.instantiate_async(&mut store).await?;
+        Ok((slot, store, logic))
+    }
+
+    async fn within_deadline<T>(
+        &self,
+        call: impl Future<Output = wasmtime::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let deadline = self.engine.limits.deadline;
+        tokio::time::timeout(deadline, call)
+            .await
+            .map_err(|_| anyhow::anyhow!("the call ran past its {deadline:?} deadline"))?
+            .map_err(anyhow::Error::from)
+            .context("the component trapped")
     }
 }
 

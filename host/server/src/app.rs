@@ -18,7 +18,6 @@ use booking_logic::ports::Events;
 use booking_runtime::{CacheLocation, EngineLimits, Runtime, SandboxEngine};
 use booking_telemetry::Metrics;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -52,6 +51,8 @@ pub(crate) struct AppState {
     /// The fleet this host is a replica of (with MongoDB): deployment
     /// changes go there, and it follows the fleet's.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// GraphQL subscriptions' groups and limits (`live.rs`).
+    pub live: Arc<crate::live::Live>,
 }
 
 /// A started service: its address and a handle to stop it.
@@ -149,6 +150,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             Some(NativeLogic::new(dependencies.ports(), &config.guest_env())?)
         }
     };
+    // `stopping` ends the listeners, the sweeper, the watch and the live
+    // sessions at once; `relay_stop` comes after the requests drained,
+    // to send their events.
+    let (stopping, _) = tokio::sync::watch::channel(false);
+    let live = Arc::new(crate::live::Live::new(
+        dependencies.changes.clone(),
+        config.live_limits(),
+        stopping.subscribe(),
+    ));
     let state = Arc::new(AppState {
         runtime,
         native,
@@ -161,10 +171,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         rate_limits: Arc::new(crate::rate_limit::RateLimits::from_config(&config)),
         metrics,
         fleet: fleet.clone(),
+        live,
     });
-    // `stopping` ends the listeners, the sweeper and the watch at once;
-    // `relay_stop` comes after the requests drained, to send their events.
-    let (stopping, _) = tokio::sync::watch::channel(false);
     let (relay_stop, relay_stopped) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(crate::sweeper::run(
         state.clone(),
@@ -181,6 +189,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let relay = state
         .dependencies
         .start_relay(state.metrics.relay.clone(), relay_stopped);
+    let live_feed = state.dependencies.start_live_feed(stopping.subscribe());
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -240,6 +249,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             if let Some(relay) = relay {
                 let _ = relay.await;
             }
+            if let Some(live_feed) = live_feed {
+                let _ = live_feed.await;
+            }
         };
         if tokio::time::timeout_at(deadline, background).await.is_err() {
             tracing::warn!(
@@ -283,7 +295,6 @@ async fn serve_http(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
     loop {
         let permit = tokio::select! {
             biased;
@@ -314,16 +325,34 @@ async fn serve_http(
                 .insert(ConnectInfo::<SocketAddr>(remote));
             hyper::service::Service::call(&service, request)
         });
-        let connection = graceful.watch(http1.serve_connection(TokioIo::new(stream), service));
+        // Upgrades (WebSocket subscriptions, `live::ws`) leave the
+        // connection once switched: they end with `stop` themselves.
+        let connection = http1
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = stopped(&mut stop) => {
+                    // Finish the request in flight; an idle one closes now.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%remote, "connection ended: {error}");
             }
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Every connection holds a permit until it ends: all of them back
+    // means all ended.
+    let _ = connections
+        .acquire_many(limits.max_connections as u32)
+        .await;
 }
 
 /// Returns once `stop` turns true (or its sender is gone).

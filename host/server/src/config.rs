@@ -271,6 +271,40 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// GraphQL subscriptions one WebSocket connection may hold.
+    #[arg(long, env = "SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub subscriptions_per_connection: u32,
+
+    /// GraphQL subscriptions one user may hold on this host, over all
+    /// connections.
+    #[arg(long, env = "SUBSCRIPTIONS_PER_USER", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub subscriptions_per_user: u32,
+
+    /// GraphQL subscriptions this host holds at once (each keeps at most
+    /// `SUBSCRIPTION_BUFFER` messages): further ones are refused with
+    /// TOO_MANY_SUBSCRIPTIONS.
+    #[arg(long, env = "SUBSCRIPTIONS_MAX", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub subscriptions_max: u32,
+
+    /// Messages waiting for one subscriber (and for one WebSocket
+    /// connection) before it counts as a slow consumer and is dropped.
+    #[arg(long, env = "SUBSCRIPTION_BUFFER", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub subscription_buffer: u32,
+
+    /// Seconds between keep-alives (WebSocket `ping`, SSE comment).
+    #[arg(long, env = "SUBSCRIPTION_KEEPALIVE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub subscription_keepalive_seconds: u64,
+
+    /// Seconds a WebSocket client may send nothing (not even a `pong`)
+    /// before it is closed (1001).
+    #[arg(long, env = "SUBSCRIPTION_IDLE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub subscription_idle_seconds: u64,
+
+    /// Milliseconds a WebSocket client has to send `connection_init`
+    /// (then 4408).
+    #[arg(long, env = "SUBSCRIPTION_INIT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub subscription_init_timeout_ms: u64,
+
     /// `required`: mutations and user-scoped queries need
     /// `Authorization: Bearer <token>` from the User service. `disabled`:
     /// anyone may act for any user — local experiments only.
@@ -350,6 +384,18 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    pub fn live_limits(&self) -> crate::live::LiveLimits {
+        crate::live::LiveLimits {
+            per_connection: self.subscriptions_per_connection as usize,
+            per_user: self.subscriptions_per_user as usize,
+            max_subscribers: self.subscriptions_max as usize,
+            buffer: self.subscription_buffer as usize,
+            keepalive: Duration::from_secs(self.subscription_keepalive_seconds),
+            idle: Duration::from_secs(self.subscription_idle_seconds),
+            init_timeout: Duration::from_millis(self.subscription_init_timeout_ms),
+        }
     }
 
     pub fn header_read_timeout(&self) -> Duration {

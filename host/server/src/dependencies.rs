@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use booking_adapters::changes::{Announcing, Changes};
 use booking_adapters::mongo::{
     MongoConfig, MongoDatabase, MongoEventLog, MongoFleet, MongoStorage,
 };
@@ -57,6 +58,11 @@ pub struct Dependencies {
     /// Where the fleet's deployment lives: the MongoDB store, when bookings
     /// are there (the embedded store is one process's).
     pub fleet: Option<MongoFleet>,
+    /// Committed events for live updates: the broker's (every host's),
+    /// or without one this store's own writes.
+    pub changes: Changes,
+    /// The User service, for the booking page's sign-in.
+    pub users: Arc<RestUsers>,
 }
 
 /// The adapters as they are built, each kept for the health report.
@@ -241,12 +247,20 @@ impl Dependencies {
                 tls,
             })
             .await?;
+        let changes = Changes::default();
+        let storage = match broker {
+            Some(_) => store.storage,
+            None => Arc::new(Announcing {
+                store: store.storage,
+                changes: changes.clone(),
+            }),
+        };
         Ok(Dependencies {
             ports: Ports {
                 seats,
-                users,
+                users: users.clone(),
                 payments,
-                storage: store.storage,
+                storage,
                 events: store.events,
                 env: Arc::new(SystemEnvironment),
             },
@@ -257,7 +271,22 @@ impl Dependencies {
             reference_peers,
             urls,
             fleet,
+            changes,
+            users,
         })
+    }
+
+    /// Follows the broker for live updates until `stop`, if there is one
+    /// (without, the store announces its writes itself).
+    pub fn start_live_feed(
+        &self,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let broker = self.broker.clone()?;
+        let changes = self.changes.clone();
+        Some(tokio::spawn(
+            async move { broker.follow(&changes, stop).await },
+        ))
     }
 
     /// Starts relaying the outbox to the broker, if there is one. The relay

@@ -13,7 +13,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::Instant;
 
@@ -36,6 +36,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     if state.graphiql_assets {
         router = router.route("/graphiql/{file}", get(graphiql_asset));
     }
+    router = router
+        .route("/graphql", any(crate::live::ws::graphql))
+        .route(
+            "/graphql/stream",
+            get(crate::live::sse::get).post(crate::live::sse::post),
+        )
+        .route("/book", get(crate::book::page))
+        .route("/book/login", post(crate::book::login))
+        .route("/book/{file}", get(crate::book::file));
     router
         .fallback(to_component)
         .layer(axum::middleware::from_fn_with_state(
@@ -172,7 +181,7 @@ async fn graphiql_asset(Path(file): Path<String>) -> Response {
     }
 }
 
-async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> Response {
+pub(crate) async fn to_component(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let deadline = Instant::now() + state.request_timeout;
     let declared_length = request
         .headers()

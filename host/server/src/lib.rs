@@ -5,12 +5,14 @@
 mod admin;
 pub mod admin_cli;
 pub mod app;
+mod book;
 pub mod config;
 mod dependencies;
 mod deploy;
 mod fleet;
 mod health;
 mod http;
+mod live;
 mod metrics;
 pub mod native_twin;
 pub mod probe;

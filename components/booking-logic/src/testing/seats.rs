@@ -251,6 +251,27 @@ impl Seats for FakeSeats {
             .await
     }
 
+    async fn extend_lock(&self, lock_id: &str, ttl_seconds: u32) -> PortResult<Timestamp> {
+        self.knobs
+            .run(Op::ExtendLock, || {
+                let now = self.env.now();
+                let mut state = lock(&self.state);
+                let record = state
+                    .locks
+                    .get_mut(lock_id)
+                    .ok_or_else(|| PortError::NotFound(format!("lock {lock_id}")))?;
+                match record.state {
+                    LockState::Held if now < record.lock.expires_at => {
+                        let wanted = now.saturating_add(u64::from(ttl_seconds) * 1000);
+                        record.lock.expires_at = record.lock.expires_at.max(wanted);
+                        Ok(record.lock.expires_at)
+                    }
+                    _ => Err(PortError::Conflict(format!("lock {lock_id} is not held"))),
+                }
+            })
+            .await
+    }
+
     async fn release_seats(&self, lock_id: &str) -> PortResult<()> {
         self.knobs
             .run(Op::ReleaseSeats, || {

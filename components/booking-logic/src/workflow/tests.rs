@@ -1374,3 +1374,62 @@ fn the_booking_fee_is_added_once_to_the_seat_prices() {
 }
 
 mod interrupted;
+
+#[test]
+fn extending_a_lock_moves_its_end_up_to_the_cap_and_announces_it() {
+    let (fakes, workflow) = setup();
+    let booking = create(&workflow, &["A1"]);
+    let created_at = booking.created_at;
+    // Settings::default(): 300 s locks, holds of at most 900 s.
+    fakes.env.advance_secs(100);
+    let extended = run(workflow.extend_lock(&booking.id)).expect("extended");
+    assert_eq!(extended.lock_expires_at, created_at + 400_000);
+    assert_eq!(
+        stored(&fakes, &booking.id).lock_expires_at,
+        created_at + 400_000
+    );
+    assert_eq!(
+        kinds(&fakes, &booking.id),
+        [EventKind::BookingCreated, EventKind::BookingLockExtended]
+    );
+    fakes.env.advance_secs(250);
+    let extended = run(workflow.extend_lock(&booking.id)).expect("extended again");
+    assert_eq!(extended.lock_expires_at, created_at + 650_000);
+    fakes.env.advance_secs(250);
+    let capped = run(workflow.extend_lock(&booking.id)).expect("up to the cap");
+    assert_eq!(capped.lock_expires_at, created_at + 900_000);
+    let refused = run(workflow.extend_lock(&booking.id)).unwrap_err();
+    assert_eq!(refused.code(), "LOCK_EXTENSION_LIMIT");
+    // The seat stays held until the booking's own end, then the booking
+    // expires as any other.
+    assert_eq!(seat(&fakes, "A1"), SeatStatus::Locked);
+    fakes.env.advance_secs(301);
+    let refused = run(workflow.extend_lock(&booking.id)).unwrap_err();
+    assert_eq!(refused.code(), "BOOKING_EXPIRED");
+    assert_eq!(stored(&fakes, &booking.id).status, BookingStatus::Expired);
+}
+
+#[test]
+fn only_a_pending_booking_with_a_live_lock_is_extended() {
+    let (fakes, workflow) = setup();
+    let paid = create(&workflow, &["A1"]);
+    pay(&workflow, &paid.id).expect("paid");
+    assert_eq!(
+        run(workflow.extend_lock(&paid.id)).unwrap_err().code(),
+        "INVALID_STATE"
+    );
+    assert_eq!(
+        run(workflow.extend_lock("nobody")).unwrap_err().code(),
+        "BOOKING_NOT_FOUND"
+    );
+    // The Cinema let the lock go (say, another host released it): the
+    // booking is not extended and says so.
+    let booking = create(&workflow, &["A2"]);
+    run(fakes.seats.release_seats(&booking.lock_id)).expect("released");
+    fakes.env.advance_secs(10);
+    assert_eq!(
+        run(workflow.extend_lock(&booking.id)).unwrap_err().code(),
+        "BOOKING_EXPIRED"
+    );
+    assert_eq!(stored(&fakes, &booking.id).version, 1);
+}

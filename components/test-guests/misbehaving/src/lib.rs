@@ -32,6 +32,7 @@ wit_bindgen::generate!({
 });
 
 use exports::cinema::booking::maintenance::{self, SweepReport};
+use exports::cinema::booking::subscriptions;
 use exports::wasi::http::incoming_handler;
 
 struct Misbehaving;
@@ -109,6 +110,20 @@ impl maintenance::Guest for Misbehaving {
             settled: 0,
             unsettled: 0,
         })
+    }
+}
+
+/// Refuses every subscription: this guest exists for the HTTP sandbox
+/// tests, and a host must survive a guest that watches nothing.
+impl subscriptions::Guest for Misbehaving {
+    fn start(
+        _request: subscriptions::SubscribeRequest,
+    ) -> Result<subscriptions::Subscription, String> {
+        Err(r#"[{"message":"the misbehaving guest serves no subscriptions","extensions":{"code":"INTERNAL"}}]"#.to_string())
+    }
+
+    fn project(_projection: String, _events: Vec<subscriptions::Event>) -> Vec<String> {
+        Vec::new()
     }
 }
 

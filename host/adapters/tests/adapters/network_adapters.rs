@@ -251,6 +251,35 @@ async fn seats_lock_confirm_release() {
 }
 
 #[tokio::test]
+async fn seats_extend_lock() {
+    let peers = peers().await;
+    let seats = seats_at(&peers.cinema_url, API_TIMEOUT);
+
+    let lock = seats
+        .lock_seats("showtime_456", &strings(&["B7"]), "booking_1", 60)
+        .await
+        .expect("free");
+    let before = now_ms();
+    let ends = seats.extend_lock(&lock.id, 600).await.expect("live lock");
+    assert!((before + 600_000..=now_ms() + 600_000).contains(&ends));
+    assert_eq!(
+        seats.extend_lock(&lock.id, 60).await,
+        Ok(ends),
+        "never earlier"
+    );
+    let live = peers.cinema.live_locks("showtime_456");
+    assert_eq!(
+        live.iter().map(|l| l.expires_at_ms).collect::<Vec<_>>(),
+        [ends]
+    );
+
+    seats.release_seats(&lock.id).await.expect("release");
+    assert_kind(seats.extend_lock(&lock.id, 60).await, conflict);
+    assert_kind(seats.extend_lock("no-such-lock", 60).await, not_found);
+    assert_kind(seats.extend_lock(&lock.id, 0).await, rejected);
+}
+
+#[tokio::test]
 async fn seats_refuses_bad_lock_requests() {
     let peers = peers().await;
     let seats = seats_at(&peers.cinema_url, API_TIMEOUT);
@@ -339,6 +368,7 @@ async fn seats_down_or_silent() {
         .lock_seats("showtime_456", &strings(&["A1"]), "b", 60)
         .await;
     assert_kind(locked, timeout);
+    assert_kind(silent.extend_lock("lock", 60).await, timeout);
 }
 
 // ---- users ----

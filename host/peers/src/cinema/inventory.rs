@@ -13,6 +13,8 @@ use crate::catalog;
 pub enum InventoryError {
     #[error("showtime {0} not found")]
     UnknownShowtime(String),
+    #[error("lock {0} not found")]
+    UnknownLock(String),
     #[error("{0}")]
     Invalid(String),
     /// Seats taken, or a lock that is no longer live.
@@ -41,6 +43,9 @@ impl Lock {
 pub struct Inventory {
     showtimes: HashMap<String, ShowtimeSeats>,
     locks: HashMap<String, Lock>,
+    /// Ids of the locks released, or forgotten once expired, so that
+    /// extending one is a conflict rather than an unknown lock.
+    ended: HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -78,6 +83,7 @@ impl Inventory {
         Inventory {
             showtimes,
             locks: HashMap::new(),
+            ended: HashSet::new(),
         }
     }
 
@@ -130,11 +136,7 @@ impl Inventory {
         ttl_seconds: u32,
         now_ms: u64,
     ) -> Result<SeatLock, InventoryError> {
-        if ttl_seconds == 0 {
-            return Err(InventoryError::Invalid(
-                "ttl_seconds must be positive".into(),
-            ));
-        }
+        let expires_at_ms = expiry(now_ms, ttl_seconds)?;
         if seat_numbers.is_empty() {
             return Err(InventoryError::Invalid("no seats requested".into()));
         }
@@ -168,38 +170,27 @@ impl Inventory {
         }
 
         let id = uuid::Uuid::new_v4().to_string();
-        let mut seats = Vec::with_capacity(positions.len());
         for i in positions {
-            // The previous holder can only be a dead lock; forget it so that
-            // dead locks do not pile up.
-            if let Hold::Locked(dead) = &showtime.holds[i] {
-                self.locks.remove(dead);
+            // The previous holder can only be a dead lock; forget all but
+            // its id so that dead locks do not pile up.
+            if let Hold::Locked(dead) = &showtime.holds[i]
+                && let Some(dead) = self.locks.remove(dead)
+            {
+                self.ended.insert(dead.id);
             }
             showtime.holds[i] = Hold::Locked(id.clone());
-            let seat = &showtime.info.seats[i];
-            seats.push(PricedSeat {
-                number: seat.number.clone(),
-                price_cents: seat.price_cents,
-            });
         }
-        let expires_at_ms = now_ms.saturating_add(u64::from(ttl_seconds) * 1000);
-        self.locks.insert(
-            id.clone(),
-            Lock {
-                id: id.clone(),
-                showtime_id: showtime_id.to_owned(),
-                holder: holder.to_owned(),
-                seats: seat_numbers.to_vec(),
-                expires_at_ms,
-                confirmed: false,
-            },
-        );
-        Ok(SeatLock {
-            lock_id: id,
+        let lock = Lock {
+            id: id.clone(),
             showtime_id: showtime_id.to_owned(),
-            seats,
+            holder: holder.to_owned(),
+            seats: seat_numbers.to_vec(),
             expires_at_ms,
-        })
+            confirmed: false,
+        };
+        let seat_lock = seat_lock(showtime, &lock);
+        self.locks.insert(id, lock);
+        Ok(seat_lock)
     }
 
     pub fn confirm(&mut self, lock_id: &str, now_ms: u64) -> Result<(), InventoryError> {
@@ -224,11 +215,47 @@ impl Inventory {
         Ok(())
     }
 
+    /// Makes a live lock end `ttl_seconds` from `now_ms`, never earlier
+    /// than it does.
+    pub fn extend(
+        &mut self,
+        lock_id: &str,
+        ttl_seconds: u32,
+        now_ms: u64,
+    ) -> Result<SeatLock, InventoryError> {
+        let expires_at_ms = expiry(now_ms, ttl_seconds)?;
+        if lock_id.is_empty() {
+            return Err(InventoryError::Invalid("lock_id is empty".into()));
+        }
+        let Some(lock) = self.locks.get_mut(lock_id) else {
+            return Err(if self.ended.contains(lock_id) {
+                InventoryError::Conflict(format!("lock {lock_id} is not held"))
+            } else {
+                InventoryError::UnknownLock(lock_id.to_owned())
+            });
+        };
+        if lock.confirmed {
+            return Err(InventoryError::Conflict(format!(
+                "lock {lock_id} is confirmed"
+            )));
+        }
+        if !lock.is_live(now_ms) {
+            return Err(InventoryError::Conflict(format!("lock {lock_id} expired")));
+        }
+        lock.expires_at_ms = lock.expires_at_ms.max(expires_at_ms);
+        let showtime = self
+            .showtimes
+            .get(&lock.showtime_id)
+            .ok_or_else(|| InventoryError::UnknownShowtime(lock.showtime_id.clone()))?;
+        Ok(seat_lock(showtime, lock))
+    }
+
     /// Frees whatever the lock still holds, booked seats included.
     pub fn release(&mut self, lock_id: &str) {
         let Some(lock) = self.locks.remove(lock_id) else {
             return;
         };
+        self.ended.insert(lock.id.clone());
         let Some(showtime) = self.showtimes.get_mut(&lock.showtime_id) else {
             return;
         };
@@ -279,6 +306,38 @@ impl Inventory {
         self.showtimes
             .get(showtime_id)
             .ok_or_else(|| InventoryError::UnknownShowtime(showtime_id.to_owned()))
+    }
+}
+
+/// When a lock of `ttl_seconds` taken at `now_ms` ends.
+fn expiry(now_ms: u64, ttl_seconds: u32) -> Result<u64, InventoryError> {
+    if ttl_seconds == 0 {
+        return Err(InventoryError::Invalid(
+            "ttl_seconds must be positive".into(),
+        ));
+    }
+    Ok(now_ms.saturating_add(u64::from(ttl_seconds) * 1000))
+}
+
+/// The lock as the API answers it: its seats priced, in its order.
+fn seat_lock(showtime: &ShowtimeSeats, lock: &Lock) -> SeatLock {
+    let seats = lock
+        .seats
+        .iter()
+        .filter_map(|number| showtime.index.get(number))
+        .map(|&i| {
+            let seat = &showtime.info.seats[i];
+            PricedSeat {
+                number: seat.number.clone(),
+                price_cents: seat.price_cents,
+            }
+        })
+        .collect();
+    SeatLock {
+        lock_id: lock.id.clone(),
+        showtime_id: lock.showtime_id.clone(),
+        seats,
+        expires_at_ms: lock.expires_at_ms,
     }
 }
 
@@ -443,6 +502,74 @@ mod tests {
             inv.showtime("showtime_456", NOW).map(|s| s.available_seats),
             Ok(50)
         );
+    }
+
+    #[test]
+    fn extending_a_live_lock_moves_its_end_never_earlier() {
+        let mut inv = inventory();
+        let lock = inv
+            .lock("showtime_456", &seats(&["D6", "D7"]), "b1", 60, NOW)
+            .expect("free");
+        let later = NOW + 30_000;
+        let extended = inv.extend(&lock.lock_id, 120, later).expect("live lock");
+        assert_eq!(extended.expires_at_ms, later + 120_000);
+        assert_eq!(
+            (extended.lock_id, extended.seats),
+            (lock.lock_id.clone(), lock.seats)
+        );
+        // Past the first TTL, the seats are still held.
+        assert_eq!(status_of(&inv, "D6", NOW + 60_000), SeatStatus::Locked);
+
+        let shorter = inv.extend(&lock.lock_id, 1, later).expect("live lock");
+        assert_eq!(shorter.expires_at_ms, later + 120_000);
+        inv.confirm(&lock.lock_id, NOW + 100_000)
+            .expect("still live");
+    }
+
+    #[test]
+    fn extend_refuses_locks_that_are_not_live() {
+        let mut inv = inventory();
+        let conflict = |result| matches!(result, Err(InventoryError::Conflict(_)));
+
+        let expired = inv
+            .lock("showtime_456", &seats(&["E6"]), "b1", 1, NOW)
+            .expect("free");
+        assert!(conflict(inv.extend(&expired.lock_id, 60, NOW + 1_000)));
+        // Still a conflict once a new lock took its seat and it was forgotten.
+        inv.lock("showtime_456", &seats(&["E6"]), "b2", 60, NOW + 1_000)
+            .expect("expired");
+        assert!(conflict(inv.extend(&expired.lock_id, 60, NOW + 1_000)));
+
+        let released = inv
+            .lock("showtime_456", &seats(&["E7"]), "b3", 60, NOW)
+            .expect("free");
+        inv.release(&released.lock_id);
+        assert!(conflict(inv.extend(&released.lock_id, 60, NOW)));
+
+        let confirmed = inv
+            .lock("showtime_456", &seats(&["E8"]), "b4", 60, NOW)
+            .expect("free");
+        inv.confirm(&confirmed.lock_id, NOW).expect("live");
+        assert!(conflict(inv.extend(&confirmed.lock_id, 60, NOW)));
+
+        assert!(matches!(
+            inv.extend("unknown", 60, NOW),
+            Err(InventoryError::UnknownLock(_))
+        ));
+        assert!(matches!(
+            inv.extend("", 60, NOW),
+            Err(InventoryError::Invalid(_))
+        ));
+        let live = inv
+            .lock("showtime_456", &seats(&["E9"]), "b5", 60, NOW)
+            .expect("free");
+        assert!(matches!(
+            inv.extend(&live.lock_id, 0, NOW),
+            Err(InventoryError::Invalid(_))
+        ));
+        let unchanged = inv.live_locks("showtime_456", NOW);
+        let unchanged = unchanged.iter().find(|l| l.id == live.lock_id);
+        assert_eq!(unchanged.map(|l| l.expires_at_ms), Some(NOW + 60_000));
     }
 
     #[test]

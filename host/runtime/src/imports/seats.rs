@@ -46,6 +46,14 @@ impl Host for RequestState {
             .await?)
     }
 
+    async fn extend_lock(&mut self, lock_id: String, ttl_seconds: u32) -> Result<u64, Error> {
+        Ok(self
+            .call("seats", "extend_lock", |ports| {
+                ports.seats.extend_lock(&lock_id, ttl_seconds)
+            })
+            .await?)
+    }
+
     async fn release_seats(&mut self, lock_id: String) -> Result<(), Error> {
         Ok(self
             .call("seats", "release_seats", |ports| {

@@ -82,6 +82,17 @@ impl seats::Guest for Adapters {
         .map(drop))
     }
 
+    fn extend_lock(lock_id: String, ttl_seconds: u32) -> WitResult<seats::Timestamp> {
+        wit(cinema_call::<_, cinema::SeatLock>(
+            "ExtendLock",
+            &cinema::ExtendLockRequest {
+                lock_id,
+                ttl_seconds,
+            },
+        )
+        .map(|lock| lock.expires_at_ms))
+    }
+
     fn release_seats(lock_id: String) -> WitResult<()> {
         wit(cinema_call::<_, cinema::ReleaseSeatsResponse>(
             "ReleaseSeats",

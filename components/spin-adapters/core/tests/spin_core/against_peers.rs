@@ -100,6 +100,23 @@ async fn grpc_web_over_http1_runs_the_seat_workflow_against_the_tonic_web_cinema
         "{unknown_seat:?}"
     );
 
+    let extend = |lock_id: &str, ttl_seconds| cinema::ExtendLockRequest {
+        lock_id: lock_id.into(),
+        ttl_seconds,
+    };
+    let extended: cinema::SeatLock =
+        grpc_web_call(&client, base, "ExtendLock", &extend(&lock.lock_id, 600))
+            .await
+            .unwrap();
+    assert!(extended.expires_at_ms > lock.expires_at_ms);
+    let unknown_lock =
+        grpc_web_call::<_, cinema::SeatLock>(&client, base, "ExtendLock", &extend("nope", 60))
+            .await;
+    assert!(
+        matches!(unknown_lock, Err(Error::NotFound(_))),
+        "{unknown_lock:?}"
+    );
+
     // An empty answer message (ConfirmSeatsResponse) is a zero-length frame.
     let _: cinema::ConfirmSeatsResponse = grpc_web_call(
         &client,
@@ -125,6 +142,17 @@ async fn grpc_web_over_http1_runs_the_seat_workflow_against_the_tonic_web_cinema
     assert_eq!(
         cinema::seat_status(c3.status, "C3").unwrap(),
         SeatStatus::Booked
+    );
+    let confirmed = grpc_web_call::<_, cinema::SeatLock>(
+        &client,
+        base,
+        "ExtendLock",
+        &extend(&lock.lock_id, 60),
+    )
+    .await;
+    assert!(
+        matches!(confirmed, Err(Error::Conflict(_))),
+        "{confirmed:?}"
     );
     let _: cinema::ReleaseSeatsResponse = grpc_web_call(
         &client,
