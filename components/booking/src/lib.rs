@@ -144,7 +144,7 @@ impl subscriptions::Guest for Component {
         })
     }
 
-    fn project(projection: String, events: Vec<subscriptions::Event>) -> Vec<String> {
+    fn project(projection: String, events: Vec<String>) -> Vec<String> {
         let workflow = match hash_keys::renew()
             .map_err(str::to_string)
             .and_then(|()| workflow())
@@ -152,10 +152,18 @@ impl subscriptions::Guest for Component {
             Ok(workflow) => workflow,
             Err(message) => return vec![internal_message(&message)],
         };
+        let events = match events
+            .iter()
+            .map(|event| booking_model::Event::from_json(event))
+            .collect()
+        {
+            Ok(events) => events,
+            Err(error) => return vec![internal_message(&error.to_string())],
+        };
         futures::executor::block_on(booking_logic::live::project(
             Arc::new(workflow),
             &projection,
-            events.into_iter().map(Into::into).collect(),
+            events,
         ))
     }
 }

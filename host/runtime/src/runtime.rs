@@ -359,7 +359,7 @@ impl Runtime {
     /// What `events` look like to the subscribers of `projection`
     /// (`booking_logic::live::project`), on a fresh instance.
     pub async fn project(&self, projection: &str, events: &[Event]) -> anyhow::Result<Vec<String>> {
-        let events: Vec<_> = events.iter().cloned().map(Into::into).collect();
+        let events: Vec<String> = events.iter().map(Event::to_json).collect();
         let (_slot, mut store, logic) = self.logic_instance().await?;
         let call = logic
             .cinema_booking_subscriptions()

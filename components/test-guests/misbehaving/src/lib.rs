@@ -122,7 +122,7 @@ impl subscriptions::Guest for Misbehaving {
         Err(r#"[{"message":"the misbehaving guest serves no subscriptions","extensions":{"code":"INTERNAL"}}]"#.to_string())
     }
 
-    fn project(_projection: String, _events: Vec<subscriptions::Event>) -> Vec<String> {
+    fn project(_projection: String, _events: Vec<String>) -> Vec<String> {
         Vec::new()
     }
 }
