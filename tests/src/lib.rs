@@ -352,8 +352,15 @@ impl TestService {
         self.service.stop().await.expect("clean shutdown");
     }
 
-    /// Starts another host on the same peers.
-    pub async fn second_host(&self, options: Options) -> SecondHost {
+    /// Starts another host on the same peers, with this host's admin
+    /// token unless the options name one: hosts on one MongoDB are one
+    /// fleet, whose replicas share the token its record is signed with.
+    pub async fn second_host(&self, mut options: Options) -> SecondHost {
+        if let Some(token) = &self.admin_token
+            && !options.extra_args.iter().any(|arg| arg == "--admin-token")
+        {
+            options.extra_args.extend(args(&["--admin-token", token]));
+        }
         let (service, data_dir) = start_host(&self.peers, options).await;
         SecondHost {
             base_url: format!("http://{}", service.address),

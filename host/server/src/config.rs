@@ -196,6 +196,12 @@ pub struct Config {
     #[arg(long, env = "SEAT_LOCK_DURATION", default_value_t = 300)]
     pub seat_lock_duration: u32,
 
+    /// Seconds a PENDING booking may hold its seats in all, extensions
+    /// included (the logic's default, 900 or `SEAT_LOCK_DURATION` if
+    /// longer, when unset).
+    #[arg(long, env = "LOCK_MAX_HOLD_SECONDS")]
+    pub lock_max_hold_seconds: Option<u32>,
+
     /// Seconds to wait for the payment service to answer a charge.
     #[arg(long, env = "PAYMENT_TIMEOUT", default_value_t = 30)]
     pub payment_timeout: u64,
@@ -483,6 +489,12 @@ impl Config {
                 self.max_seats_per_user_per_showtime.to_string(),
             ),
             ("AUTH_MODE", auth_mode.to_string()),
+            (
+                "LOCK_MAX_HOLD_SECONDS",
+                self.lock_max_hold_seconds
+                    .map(|seconds| seconds.to_string())
+                    .unwrap_or_default(),
+            ),
             // A key's first request must own it for as long as it can run:
             // the request timeout, plus slack for clocks and scheduling.
             (
@@ -508,6 +520,8 @@ impl Config {
             ("HOST_REPORT", "true".to_string()),
         ]
         .into_iter()
+        // Unset: the logic's own default.
+        .filter(|(_, value)| !value.is_empty())
         .map(|(name, value)| (name.to_string(), value))
         .collect()
     }

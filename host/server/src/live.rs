@@ -59,6 +59,9 @@ pub enum Ended {
     Gap,
 }
 
+/// Feed batches a group folds into one round of messages at most.
+const MAX_BATCHES_PER_ROUND: usize = 256;
+
 /// A message for one subscriber: shared by the whole group.
 pub type Message = Arc<str>;
 
@@ -358,7 +361,7 @@ async fn follow(
                 }
             }
             change = feed.recv() => {
-                let events = match change {
+                let mut events = match change {
                     Ok(Change::Events(events)) => of_topic(topic, &events),
                     Ok(Change::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         for member in lock(&group.members).drain(..) {
@@ -368,6 +371,26 @@ async fn follow(
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
+                // What came meanwhile joins this batch: under load (a flash
+                // sale) members get one message per round, not one per
+                // booking, at no cost in latency when it is quiet.
+                let mut gap = false;
+                for _ in 0..MAX_BATCHES_PER_ROUND {
+                    match feed.try_recv() {
+                        Ok(Change::Events(more)) => events.extend(of_topic(topic, &more)),
+                        Ok(Change::Gap) | Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                            gap = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if gap {
+                    for member in lock(&group.members).drain(..) {
+                        end(&member, Ended::Gap);
+                    }
+                    continue;
+                }
                 if events.is_empty() || lock(&group.members).is_empty() {
                     continue;
                 }

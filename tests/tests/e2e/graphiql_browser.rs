@@ -18,7 +18,7 @@ use e2e_tests::{Options, TestService};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-fn browser_dir() -> PathBuf {
+pub(crate) fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
 }
 
@@ -66,7 +66,15 @@ fn install_playwright() {
 
 fn npm_ci_unless_installed() {
     let dir = browser_dir();
-    if ["playwright-core", "graphql-http"].iter().all(|package| {
+    if [
+        "playwright-core",
+        "graphql-http",
+        "graphql-ws",
+        "graphql-sse",
+        "ws",
+    ]
+    .iter()
+    .all(|package| {
         dir.join(format!("node_modules/{package}/package.json"))
             .exists()
     }) {
@@ -89,7 +97,7 @@ fn npm_ci_unless_installed() {
 /// Whether the browser tests can run: chromium and Node.js are there
 /// (see `browser_available`), and so is playwright-core (installed here
 /// if need be).
-async fn browser_ready() -> bool {
+pub(crate) async fn browser_ready() -> bool {
     if !browser_available() {
         return false;
     }

@@ -8,6 +8,7 @@ mod compensation;
 mod contention;
 mod graphiql_browser;
 mod hot_swap;
+mod live;
 mod native_twin;
 mod observability;
 mod preinit;

@@ -30,6 +30,13 @@ const PROTOCOL: &str = "graphql-transport-ws";
 /// Largest message a client may send (a subscribe with its document).
 const MAX_MESSAGE_BYTES: usize = 64 << 10;
 
+/// The read buffer's starting size: client messages are small.
+const READ_BUFFER_BYTES: usize = 4 << 10;
+
+/// Bytes queued in the socket's write buffer past which a client that
+/// stopped reading is dropped.
+const MAX_UNSENT_BYTES: usize = 256 << 10;
+
 /// How long a close frame may take to reach a client that stopped
 /// reading before the connection is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -59,6 +66,13 @@ pub(crate) async fn graphql(State(state): State<Arc<AppState>>, request: Request
     upgrade
         .protocols([PROTOCOL])
         .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        // Small buffers (the library's defaults are 128 KiB each way, too
+        // much for thousands of idle subscribers), and a cap on what may
+        // wait for a client that stopped reading.
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_UNSENT_BYTES)
         .on_upgrade(move |socket| async move {
             if offered {
                 Session::run(state, socket).await;
