@@ -28,6 +28,8 @@ const BASE = (process.env.BOOKING_URL || '').replace(/\/+$/, '');
 const BASE_B = (process.env.BOOKING_URL_B || '').replace(/\/+$/, '');
 const PER_CONNECTION = Number(process.env.PER_CONNECTION || 10);
 const INIT_TIMEOUT_MS = Number(process.env.INIT_TIMEOUT_MS || 10000);
+const PER_USER = Number(process.env.PER_USER || 20);
+const IDLE_MS = Number(process.env.IDLE_MS || 60000);
 const WAIT_MS = 10_000;
 const SCENARIO_MS = 60_000;
 const SHOWTIME = 'showtime_456';
@@ -467,7 +469,7 @@ async function bookingStatusScenario() {
 }
 
 /** A raw graphql-transport-ws socket (the `ws` package): events as promises. */
-function rawSocket(base) {
+function rawSocket(base, { pong = true } = {}) {
   const socket = new WebSocket(wsUrl(base), 'graphql-transport-ws');
   const state = { socket, messages: [], closed: null, opened: null, errors: [] };
   let wake = () => {};
@@ -483,7 +485,7 @@ function rawSocket(base) {
     } catch {
       message = { unparsable: String(data).slice(0, 200) };
     }
-    if (message.type === 'ping') socket.send(JSON.stringify(message.payload ? { type: 'pong', payload: message.payload } : { type: 'pong' }));
+    if (message.type === 'ping' && pong) socket.send(JSON.stringify(message.payload ? { type: 'pong', payload: message.payload } : { type: 'pong' }));
     state.messages.push(message);
     changed();
   });
@@ -673,6 +675,46 @@ async function twoHostsScenario() {
   figures.availableLatencyMs = ms(freed.t - cancelled.at);
 }
 
+/**
+ * Per-user limit across connections (the server runs with
+ * --subscriptions-per-user PER_USER) and the idle timeout (keep-alive
+ * every second, idle after IDLE_MS): a socket that answers no ping is
+ * closed with 1001, a graphql-ws client (which answers them) stays.
+ */
+async function userLimitAndIdleScenario() {
+  const token = await login(BASE, 'user_789');
+  const first = wsClient(BASE, token);
+  const second = wsClient(BASE, token);
+  const held = [];
+  for (let i = 0; i < PER_USER; i++) {
+    held.push(subscribe(i % 2 ? second : first, `user seatMap #${i + 1}`, SEAT_MAP, { s: SHOWTIME }));
+  }
+  await Promise.all(held.map(snapshotOf));
+  const over = subscribe(second, `user seatMap #${PER_USER + 1}`, SEAT_MAP, { s: SHOWTIME });
+  const outcome = await over.outcome('TOO_MANY_SUBSCRIPTIONS');
+  figures.perUser = { limit: PER_USER, codes: codesOf(outcome.errors) };
+  check(figures.perUser.codes.includes('TOO_MANY_SUBSCRIPTIONS'), `subscription #${PER_USER + 1} of one user: ${JSON.stringify(figures.perUser)}`);
+  // Leaving frees a place: the user may subscribe again.
+  held[0].dispose();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const again = subscribe(second, 'user seatMap after one left', SEAT_MAP, { s: SHOWTIME });
+  await snapshotOf(again);
+  figures.perUser.freedByLeaving = true;
+
+  const silent = rawSocket(BASE, { pong: false });
+  await silent.until((s) => s.opened || s.closed, 'the WebSocket handshake');
+  silent.socket.send(JSON.stringify({ type: 'connection_init' }));
+  await silent.until((s) => s.messages.some((m) => m.type === 'connection_ack'), 'connection_ack');
+  const acked = now();
+  await silent.until((s) => s.closed, 'the close of a silent connection', IDLE_MS + 3000);
+  figures.idle = { code: silent.closed.code, reason: silent.closed.reason, afterMs: ms(silent.closed.t - acked), pingsSeen: silent.messages.filter((m) => m.type === 'ping').length };
+  check(silent.closed.code === 1001, `silent connection: expected 1001, got ${JSON.stringify(figures.idle)}`);
+  check(figures.idle.afterMs >= IDLE_MS * 0.8, `closed after ${figures.idle.afterMs} ms, before the ${IDLE_MS} ms idle timeout`);
+  check(figures.idle.pingsSeen >= 1, 'the server sent keep-alive pings');
+  check(first.closes.length === 0 && second.closes.length === 0, `clients that answer pings stay: ${JSON.stringify([first.closes, second.closes])}`);
+  figures.idle.answeringClientsStayed = true;
+}
+
 // ------------------------------------------------------------------- main
 
 const scenarios = {
@@ -680,6 +722,7 @@ const scenarios = {
   'sse-seat-map': () => seatMapScenario('sse'),
   'ws-booking-status': bookingStatusScenario,
   'ws-limits': limitsScenario,
+  'ws-user-limit-and-idle': userLimitAndIdleScenario,
   'two-hosts': twoHostsScenario,
 };
 

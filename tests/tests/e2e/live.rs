@@ -130,6 +130,41 @@ async fn subscription_limits_refuse_close_silent_connections_and_drop_slow_consu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_is_limited_across_connections_and_silent_connections_are_closed() {
+    if !browser_ready().await {
+        return;
+    }
+    let service = TestService::start(Options {
+        auth_required: true,
+        extra_args: args(&[
+            "--subscriptions-per-user",
+            "3",
+            "--subscription-keepalive-seconds",
+            "1",
+            "--subscription-idle-seconds",
+            "2",
+        ]),
+        ..Options::default()
+    })
+    .await;
+    let result = node(
+        "subscriptions.mjs",
+        "ws-user-limit-and-idle",
+        vec![
+            ("BOOKING_URL", service.base_url.clone()),
+            ("PER_USER", "3".to_owned()),
+            ("IDLE_MS", "2000".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(codes(&result["perUser"]), ["TOO_MANY_SUBSCRIPTIONS"], "{result}");
+    assert_eq!(result["perUser"]["freedByLeaving"], true, "{result}");
+    assert_eq!(result["idle"]["code"], 1001, "{result}");
+    assert_eq!(result["idle"]["answeringClientsStayed"], true, "{result}");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_booking_pages_see_each_others_holds_payments_and_declines_live() {
     if !browser_ready().await {
         return;
