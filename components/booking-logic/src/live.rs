@@ -22,30 +22,12 @@ use serde_json::json;
 use crate::access::{self, Principal};
 use crate::error::BookingError;
 use crate::http::{graphql_request, guard, label};
-use crate::model::{Event, Timestamp};
+use crate::model::Event;
 use crate::schema::subscription::Source;
 use crate::schema::{RequestContext, schema};
 use crate::workflow::Workflow;
 
-/// A subscription that started (or a query or mutation sent over a
-/// subscription transport, answered at once: no topic).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Started {
-    /// `showtime:<id>` or `booking:<id>`; none when `initial` is all.
-    pub topic: Option<String>,
-    /// What [`project`] takes for this subscription's changes.
-    pub projection: String,
-    /// The caller's user id, for per-user limits.
-    pub owner: Option<String>,
-    /// When the caller's token stops being valid.
-    pub expires_at: Option<Timestamp>,
-    /// The first messages (GraphQL responses as JSON).
-    pub initial: Vec<String>,
-}
-
-/// A subscription refused before it started: a JSON array of GraphQL
-/// errors, each with `extensions.code`.
-pub type Refusal = String;
+pub use crate::model::{Refusal, Subscription as Started};
 
 /// Parses, checks and authorizes `request` (JSON) for the caller behind
 /// `token`, and answers its first messages.
@@ -126,7 +108,10 @@ pub async fn project(workflow: Arc<Workflow>, projection: &str, events: Vec<Even
     {
         Ok(graphql) => graphql,
         Err(message) => {
-            return vec![json!({ "errors": [{ "message": format!("not a projection: {message}"), "extensions": { "code": "INTERNAL" } }] }).to_string()];
+            return vec![error_message(
+                &format!("not a projection: {message}"),
+                "INTERNAL",
+            )];
         }
     };
     let graphql = with_context(
@@ -165,6 +150,12 @@ fn with_context(
     graphql
 }
 
+/// A message of one error with `code`, for a projection that cannot
+/// run at all.
+pub fn error_message(message: &str, code: &str) -> String {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }).to_string()
+}
+
 fn encode(response: &Response) -> String {
     serde_json::to_string(response).unwrap_or_else(|error| {
         refusal(
@@ -186,7 +177,9 @@ fn errors(errors: Vec<ServerError>) -> Refusal {
     serde_json::to_string(&errors).unwrap_or_else(|_| "[]".to_string())
 }
 
-fn refusal(message: &str, code: &str) -> Refusal {
+/// A refusal of one error with `code`, for a transport or the component
+/// glue that cannot start the logic at all.
+pub fn refusal(message: &str, code: &str) -> Refusal {
     errors(vec![coded(ServerError::new(message, None), code)])
 }
 

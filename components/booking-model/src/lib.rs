@@ -18,6 +18,7 @@ mod payments;
 pub mod report;
 mod seats;
 mod storage;
+mod subscriptions;
 mod users;
 #[doc(hidden)]
 pub mod wit;
@@ -28,6 +29,7 @@ pub use maintenance::SweepReport;
 pub use payments::{ChargeRequest, Receipt, RefundReceipt};
 pub use seats::{PricedSeat, Seat, SeatLock, SeatStatus, Showtime};
 pub use storage::{Booking, BookingPage, BookingStatus, IdempotencyRecord, PageRequest};
+pub use subscriptions::{Refusal, Subscription};
 pub use users::{Caller, User};
 
 /// Milliseconds since the Unix epoch, UTC (WIT `types.timestamp`).

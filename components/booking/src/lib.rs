@@ -169,13 +169,11 @@ impl subscriptions::Guest for Component {
 }
 
 fn internal_refusal(message: &str) -> String {
-    serde_json::json!([{ "message": message, "extensions": { "code": "CONFIGURATION_INVALID" } }])
-        .to_string()
+    booking_logic::live::refusal(message, "CONFIGURATION_INVALID")
 }
 
 fn internal_message(message: &str) -> String {
-    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "CONFIGURATION_INVALID" } }] })
-        .to_string()
+    booking_logic::live::error_message(message, "CONFIGURATION_INVALID")
 }
 
 async fn read_request(request: IncomingRequest) -> Result<HttpRequest, String> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use booking_logic::live::{Refusal, Started};
+use booking_logic::model::{Refusal, Subscription as Started};
 use booking_logic::ports::Ports;
 use booking_model::Event;
 use booking_model::report::{REPORT_HEADER, RequestReport};

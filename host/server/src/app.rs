@@ -158,6 +158,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         dependencies.changes.clone(),
         config.live_limits(),
         stopping.subscribe(),
+        metrics.live.clone(),
     ));
     let state = Arc::new(AppState {
         runtime,

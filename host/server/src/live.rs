@@ -27,6 +27,9 @@ use std::time::Duration;
 
 use booking_adapters::changes::{Change, Changes};
 use booking_model::{Event, Timestamp};
+use booking_telemetry::metrics::{DropLabels, LiveMetrics};
+use booking_telemetry::prometheus_client::metrics::counter::Counter;
+use booking_telemetry::prometheus_client::metrics::family::Family;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -67,6 +70,7 @@ pub type Message = Arc<str>;
 
 pub struct Live {
     changes: Changes,
+    metrics: LiveMetrics,
     /// Turns true at shutdown: every session closes.
     stopping: watch::Receiver<bool>,
     limits: LiveLimits,
@@ -115,6 +119,7 @@ impl Drop for Membership {
 
 struct Group {
     key: (String, String),
+    dropped: Family<DropLabels, Counter>,
     /// Subscriptions in it, joined or about to: kept under the groups'
     /// lock, so a group is removed only when no join is on its way.
     subscriptions: AtomicUsize,
@@ -141,9 +146,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Live {
-    pub fn new(changes: Changes, limits: LiveLimits, stopping: watch::Receiver<bool>) -> Live {
+    pub fn new(
+        changes: Changes,
+        limits: LiveLimits,
+        stopping: watch::Receiver<bool>,
+        metrics: LiveMetrics,
+    ) -> Live {
         Live {
             changes,
+            metrics,
             stopping,
             limits,
             groups: Mutex::default(),
@@ -238,6 +249,7 @@ impl Live {
         let ended = Arc::new(OnceLock::new());
         let id = self.next_member.fetch_add(1, Ordering::Relaxed);
         let group = self.group(state, (topic, started.projection));
+        self.metrics.subscriptions.inc();
         // A group's task stops taking joins only once it has no members,
         // when it is also out of the map: then a new group takes them.
         let _ = group.joins.send(Join {
@@ -273,6 +285,7 @@ impl Live {
         let (joins, joining) = mpsc::unbounded_channel();
         let group = Arc::new(Group {
             key: key.clone(),
+            dropped: self.metrics.dropped.clone(),
             subscriptions: AtomicUsize::new(1),
             members: Mutex::default(),
             joins,
@@ -291,6 +304,7 @@ impl Live {
 
     fn leave(&self, group: &Arc<Group>, id: u64, owner: Option<&str>) {
         self.subscribers.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.subscriptions.dec();
         if let Some(owner) = owner {
             let mut users = lock(&self.users);
             if let Some(count) = users.get_mut(owner) {
@@ -341,19 +355,19 @@ async fn follow(
                     }
                 }
                 if gap {
-                    end(&member, Ended::Gap);
+                    group.end(&member, Ended::Gap);
                     continue;
                 }
                 if !missed.is_empty() {
                     match project(&state, projection, &missed).await {
                         Some(messages) => {
                             for message in messages {
-                                if !deliver(&member, &message) {
+                                if !group.deliver(&member, &message) {
                                     break;
                                 }
                             }
                         }
-                        None => end(&member, Ended::Gap),
+                        None => group.end(&member, Ended::Gap),
                     }
                 }
                 if member.ended.get().is_none() {
@@ -365,7 +379,7 @@ async fn follow(
                     Ok(Change::Events(events)) => of_topic(topic, &events),
                     Ok(Change::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         for member in lock(&group.members).drain(..) {
-                            end(&member, Ended::Gap);
+                            group.end(&member, Ended::Gap);
                         }
                         continue;
                     }
@@ -387,7 +401,7 @@ async fn follow(
                 }
                 if gap {
                     for member in lock(&group.members).drain(..) {
-                        end(&member, Ended::Gap);
+                        group.end(&member, Ended::Gap);
                     }
                     continue;
                 }
@@ -396,12 +410,12 @@ async fn follow(
                 }
                 let Some(messages) = project(&state, projection, &events).await else {
                     for member in lock(&group.members).drain(..) {
-                        end(&member, Ended::Gap);
+                        group.end(&member, Ended::Gap);
                     }
                     continue;
                 };
                 for message in messages {
-                    lock(&group.members).retain(|member| deliver(member, &message));
+                    lock(&group.members).retain(|member| group.deliver(member, &message));
                 }
             }
         }
@@ -442,21 +456,29 @@ async fn project(state: &AppState, projection: &str, events: &[Event]) -> Option
     }
 }
 
-/// Hands `message` to `member`; false when it is gone or just ended.
-fn deliver(member: &Member, message: &Message) -> bool {
-    match member.sender.try_send(message.clone()) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            end(member, Ended::SlowConsumer);
-            false
+impl Group {
+    /// Hands `message` to `member`; false when it is gone or just ended.
+    fn deliver(&self, member: &Member, message: &Message) -> bool {
+        match member.sender.try_send(message.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.end(member, Ended::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
-}
 
-/// Marks why; its transport sees the queue close after what it holds.
-fn end(member: &Member, why: Ended) {
-    let _ = member.ended.set(why);
+    /// Marks why; its transport sees the queue close after what it holds.
+    fn end(&self, member: &Member, why: Ended) {
+        if member.ended.set(why).is_ok() {
+            let reason = match why {
+                Ended::SlowConsumer => "slow_consumer",
+                Ended::Gap => "gap",
+            };
+            self.dropped.get_or_create(&DropLabels { reason }).inc();
+        }
+    }
 }
 
 /// The events of `topic`: a showtime's or a booking's.

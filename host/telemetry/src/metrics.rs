@@ -45,6 +45,7 @@ pub struct Metrics {
     pub ports: PortMetrics,
     pub outbox: OutboxMetrics,
     pub relay: RelayMetrics,
+    pub live: LiveMetrics,
     pub sweeper: SweeperMetrics,
     pub idempotency: IdempotencyMetrics,
     pub versions: VersionMetrics,
@@ -176,6 +177,20 @@ pub struct RelayMetrics {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// `slow_consumer` or `gap`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LiveMetrics {
+    /// GraphQL subscriptions open on this host.
+    pub subscriptions: Gauge,
+    /// Subscriptions the host ended, by why.
+    pub dropped: Family<DropLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
     pub outcome: RunOutcome,
 }
@@ -255,6 +270,7 @@ impl Metrics {
             published: Counter::default(),
             failures: Counter::default(),
         };
+        let live = LiveMetrics::default();
         let sweeper = SweeperMetrics {
             runs: Family::default(),
             expired: Counter::default(),
@@ -354,6 +370,16 @@ impl Metrics {
             relay.failures.clone(),
         );
         booking.register(
+            "live_subscriptions",
+            "GraphQL subscriptions open on this host",
+            live.subscriptions.clone(),
+        );
+        booking.register(
+            "live_dropped",
+            "Subscriptions the host ended: a slow consumer, or updates missed (a gap)",
+            live.dropped.clone(),
+        );
+        booking.register(
             "sweeper_runs",
             "Calls of the component's sweep, by outcome",
             sweeper.runs.clone(),
@@ -412,6 +438,7 @@ impl Metrics {
             ports,
             outbox,
             relay,
+            live,
             sweeper,
             idempotency,
             versions,

@@ -126,6 +126,20 @@ async fn subscription_limits_refuse_close_silent_connections_and_drop_slow_consu
     assert_eq!(result["overLimit"]["othersStillOpen"], true, "{result}");
     assert_eq!(result["initTimeout"]["code"], 4408, "{result}");
     assert_eq!(result["slowConsumer"]["close"]["code"], 1013, "{result}");
+    let metrics = reqwest::get(&service.metrics_url)
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the metrics");
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(r#"booking_live_dropped_total{reason="slow_consumer"} "#)
+        })
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no slow-consumer drops counted:\n{metrics}"));
+    assert!(dropped >= 1.0, "{dropped}");
     service.stop().await;
 }
 
@@ -157,7 +171,11 @@ async fn one_user_is_limited_across_connections_and_silent_connections_are_close
         ],
     )
     .await;
-    assert_eq!(codes(&result["perUser"]), ["TOO_MANY_SUBSCRIPTIONS"], "{result}");
+    assert_eq!(
+        codes(&result["perUser"]),
+        ["TOO_MANY_SUBSCRIPTIONS"],
+        "{result}"
+    );
     assert_eq!(result["perUser"]["freedByLeaving"], true, "{result}");
     assert_eq!(result["idle"]["code"], 1001, "{result}");
     assert_eq!(result["idle"]["answeringClientsStayed"], true, "{result}");
