@@ -477,6 +477,8 @@ try {
   await pageA.click('#pay-button');
   await Promise.all([waitStatus(pageA, 'A', 'PAYMENT_FAILED'), waitSeats(pageB, 'B', seats, 'AVAILABLE')]);
   const freedAfterMs = (await seenAt(pageB, seats, 'AVAILABLE', declinedClicked)) - declinedClicked;
+  // The status can turn (live) before the payment's answer shows its error.
+  await pageA.waitForSelector('#message[data-kind="error"]', { timeout: 10_000 }).catch(() => {});
   const declinedMessage = {
     kind: await pageA.getAttribute('#message', 'data-kind'),
     text: (await pageA.textContent('#message')) || '',

@@ -65,6 +65,16 @@ pub enum Ended {
 /// Feed batches a group folds into one round of messages at most.
 const MAX_BATCHES_PER_ROUND: usize = 256;
 
+impl Ended {
+    /// The metric's `reason` label.
+    fn label(self) -> &'static str {
+        match self {
+            Ended::SlowConsumer => "slow_consumer",
+            Ended::Gap => "gap",
+        }
+    }
+}
+
 /// A message for one subscriber: shared by the whole group.
 pub type Message = Arc<str>;
 
@@ -162,6 +172,17 @@ impl Live {
             subscribers: AtomicUsize::new(0),
             next_member: AtomicU64::new(1),
         }
+    }
+
+    /// Counts a subscriber the host dropped outside a group (its
+    /// connection's own queue was full).
+    pub fn count_drop(&self, why: Ended) {
+        self.metrics
+            .dropped
+            .get_or_create(&DropLabels {
+                reason: why.label(),
+            })
+            .inc();
     }
 
     pub fn stopping(&self) -> watch::Receiver<bool> {
@@ -472,11 +493,11 @@ impl Group {
     /// Marks why; its transport sees the queue close after what it holds.
     fn end(&self, member: &Member, why: Ended) {
         if member.ended.set(why).is_ok() {
-            let reason = match why {
-                Ended::SlowConsumer => "slow_consumer",
-                Ended::Gap => "gap",
-            };
-            self.dropped.get_or_create(&DropLabels { reason }).inc();
+            self.dropped
+                .get_or_create(&DropLabels {
+                    reason: why.label(),
+                })
+                .inc();
         }
     }
 }

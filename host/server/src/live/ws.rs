@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{Ended, Subscription};
+use super::{Ended, Live, Subscription};
 use crate::app::AppState;
 
 const PROTOCOL: &str = "graphql-transport-ws";
@@ -231,7 +231,12 @@ impl Session {
     }
 
     fn send(&self, message: Value) -> bool {
-        queue(&self.outgoing, &self.closing, message.to_string())
+        queue(
+            &self.state.live,
+            &self.outgoing,
+            &self.closing,
+            message.to_string(),
+        )
     }
 
     fn close(&self, code: u16, reason: &str) -> bool {
@@ -259,6 +264,7 @@ fn shut(closing: &watch::Sender<Option<(u16, String)>>, code: u16, reason: &str)
 /// Queues a frame for the writer; a full queue means the client reads
 /// slower than its messages come: the connection closes (1013).
 fn queue(
+    live: &Live,
     outgoing: &mpsc::Sender<String>,
     closing: &watch::Sender<Option<(u16, String)>>,
     text: String,
@@ -266,6 +272,7 @@ fn queue(
     match outgoing.try_send(text) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
+            live.count_drop(Ended::SlowConsumer);
             shut(
                 closing,
                 1013,
@@ -302,6 +309,7 @@ async fn forward(
         Ok(subscription) => subscription,
         Err(refused) => {
             queue(
+                &state.live,
                 &outgoing,
                 &closing,
                 format!(
@@ -321,12 +329,12 @@ async fn forward(
         membership: _membership,
     } = subscription;
     for message in &initial {
-        if !queue(&outgoing, &closing, next(message)) {
+        if !queue(&state.live, &outgoing, &closing, next(message)) {
             return;
         }
     }
     let Some(mut updates) = updates else {
-        queue(&outgoing, &closing, complete());
+        queue(&state.live, &outgoing, &closing, complete());
         return;
     };
     let expiry = super::expiry(expires_at);
@@ -335,7 +343,7 @@ async fn forward(
         tokio::select! {
             update = updates.recv() => match update {
                 Some(message) => {
-                    if !queue(&outgoing, &closing, next(&message)) {
+                    if !queue(&state.live, &outgoing, &closing, next(&message)) {
                         return;
                     }
                 }
@@ -348,8 +356,8 @@ async fn forward(
                 }
             },
             () = &mut expiry => {
-                queue(&outgoing, &closing, next(&super::token_expired()));
-                queue(&outgoing, &closing, complete());
+                queue(&state.live, &outgoing, &closing, next(&super::token_expired()));
+                queue(&state.live, &outgoing, &closing, complete());
                 return;
             }
         }
